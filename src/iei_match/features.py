@@ -1,0 +1,279 @@
+"""Pair features: everything the ranker knows about one (need, program) pair.
+
+A :class:`Memory` is what the engine remembers from training: the vectorizers, the known
+needs and programs as vectors, and their graded links. :func:`pair_features` turns candidate
+pairs of new needs and programs into a feature table, using only the memory and the two
+:class:`Side` objects, so the same code serves training (with out-of-fold memories) and
+ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize as l2_normalize
+
+from .kernels import neighbour_link_stats, pair_dots, topk_rows
+from .retrieval import PostingIndex
+from .text import normalize
+from .vectorize import FieldMatrices, FieldVectorizer, bm25_weights
+
+__all__ = ["Side", "Memory", "pair_features", "candidate_pairs", "code_prefix"]
+
+LEVELS = ("中职", "高职专科", "职教本科", "本科", "技工院校")
+
+
+def code_prefix(codes: pd.Series, length: int) -> np.ndarray:
+    """The first ``length`` letters or digits of a taxonomy code (separators dropped)."""
+    clean = codes.astype(str).map(normalize).str.replace(r"[^0-9a-z]", "", regex=True)
+    return clean.str.slice(0, length).to_numpy(dtype=object)
+
+
+@dataclass
+class Side:
+    """One side (needs or programs) of the pairs, vectorised.
+
+    Attributes
+    ----------
+    ids : ndarray of str
+    word, char : FieldMatrices
+    level : ndarray of int
+        Index into :data:`LEVELS`, -1 when unknown.
+    codes : pandas.Series
+        Taxonomy code of each row (its ``code`` column, else its id).
+    """
+
+    ids: np.ndarray
+    word: FieldMatrices
+    char: FieldMatrices
+    level: np.ndarray
+    codes: pd.Series
+    dense: np.ndarray | None = None
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
+              char: FieldVectorizer, dense: np.ndarray | None = None) -> Side:
+        titles = frame["title"].astype(str).tolist()
+        texts = frame["text"].astype(str).tolist()
+        level = frame["level"] if "level" in frame else pd.Series([""] * len(frame))
+        lookup = {name: i for i, name in enumerate(LEVELS)}
+        codes = frame["code"] if "code" in frame else frame[id_col]
+        codes = codes.astype(str).where(codes.astype(str).str.len() > 0, frame[id_col].astype(str))
+        return cls(
+            ids=frame[id_col].astype(str).to_numpy(dtype=object),
+            word=word.transform(titles, texts),
+            char=char.transform(titles, texts),
+            level=np.array([lookup.get(str(v).strip(), -1) for v in level], dtype=np.int32),
+            codes=codes.reset_index(drop=True),
+            dense=dense,
+        )
+
+    def take(self, rows: np.ndarray) -> Side:
+        return Side(self.ids[rows], self.word.take(rows), self.char.take(rows), self.level[rows],
+                    self.codes.iloc[rows].reset_index(drop=True),
+                    None if self.dense is None else self.dense[rows])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Memory:
+    """What the ranker may consult about the past: known needs, known programs, their links.
+
+    ``links`` has one row per known need and one column per known program. Programs are
+    matched to the programs being ranked by id.
+    """
+
+    needs: Side
+    programs: Side
+    links: sp.csr_matrix
+    word_idf: np.ndarray
+    need_prefix_len: tuple[int, ...] = (2, 3)
+    program_prefix_len: tuple[int, ...] = (2, 4)
+    knn: int = 30
+
+    def __post_init__(self) -> None:
+        self.links = sp.csr_matrix(self.links, dtype=np.float32)
+        self.links.sort_indices()
+        self.program_index = {pid: j for j, pid in enumerate(self.programs.ids)}
+        self.need_index_word = PostingIndex(self.needs.word.full)
+        self.need_index_char = PostingIndex(self.needs.char.full)
+        degree = np.asarray((self.links > 0).sum(axis=0)).ravel().astype(np.float32)
+        self.program_degree = degree
+        # Programs' linked-need centroids (word space): "needs this program served before".
+        centroid = self.links.T @ self.needs.word.full
+        self.program_centroid = l2_normalize(sp.csr_matrix(centroid, dtype=np.float32))
+        self.priors = {}
+        linked = self.links.tocoo()
+        for ln in self.need_prefix_len:
+            need_pre = code_prefix(self.needs.codes, ln)[linked.row]
+            for lp in self.program_prefix_len:
+                prog_pre = code_prefix(self.programs.codes, lp)[linked.col]
+                table = pd.DataFrame({"n": need_pre, "p": prog_pre, "g": linked.data})
+                counts = table.groupby(["n", "p"])["g"].sum()
+                totals = table.groupby("n")["g"].sum()
+                prob = (counts / totals.reindex(counts.index.get_level_values(0)).to_numpy())
+                self.priors[(ln, lp)] = (prob, totals)
+
+    def neighbours(self, queries: Side) -> sp.csr_matrix:
+        """Each query need's ``knn`` most similar known needs (mean of word and char cosine)."""
+        k = min(self.knn, len(self.needs))
+        n_q, n_k = len(queries), len(self.needs)
+        iw, sw = self.need_index_word.search(queries.word.full, k)
+        ic, sc = self.need_index_char.search(queries.char.full, k)
+        rows = np.repeat(np.arange(n_q), 2 * k)
+        cols = np.concatenate([iw, ic], axis=1).ravel()
+        keep = cols >= 0
+        rows, cols = rows[keep], cols[keep]
+        pairs = np.unique(rows * n_k + cols)
+        rows, cols = pairs // n_k, pairs % n_k
+        sim = 0.5 * (pair_dots(queries.word.full, self.needs.word.full, rows, cols)
+                     + pair_dots(queries.char.full, self.needs.char.full, rows, cols))
+        m = sp.csr_matrix((sim, (rows, cols)), shape=(n_q, n_k))
+        top_cols, top_sim = topk_rows(m, k)
+        r = np.repeat(np.arange(n_q), k)
+        ok = top_cols.ravel() >= 0
+        return sp.csr_matrix((top_sim.ravel()[ok], (r[ok], top_cols.ravel()[ok])), shape=(n_q, n_k))
+
+    def program_columns(self, programs: Side) -> np.ndarray:
+        """Column of each given program in ``links`` (-1 for programs never seen)."""
+        return np.array([self.program_index.get(pid, -1) for pid in programs.ids], dtype=np.int64)
+
+
+def _collab_scores(memory: Memory, nbrs: sp.csr_matrix, prog_cols: np.ndarray) -> sp.csr_matrix:
+    """Neighbour-weighted link scores of every query need for every given program."""
+    known = prog_cols >= 0
+    to_given = sp.csr_matrix(
+        (np.ones(known.sum(), np.float32), (prog_cols[known], np.flatnonzero(known))),
+        shape=(memory.links.shape[1], len(prog_cols)))
+    return sp.csr_matrix(nbrs @ memory.links @ to_given)
+
+
+def candidate_pairs(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matrix,
+                    k: int, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """Union of the top ``k`` by word TF-IDF, char TF-IDF and collaborative score.
+
+    ``direction`` is ``"need"`` (top programs of each need) or ``"program"`` (top needs of
+    each program). Returns (need rows, program rows), unique pairs, sorted.
+    """
+    collab = _collab_scores(memory, nbrs, memory.program_columns(programs))
+    if direction == "need":
+        q_word, d_word, q_char, d_char = needs.word.full, programs.word.full, needs.char.full, \
+            programs.char.full
+    else:
+        q_word, d_word, q_char, d_char = programs.word.full, needs.word.full, programs.char.full, \
+            needs.char.full
+        collab = collab.T.tocsr()
+    kk = min(k, d_word.shape[0])
+    parts = [PostingIndex(d_word).search(q_word, kk)[0], PostingIndex(d_char).search(q_char, kk)[0],
+             topk_rows(collab, kk)[0]]
+    q = np.repeat(np.arange(q_word.shape[0]), kk)
+    rows = np.concatenate([q] * len(parts))
+    cols = np.concatenate([p.ravel() for p in parts])
+    ok = cols >= 0
+    n_d = d_word.shape[0]
+    pairs = np.unique(rows[ok] * n_d + cols[ok])
+    q_rows, d_rows = pairs // n_d, pairs % n_d
+    return (q_rows, d_rows) if direction == "need" else (d_rows, q_rows)
+
+
+def _coverage(title_counts: sp.csr_matrix, doc_counts: sp.csr_matrix, rows, cols) -> np.ndarray:
+    """Share of a title's distinct char n-grams found in the other document."""
+    t = title_counts.copy()
+    t.data[:] = 1.0
+    d = doc_counts.copy()
+    d.data[:] = 1.0
+    size = np.asarray(t.sum(axis=1)).ravel()
+    hit = pair_dots(t, d, rows, cols)
+    return np.where(size[rows] > 0, hit / np.maximum(size[rows], 1), 0.0).astype(np.float32)
+
+
+def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
+    out = {}
+    for (ln, lp), (prob, totals) in memory.priors.items():
+        n_pre = code_prefix(needs.codes, ln)[n_rows]
+        p_pre = code_prefix(programs.codes, lp)[p_rows]
+        idx = pd.MultiIndex.from_arrays([n_pre, p_pre])
+        seen = totals.reindex(n_pre).to_numpy()
+        val = prob.reindex(idx).to_numpy(dtype=np.float64)
+        val = np.where(np.isnan(seen), np.nan, np.nan_to_num(val, nan=0.0))
+        out[f"prior_n{ln}_p{lp}"] = val.astype(np.float32)
+    return out
+
+
+def _category_collab(memory: Memory, nbrs: sp.csr_matrix, programs: Side, n_rows, p_rows,
+                     length: int) -> np.ndarray:
+    """Neighbour-weighted share of links that went to the program's category (code prefix)."""
+    known_cat = code_prefix(memory.programs.codes, length)
+    cats, known_idx = np.unique(known_cat, return_inverse=True)
+    onehot = sp.csr_matrix((np.ones(len(known_idx), np.float32),
+                            (np.arange(len(known_idx)), known_idx)),
+                           shape=(len(known_idx), len(cats)))
+    per_cat = sp.csr_matrix(nbrs @ memory.links @ onehot)
+    total = np.asarray(per_cat.sum(axis=1)).ravel()
+    lookup = {c: i for i, c in enumerate(cats)}
+    given = np.array([lookup.get(c, -1) for c in code_prefix(programs.codes, length)])
+    gc = given[p_rows]
+    val = np.zeros(len(n_rows), np.float32)
+    ok = gc >= 0
+    val[ok] = np.asarray(per_cat[n_rows[ok], gc[ok]]).ravel()
+    return np.where(total[n_rows] > 0, val / np.maximum(total[n_rows], 1e-9), 0.0)
+
+
+def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matrix,
+                  n_rows: np.ndarray, p_rows: np.ndarray) -> pd.DataFrame:
+    """Features of the pairs (``needs[n_rows[i]]``, ``programs[p_rows[i]]``).
+
+    ``nbrs`` is ``memory.neighbours(needs)``. Group-relative features (share of the best
+    score in the query's list) are added later by the ranker, per direction.
+    """
+    f: dict[str, np.ndarray] = {}
+    nw, pw, nc, pc = needs.word, programs.word, needs.char, programs.char
+    f["word_full"] = pair_dots(nw.full, pw.full, n_rows, p_rows)
+    f["char_full"] = pair_dots(nc.full, pc.full, n_rows, p_rows)
+    f["word_title"] = pair_dots(nw.title, pw.title, n_rows, p_rows)
+    f["char_title"] = pair_dots(nc.title, pc.title, n_rows, p_rows)
+    f["need_title_prog_body"] = pair_dots(nw.title, pw.body, n_rows, p_rows)
+    f["need_body_prog_title"] = pair_dots(nw.body, pw.title, n_rows, p_rows)
+    f["word_body"] = pair_dots(nw.body, pw.body, n_rows, p_rows)
+    idf = memory.word_idf
+    bm_p = bm25_weights(pw.counts, idf)
+    bm_n = bm25_weights(nw.counts, idf)
+    bin_n, bin_p = nw.counts.copy(), pw.counts.copy()
+    bin_n.data[:] = 1.0
+    bin_p.data[:] = 1.0
+    f["bm25_need_query"] = pair_dots(bin_n, bm_p, n_rows, p_rows)
+    f["bm25_prog_query"] = pair_dots(bin_p, bm_n, p_rows, n_rows)
+    f["need_title_coverage"] = _coverage(nc.title, pc.counts, n_rows, p_rows)
+    f["prog_title_coverage"] = _coverage(pc.title, nc.counts, p_rows, n_rows)
+    if needs.dense is not None and programs.dense is not None:
+        f["dense_cosine"] = np.einsum("ij,ij->i", needs.dense[n_rows], programs.dense[p_rows])
+    cols = memory.program_columns(programs)
+    known_cols = cols[p_rows]
+    stats = np.zeros((len(n_rows), 4), np.float32)
+    ok = known_cols >= 0
+    stats[ok] = neighbour_link_stats(nbrs, memory.links, n_rows[ok], known_cols[ok])
+    stats[~ok, 3] = memory.knn + 1
+    f["knn_sum"], f["knn_max"], f["knn_share"], f["knn_first_rank"] = stats.T
+    degree = np.where(ok, memory.program_degree[np.maximum(known_cols, 0)], 0.0)
+    f["program_links"] = np.log1p(degree).astype(np.float32)
+    f["program_known"] = ok.astype(np.float32)
+    centroid = np.zeros(len(n_rows), np.float32)
+    centroid[ok] = pair_dots(nw.full, memory.program_centroid, n_rows[ok], known_cols[ok])
+    f["need_vs_program_history"] = centroid
+    profile = l2_normalize(sp.csr_matrix(nbrs @ memory.links) @ memory.programs.word.full)
+    f["neighbour_programs_vs_program"] = pair_dots(profile, pw.full, n_rows, p_rows)
+    for length in memory.program_prefix_len:
+        f[f"category_share_p{length}"] = _category_collab(memory, nbrs, programs, n_rows, p_rows,
+                                                          length)
+    f.update(_prior(memory, needs, programs, n_rows, p_rows))
+    f["need_level"] = needs.level[n_rows].astype(np.float32)
+    f["program_level"] = programs.level[p_rows].astype(np.float32)
+    same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)
+    f["same_level"] = np.where(needs.level[n_rows] >= 0, same, np.nan).astype(np.float32)
+    return pd.DataFrame(f)
+

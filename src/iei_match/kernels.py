@@ -1,0 +1,127 @@
+"""Numba kernels that compute one number per (row, column) pair without forming a full matrix."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["pair_dots", "neighbour_link_stats", "topk_rows"]
+
+
+@numba.njit(parallel=True, cache=True)
+def _pair_dots(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, out):
+    for n in numba.prange(len(rows)):
+        i, j = rows[n], cols[n]
+        x, x_end = a_ptr[i], a_ptr[i + 1]
+        y, y_end = b_ptr[j], b_ptr[j + 1]
+        s = 0.0
+        while x < x_end and y < y_end:
+            if a_ind[x] == b_ind[y]:
+                s += a_val[x] * b_val[y]
+                x += 1
+                y += 1
+            elif a_ind[x] < b_ind[y]:
+                x += 1
+            else:
+                y += 1
+        out[n] = s
+
+
+def _csr(m: sp.spmatrix) -> sp.csr_matrix:
+    m = sp.csr_matrix(m)
+    if not m.has_sorted_indices:
+        m = m.sorted_indices()
+    return m
+
+
+def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``(a[rows[n]] * b[cols[n]]).sum()`` for every n: the dot product of row pairs.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> a = sp.csr_matrix([[1.0, 2.0], [0.0, 1.0]])
+    >>> pair_dots(a, a, np.array([0, 0]), np.array([0, 1])).tolist()
+    [5.0, 2.0]
+    """
+    a, b = _csr(a), _csr(b)
+    out = np.zeros(len(rows), dtype=np.float64)
+    if len(rows):
+        _pair_dots(a.indptr, a.indices, a.data.astype(np.float64), b.indptr, b.indices,
+                   b.data.astype(np.float64), np.asarray(rows, np.int64),
+                   np.asarray(cols, np.int64), out)
+    return out.astype(np.float32)
+
+
+@numba.njit(parallel=True, cache=True)
+def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, out):
+    for n in numba.prange(len(rows)):
+        q, p = rows[n], cols[n]
+        total = 0.0
+        best = 0.0
+        first = -1.0
+        weight = 0.0
+        rank = 0
+        for a in range(s_ptr[q], s_ptr[q + 1]):
+            nb = s_ind[a]
+            sim = s_val[a]
+            weight += sim
+            rank += 1
+            lo, hi = l_ptr[nb], l_ptr[nb + 1]
+            while lo < hi:  # binary search for program p among the neighbour's links
+                mid = (lo + hi) // 2
+                if l_ind[mid] < p:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < l_ptr[nb + 1] and l_ind[lo] == p:
+                g = l_val[lo] * sim
+                total += g
+                if g > best:
+                    best = g
+                if first < 0:
+                    first = rank
+        out[n, 0] = total
+        out[n, 1] = best
+        out[n, 2] = total / weight if weight > 0 else 0.0
+        out[n, 3] = first if first > 0 else rank + 1
+
+
+def neighbour_link_stats(
+    neighbours: sp.csr_matrix, links: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """Collaborative evidence for (query, item) pairs from the query's nearest neighbours.
+
+    Parameters
+    ----------
+    neighbours : csr_matrix of shape (n_queries, n_known)
+        Similarity of each query to its nearest known queries (its row holds the k best).
+    links : csr_matrix of shape (n_known, n_items)
+        Graded past links of the known queries.
+    rows, cols : ndarray of int
+        The pairs (query row, item column).
+
+    Returns
+    -------
+    ndarray of shape (n_pairs, 4)
+        Per pair: sum of sim x grade over neighbours linked to the item; the largest
+        sim x grade; the sum divided by the total neighbour similarity; the 1-based rank of
+        the most similar neighbour linked to the item (``k + 1`` when none is).
+    """
+    neighbours, links = _csr(neighbours), _csr(links)
+    out = np.zeros((len(rows), 4), dtype=np.float64)
+    if len(rows):
+        _neighbour_link_stats(
+            neighbours.indptr, neighbours.indices, neighbours.data.astype(np.float64),
+            links.indptr, links.indices, links.data.astype(np.float64),
+            np.asarray(rows, np.int64), np.asarray(cols, np.int64), out)
+    return out.astype(np.float32)
+
+
+def topk_rows(m: sp.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest stored entries of each row (columns, values), best first, ``-1`` padded."""
+    from .retrieval import PostingIndex
+
+    m = _csr(m)
+    return PostingIndex(sp.identity(m.shape[1], dtype=np.float32, format="csr")).search(m, k)

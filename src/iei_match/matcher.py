@@ -1,0 +1,374 @@
+"""The matcher: retrieval plus a learned ranker, for both directions, as one estimator."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from tqdm.auto import tqdm
+
+from .errors import InputError, NotFittedError
+from .features import Memory, Side, candidate_pairs, pair_features
+from .kernels import topk_rows
+from .vectorize import FieldVectorizer
+
+__all__ = ["Matcher", "Match"]
+
+# Features also given relative to the best value in the query's candidate list.
+RELATIVE = ("word_full", "char_full", "word_title", "bm25_need_query", "bm25_prog_query",
+            "knn_sum", "neighbour_programs_vs_program", "need_vs_program_history",
+            "dense_cosine")
+CONTENT_ONLY_WEIGHTS = {"word_full": 0.5, "char_full": 0.3, "word_title": 0.2}
+
+
+@dataclass
+class Match:
+    """One ranked pair with the reasons behind it."""
+
+    need_id: str
+    program_id: str
+    rank: int
+    score: float
+    matched_terms: list[str] = field(default_factory=list)
+    contributions: dict[str, float] = field(default_factory=dict)
+
+
+def _add_relative(table: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
+    g = pd.Series(groups)
+    extra = {}
+    for name in RELATIVE:
+        if name not in table:
+            continue
+        col = table[name].astype(np.float32)
+        best = col.groupby(g.values).transform("max").to_numpy()
+        extra[f"{name}_rel"] = np.where(best > 0, col / np.where(best > 0, best, 1), 0.0)
+        extra[f"{name}_rank"] = col.groupby(g.values).rank(ascending=False, method="min")
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+
+
+def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"{what} must be a pandas DataFrame")
+    missing = [c for c in (id_col, "title", "text") if c not in frame]
+    if missing:
+        raise InputError(f"{what} lack the column(s) {missing}")
+    if len(frame) == 0:
+        raise InputError(f"{what} are empty")
+    frame = frame.reset_index(drop=True).copy()
+    frame[id_col] = frame[id_col].astype(str)
+    for c in ("title", "text"):
+        frame[c] = frame[c].fillna("").astype(str)
+    if frame[id_col].duplicated().any():
+        dup = frame.loc[frame[id_col].duplicated(), id_col].iloc[0]
+        raise InputError(f"{what} have a duplicate {id_col}: {dup!r}")
+    return frame
+
+
+class Matcher(BaseEstimator):
+    """Ranks programs for enterprise needs, and needs for programs.
+
+    Stage one retrieves candidates by sparse similarity (word TF-IDF, character n-gram
+    TF-IDF, and links of similar past needs); stage two scores them with a LightGBM
+    LambdaRank model over pair features (lexical similarities by field, BM25, collaborative
+    evidence from past links, category priors learned from links, level).
+
+    Parameters
+    ----------
+    n_candidates : int, default=60
+        Candidates taken from each retriever before ranking.
+    knn : int, default=30
+        How many similar past needs lend their links to a new need.
+    n_folds : int, default=5
+        Training features are computed out of fold: each fold's needs are scored against a
+        memory of the other folds' links, as a new need will be.
+    title_weight : float, default=2.0
+        Weight of the title against the body in whole-document vectors.
+    max_df : float, default=0.5
+        Terms in more than this share of documents are ignored.
+    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM parameters.
+    early_stopping_rounds : int, default=50
+        Boosting stops when NDCG@10 on held-aside queries has not improved for this long.
+    validation_fraction : float, default=0.15
+        Share of training queries held aside for early stopping.
+    random_state : int, default=0
+    n_jobs : int, default=2
+
+    Attributes
+    ----------
+    mode_ : {"learned", "content-only"}
+        ``"content-only"`` when there were no links to learn from.
+    feature_names_ : list of str
+    boosters_ : dict
+        ``{"need": lightgbm.Booster, "program": lightgbm.Booster}`` (empty in content-only mode).
+    best_iterations_ : dict
+
+    Examples
+    --------
+    >>> needs = pd.DataFrame({"need_id": ["n1", "n2"], "title": ["数控车工", "护士"],
+    ...                       "text": ["操作数控机床加工零件", "临床护理病人"]})
+    >>> programs = pd.DataFrame({"program_id": ["p1", "p2"], "title": ["数控技术", "护理"],
+    ...                          "text": ["数控机床编程与加工", "临床护理与健康照护"]})
+    >>> m = Matcher().fit(needs, programs, links=None)
+    >>> m.mode_
+    'content-only'
+    >>> m.rank(needs.iloc[:1], programs, k=1)[["need_id", "program_id", "rank"]].values.tolist()
+    [['n1', 'p1', 1]]
+    """
+
+    def __init__(self, n_candidates=60, knn=30, n_folds=5, title_weight=2.0, max_df=0.5,
+                 n_estimators=600, learning_rate=0.05, num_leaves=31, min_child_samples=20,
+                 early_stopping_rounds=50, validation_fraction=0.15, random_state=0, n_jobs=2):
+        self.n_candidates = n_candidates
+        self.knn = knn
+        self.n_folds = n_folds
+        self.title_weight = title_weight
+        self.max_df = max_df
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame | None,
+            progress: bool = False) -> Matcher:
+        """Learn vocabularies, the memory of past links and the ranker.
+
+        Parameters
+        ----------
+        needs : DataFrame with columns need_id, title, text (optional: level, code)
+        programs : DataFrame with columns program_id, title, text (optional: level, code)
+        links : DataFrame with columns need_id, program_id, grade, or None
+            Past partnerships; grade 1-3 is a positive outcome, 0 a negative one.
+        progress : bool
+            Show progress bars.
+        """
+        needs = _check_frame(needs, "need_id", "needs")
+        programs = _check_frame(programs, "program_id", "programs")
+        self.word_ = FieldVectorizer("word", self.title_weight, max_df=self.max_df)
+        self.char_ = FieldVectorizer("char", self.title_weight, max_df=self.max_df)
+        titles = pd.concat([needs["title"], programs["title"]]).tolist()
+        texts = pd.concat([needs["text"], programs["text"]]).tolist()
+        self.word_.fit(titles, texts)
+        self.char_.fit(titles, texts)
+        need_side = Side.build(needs, "need_id", self.word_, self.char_)
+        prog_side = Side.build(programs, "program_id", self.word_, self.char_)
+        matrix = self._link_matrix(links, need_side, prog_side)
+        self.memory_ = self._memory(need_side, prog_side, matrix)
+        self.boosters_: dict[str, lgb.Booster] = {}
+        self.best_iterations_: dict[str, int] = {}
+        if matrix.nnz == 0 or (matrix > 0).sum() == 0:
+            self.mode_ = "content-only"
+            self.feature_names_ = []
+            warnings.warn("no links to learn from: ranking by content similarity only",
+                          UserWarning, stacklevel=2)
+            return self
+        self.mode_ = "learned"
+        tables = self._out_of_fold_tables(need_side, prog_side, matrix, progress)
+        for direction, (x, y, groups) in tables.items():
+            self.boosters_[direction] = self._train(x, y, groups, direction)
+        return self
+
+    def _memory(self, needs: Side, programs: Side, links: sp.csr_matrix) -> Memory:
+        return Memory(needs, programs, links, self.word_.idf_, knn=self.knn)
+
+    @staticmethod
+    def _link_matrix(links, needs: Side, programs: Side) -> sp.csr_matrix:
+        shape = (len(needs), len(programs))
+        if links is None or len(links) == 0:
+            return sp.csr_matrix(shape, dtype=np.float32)
+        n_index = {v: i for i, v in enumerate(needs.ids)}
+        p_index = {v: j for j, v in enumerate(programs.ids)}
+        rows = links["need_id"].astype(str).map(n_index)
+        cols = links["program_id"].astype(str).map(p_index)
+        unknown = rows.isna() | cols.isna()
+        if unknown.any():
+            first = links[unknown].iloc[0]
+            raise InputError(f"{int(unknown.sum())} link(s) name an unknown need or program, "
+                             f"first: need_id={first['need_id']!r}, "
+                             f"program_id={first['program_id']!r}")
+        grade = (links["grade"] if "grade" in links else pd.Series(1, index=links.index))
+        grade = pd.to_numeric(grade, errors="coerce").fillna(1).clip(0, 3).astype(np.float32)
+        m = sp.csr_matrix((grade.to_numpy(), (rows.to_numpy(int), cols.to_numpy(int))),
+                          shape=shape, dtype=np.float32)
+        m.eliminate_zeros()
+        return m
+
+    def _out_of_fold_tables(self, needs: Side, programs: Side, matrix: sp.csr_matrix,
+                            progress: bool) -> dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(self.random_state)
+        n = len(needs)
+        n_folds = max(2, min(self.n_folds, n))
+        fold_of = rng.permutation(n) % n_folds
+        parts: dict[str, list] = {"need": [], "program": []}
+        for f in tqdm(range(n_folds), desc="out-of-fold features", disable=not progress):
+            held = np.flatnonzero(fold_of == f)
+            kept = np.flatnonzero(fold_of != f)
+            memory = self._memory(needs.take(kept), programs, matrix[kept])
+            queries = needs.take(held)
+            nbrs = memory.neighbours(queries)
+            labels = matrix[held]
+            for direction in ("need", "program"):
+                n_rows, p_rows = candidate_pairs(memory, queries, programs, nbrs,
+                                                 self.n_candidates, direction)
+                y = np.asarray(labels[n_rows, p_rows]).ravel()
+                groups = held[n_rows] if direction == "need" else p_rows + f * len(programs)
+                x = pair_features(memory, queries, programs, nbrs, n_rows, p_rows)
+                x = _add_relative(x, groups)
+                parts[direction].append((x, y, groups))
+        out = {}
+        for direction, chunks in parts.items():
+            x = pd.concat([c[0] for c in chunks], ignore_index=True)
+            y = np.concatenate([c[1] for c in chunks])
+            g = np.concatenate([c[2] for c in chunks])
+            has_pos = pd.Series(y > 0).groupby(g).transform("any").to_numpy()
+            x, y, g = x[has_pos].reset_index(drop=True), y[has_pos], g[has_pos]
+            order = np.argsort(g, kind="stable")
+            out[direction] = (x.iloc[order].reset_index(drop=True), y[order], g[order])
+        self.feature_names_ = list(out["need"][0].columns)
+        return out
+
+    def _train(self, x: pd.DataFrame, y: np.ndarray, groups: np.ndarray,
+               direction: str) -> lgb.Booster:
+        uniq = np.unique(groups)
+        rng = np.random.default_rng(self.random_state + 1)
+        n_val = int(round(len(uniq) * self.validation_fraction))
+        val_groups = set(rng.choice(uniq, size=n_val, replace=False).tolist()) if n_val else set()
+        is_val = np.array([g in val_groups for g in groups])
+        params = {
+            "objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
+            "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples, "feature_fraction": 0.8,
+            "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
+            "num_threads": self.n_jobs, "seed": self.random_state, "deterministic": True,
+            "force_row_wise": True, "verbose": -1,
+        }
+
+        def dataset(mask):
+            _, counts = np.unique(groups[mask], return_counts=True)
+            return lgb.Dataset(x[mask].to_numpy(np.float32), y[mask], group=counts,
+                               feature_name=list(x.columns), free_raw_data=True)
+
+        train = dataset(~is_val)
+        callbacks = []
+        valid_sets = []
+        if is_val.any():
+            valid_sets = [dataset(is_val)]
+            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+        booster = lgb.train(params, train, num_boost_round=self.n_estimators,
+                            valid_sets=valid_sets, callbacks=callbacks)
+        best = booster.best_iteration or booster.current_iteration()
+        self.best_iterations_[direction] = int(best)
+        if is_val.any():  # refit on every query with the tuned number of rounds
+            booster = lgb.train(params, dataset(np.ones(len(y), bool)), num_boost_round=best)
+        return booster
+
+    # ------------------------------------------------------------------ ranking
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "memory_"):
+            raise NotFittedError("this Matcher is not fitted yet: call fit or load a model")
+
+    def _score(self, x: pd.DataFrame, direction: str) -> np.ndarray:
+        if self.mode_ == "content-only":
+            return sum(w * x[name].to_numpy(np.float64) for name, w in
+                       CONTENT_ONLY_WEIGHTS.items())
+        x = x.reindex(columns=self.feature_names_)
+        return self.boosters_[direction].predict(x.to_numpy(np.float32),
+                                                 num_threads=self.n_jobs)
+
+    def _run(self, needs: pd.DataFrame, programs: pd.DataFrame, k: int, direction: str,
+             explain: bool) -> pd.DataFrame:
+        self._check_fitted()
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k must be a whole number of at least 1, got {k!r}")
+        needs = _check_frame(needs, "need_id", "needs")
+        programs = _check_frame(programs, "program_id", "programs")
+        need_side = Side.build(needs, "need_id", self.word_, self.char_)
+        prog_side = Side.build(programs, "program_id", self.word_, self.char_)
+        memory = self.memory_
+        nbrs = memory.neighbours(need_side)
+        n_cand = max(self.n_candidates, k)
+        n_rows, p_rows = candidate_pairs(memory, need_side, prog_side, nbrs, n_cand, direction)
+        groups = n_rows if direction == "need" else p_rows
+        x = _add_relative(pair_features(memory, need_side, prog_side, nbrs, n_rows, p_rows),
+                          groups)
+        score = self._score(x, direction)
+        other = p_rows if direction == "need" else n_rows
+        order = np.lexsort((other, -score, groups))
+        g_sorted = groups[order]
+        start = np.r_[0, np.flatnonzero(np.diff(g_sorted)) + 1]
+        rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+        keep = order[rank < k]
+        out = pd.DataFrame({
+            "need_id": need_side.ids[n_rows[keep]], "program_id": prog_side.ids[p_rows[keep]],
+            "rank": (rank[rank < k] + 1).astype(int), "score": score[keep].astype(float),
+        })
+        if direction == "program":
+            out = out[["program_id", "need_id", "rank", "score"]]
+        if explain:
+            out["matched_terms"] = self._matched_terms(need_side, prog_side, n_rows[keep],
+                                                       p_rows[keep])
+            out["top_factors"] = self._factors(x.iloc[keep], direction)
+        return out.reset_index(drop=True)
+
+    def _matched_terms(self, needs: Side, programs: Side, n_rows, p_rows, n_terms=5) -> list[str]:
+        prod = sp.csr_matrix(needs.word.full[n_rows].multiply(programs.word.full[p_rows]))
+        cols, vals = topk_rows(prod, n_terms)
+        vocab = self.word_.vocabulary_
+        return ["|".join(vocab[c] for c in row if c >= 0) for row in cols]
+
+    def _factors(self, x: pd.DataFrame, direction: str, n_factors=3) -> list[str]:
+        if self.mode_ == "content-only" or len(x) == 0:
+            return ["content similarity only"] * len(x)
+        contrib = self.contributions(x, direction)
+        names = np.asarray(self.feature_names_)
+        top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :n_factors]
+        return ["; ".join(f"{names[j]}:{contrib[i, j]:+.3f}" for j in row)
+                for i, row in enumerate(top)]
+
+    def contributions(self, x: pd.DataFrame, direction: str) -> np.ndarray:
+        """Per-feature contributions (SHAP values from LightGBM) to each pair's score."""
+        x = x.reindex(columns=self.feature_names_)
+        out = self.boosters_[direction].predict(x.to_numpy(np.float32), pred_contrib=True,
+                                                num_threads=self.n_jobs)
+        return np.asarray(out)[:, :-1]
+
+    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame, k: int = 10,
+             explain: bool = True) -> pd.DataFrame:
+        """The best ``k`` programs for each need.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``need_id, program_id, rank, score`` (rank 1 = best), then, with
+            ``explain``, ``matched_terms`` (shared terms, ``|``-separated, strongest first)
+            and ``top_factors`` (the features that moved the score most).
+        """
+        return self._run(needs, programs, k, "need", explain)
+
+    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame, k: int = 10,
+                 explain: bool = True) -> pd.DataFrame:
+        """The best ``k`` needs for each program: columns ``program_id, need_id, rank, score``."""
+        return self._run(needs, programs, k, "program", explain)
+
+    def explain(self, ranked: pd.DataFrame) -> list[Match]:
+        """Turn the rows returned by :meth:`rank` or :meth:`partners` into :class:`Match` objects."""
+        out = []
+        for row in ranked.itertuples(index=False):
+            factors = {}
+            for part in str(getattr(row, "top_factors", "") or "").split("; "):
+                name, _, value = part.rpartition(":")
+                if name:
+                    factors[name] = float(value)
+            terms = str(getattr(row, "matched_terms", "") or "")
+            out.append(Match(row.need_id, row.program_id, int(row.rank), float(row.score),
+                             [t for t in terms.split("|") if t], factors))
+        return out

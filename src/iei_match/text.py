@@ -1,0 +1,109 @@
+"""Bilingual text normalisation and tokenisation.
+
+Chinese runs are segmented with jieba's search mode (the Rust port ``rjieba``: same
+dictionary, ~16x faster), so that both ``技术人员`` and its parts ``技术`` / ``人员`` are
+tokens; English words are lower-cased and Snowball-stemmed; everything is NFKC-normalised
+first, so full-width letters and digits (``ＧＭＰ``, ``１２``) read like their ASCII forms.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import rjieba
+import snowballstemmer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+__all__ = ["normalize", "tokenize", "char_ngrams", "has_cjk"]
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_RUN = re.compile(rf"[{_CJK}]+|[a-z0-9][a-z0-9+#]*")
+_HAS_CJK = re.compile(rf"[{_CJK}]")
+_SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\ufeff]")
+
+# Function words and catalogue boilerplate that carry no matching signal.
+CHINESE_STOP_WORDS = frozenset(
+    "的 了 和 与 及 或 等 在 是 为 对 从 以 于 并 其 中 上 下 个 之 而 将 由 把 被 能 可 "
+    "有 具有 进行 相关 工作 能力 具备 掌握 熟悉 了解 一定 以及 包括 方面 主要 各种 各类 "
+    "本 该 专业 职业 岗位 人员 从事 培养 面向".split()
+)
+_STOP = frozenset(ENGLISH_STOP_WORDS) | CHINESE_STOP_WORDS
+_stemmer = snowballstemmer.stemmer("english")
+
+
+def normalize(text: object) -> str:
+    """Return ``text`` NFKC-normalised, lower-cased, without control characters.
+
+    Parameters
+    ----------
+    text : object
+        Any value; ``None`` and NaN become ``""``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> normalize("ＧＭＰ　认证\\x00 Python")
+    'gmp 认证 python'
+    """
+    if text is None or (isinstance(text, float) and text != text):
+        return ""
+    s = unicodedata.normalize("NFKC", str(text))
+    s = _CONTROL.sub(" ", s)
+    return _SPACE.sub(" ", s).strip().lower()
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` contains any Chinese character."""
+    return _HAS_CJK.search(text) is not None
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def tokenize(text: object) -> list[str]:
+    """Split mixed Chinese-English text into word tokens.
+
+    Chinese runs are segmented in jieba's search mode; English words are stemmed;
+    stop words and one-character Latin tokens are dropped.
+
+    Examples
+    --------
+    >>> tokenize("中药配方颗粒生产技术人员，熟悉GMP")
+    ['中药', '配方', '颗粒', '生产', '技术', '技术人员', 'gmp']
+    >>> tokenize("Registered Nurses managing patient care")
+    ['regist', 'nurs', 'manag', 'patient', 'care']
+    """
+    out: list[str] = []
+    for run in _RUN.findall(normalize(text)):
+        if _HAS_CJK.match(run):
+            out.extend(t for t in rjieba.cut_for_search(run) if t not in _STOP)
+        elif run not in _STOP and len(run) > 1:
+            out.append(_stem(run))
+    return out
+
+
+def char_ngrams(text: object, ngram_range: tuple[int, int] = (2, 3)) -> list[str]:
+    """Character n-grams of each word or Chinese run (no n-gram spans two runs).
+
+    Examples
+    --------
+    >>> char_ngrams("数控 CNC", (2, 2))
+    ['数控', 'cn', 'nc']
+    """
+    lo, hi = ngram_range
+    out: list[str] = []
+    for run in _RUN.findall(normalize(text)):
+        n_chars = len(run)
+        for n in range(lo, hi + 1):
+            out.extend(run[i : i + n] for i in range(n_chars - n + 1))
+        if n_chars < lo:
+            out.append(run)
+    return out

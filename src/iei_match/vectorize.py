@@ -1,0 +1,193 @@
+"""TF-IDF and BM25 vectorisation of two-field documents (title + body).
+
+The vectorizer keeps title and body apart so that a title match can weigh more than a
+word somewhere in a long profile, and so the ranker can see both. Its learned state is a
+vocabulary list and an idf array, saved as JSON + ``.npy`` (no pickle).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import normalize as l2_normalize
+
+from .errors import InputError, NotFittedError
+from .text import char_ngrams, tokenize
+
+__all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights"]
+
+ANALYZERS = {"word": tokenize, "char": char_ngrams}
+
+
+@dataclass(frozen=True)
+class FieldMatrices:
+    """L2-normalised TF-IDF rows of a set of documents.
+
+    Attributes
+    ----------
+    title, body : scipy.sparse.csr_matrix
+        Each field on its own.
+    full : scipy.sparse.csr_matrix
+        ``title_weight * title + body``, normalised again: the document as a whole.
+    counts : scipy.sparse.csr_matrix
+        Raw term counts of title + body, for BM25.
+    """
+
+    title: sp.csr_matrix
+    body: sp.csr_matrix
+    full: sp.csr_matrix
+    counts: sp.csr_matrix
+
+    def take(self, rows: np.ndarray) -> FieldMatrices:
+        """The same matrices restricted to ``rows``."""
+        return FieldMatrices(*(m[rows] for m in (self.title, self.body, self.full, self.counts)))
+
+
+def _count_matrix(token_lists: Sequence[list[str]], index: dict[str, int]) -> sp.csr_matrix:
+    indptr = [0]
+    indices: list[int] = []
+    data: list[float] = []
+    for tokens in token_lists:
+        counts = Counter(index[t] for t in tokens if t in index)
+        indices.extend(counts.keys())
+        data.extend(counts.values())
+        indptr.append(len(indices))
+    m = sp.csr_matrix(
+        (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr, np.int64)),
+        shape=(len(token_lists), len(index)),
+    )
+    m.sort_indices()
+    return m
+
+
+class FieldVectorizer(TransformerMixin, BaseEstimator):
+    """TF-IDF over word tokens or character n-grams, field by field.
+
+    Parameters
+    ----------
+    analyzer : {"word", "char"}, default="word"
+        ``"word"``: jieba search-mode segmentation for Chinese, stemmed words for English.
+        ``"char"``: character 2- and 3-grams inside each word or Chinese run.
+    title_weight : float, default=2.0
+        How much the title counts against the body in :attr:`FieldMatrices.full`.
+    min_df : int, default=1
+        Terms in fewer documents are dropped.
+    max_df : float, default=0.5
+        Terms in more than this share of documents are dropped (catalogue boilerplate).
+
+    Attributes
+    ----------
+    vocabulary_ : list of str
+        The kept terms; column ``j`` of every matrix is ``vocabulary_[j]``.
+    idf_ : ndarray of shape (n_terms,)
+        Smoothed inverse document frequency, as in scikit-learn.
+
+    Examples
+    --------
+    >>> v = FieldVectorizer(max_df=1.0).fit(["数控技术", "护理"], ["数控机床操作", "临床护理"])
+    >>> m = v.transform(["数控编程"], ["机床"])
+    >>> sorted(v.vocabulary_[j] for j in m.full.indices)
+    ['数控', '机床']
+    """
+
+    def __init__(self, analyzer="word", title_weight=2.0, min_df=1, max_df=0.5):
+        self.analyzer = analyzer
+        self.title_weight = title_weight
+        self.min_df = min_df
+        self.max_df = max_df
+
+    def _analyze(self, texts: Sequence[str]) -> list[list[str]]:
+        if self.analyzer not in ANALYZERS:
+            raise InputError(f"analyzer must be one of {sorted(ANALYZERS)}, got {self.analyzer!r}")
+        fn = ANALYZERS[self.analyzer]
+        return [fn(t) for t in texts]
+
+    def fit(self, titles: Sequence[str], texts: Sequence[str]) -> FieldVectorizer:
+        """Learn the vocabulary and idf from a corpus of (title, body) documents."""
+        if len(titles) != len(texts) or len(titles) == 0:
+            raise InputError("titles and texts must be non-empty and of the same length")
+        docs = [a + b for a, b in zip(self._analyze(titles), self._analyze(texts), strict=True)]
+        df = Counter(t for doc in docs for t in set(doc))
+        n = len(docs)
+        limit = self.max_df * n if isinstance(self.max_df, float) else self.max_df
+        vocab = sorted(t for t, c in df.items() if self.min_df <= c <= limit)
+        if not vocab:
+            raise InputError("no term is left after min_df / max_df: the corpus is too small")
+        self.vocabulary_ = vocab
+        counts = np.array([df[t] for t in vocab], dtype=np.float64)
+        self.idf_ = (np.log((1.0 + n) / (1.0 + counts)) + 1.0).astype(np.float32)
+        self.n_docs_ = n
+        self._index = {t: j for j, t in enumerate(vocab)}
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "idf_"):
+            raise NotFittedError("this FieldVectorizer is not fitted yet: call fit first")
+        if not hasattr(self, "_index"):
+            self._index = {t: j for j, t in enumerate(self.vocabulary_)}
+
+    def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        m = counts.copy()
+        np.log1p(m.data, out=m.data)
+        m = m @ sp.diags(self.idf_)
+        return l2_normalize(m.tocsr(), copy=False)
+
+    def transform(self, titles: Sequence[str], texts: Sequence[str]) -> FieldMatrices:
+        """Vectorise documents with the learned vocabulary; unknown terms are ignored."""
+        self._check_fitted()
+        if len(titles) != len(texts):
+            raise InputError("titles and texts must be of the same length")
+        t_counts = _count_matrix(self._analyze(titles), self._index)
+        b_counts = _count_matrix(self._analyze(texts), self._index)
+        title, body = self._tfidf(t_counts), self._tfidf(b_counts)
+        full = l2_normalize((self.title_weight * title + body).tocsr())
+        return FieldMatrices(title, body, full.astype(np.float32), (t_counts + b_counts).tocsr())
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        self._check_fitted()
+        return np.asarray(self.vocabulary_, dtype=object)
+
+    def get_state(self) -> tuple[dict, np.ndarray]:
+        """Parameters and vocabulary as JSON-able data, and the idf array."""
+        self._check_fitted()
+        return {"params": self.get_params(), "vocabulary": self.vocabulary_,
+                "n_docs": self.n_docs_}, self.idf_
+
+    @classmethod
+    def from_state(cls, state: dict, idf: np.ndarray) -> FieldVectorizer:
+        """Rebuild a fitted vectorizer from :meth:`get_state`'s output."""
+        v = cls(**state["params"])
+        v.vocabulary_ = list(state["vocabulary"])
+        v.n_docs_ = int(state["n_docs"])
+        v.idf_ = np.asarray(idf, dtype=np.float32)
+        if len(v.idf_) != len(v.vocabulary_):
+            raise InputError("vocabulary and idf have different lengths")
+        v._check_fitted()
+        return v
+
+
+def bm25_weights(
+    counts: sp.csr_matrix, idf: np.ndarray, k1: float = 1.2, b: float = 0.75
+) -> sp.csr_matrix:
+    """Per-document BM25 term weights, so that ``query_binary @ weights.T`` is the BM25 score.
+
+    Parameters
+    ----------
+    counts : csr_matrix of shape (n_docs, n_terms)
+        Raw term counts of the documents.
+    idf : ndarray of shape (n_terms,)
+        Term weights (the vectorizer's ``idf_``).
+    """
+    counts = counts.tocsr().astype(np.float32)
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    avg = lengths.mean() if len(lengths) and lengths.mean() > 0 else 1.0
+    norm = k1 * (1.0 - b + b * lengths / avg)
+    row_norm = np.repeat(norm, np.diff(counts.indptr)).astype(np.float32)
+    w = counts.copy()
+    w.data = w.data * (k1 + 1.0) / (w.data + row_norm) * idf[w.indices]
+    return w
