@@ -1,0 +1,313 @@
+"""Model artifacts: versioned, hashed, pickle-free, published atomically.
+
+Layout of a models root (one per model name)::
+
+    ROOT/
+      CURRENT                 one line: the live version
+      20261122T043000Z/       one directory per version, never changed once published
+        manifest.json         format, library versions, config, data hash, metrics, sha256s
+        state.json            parameters, vocabularies, ids (plain JSON)
+        arrays.npz            numeric arrays and sparse matrices (loaded with allow_pickle=False)
+        ranker-need.txt       LightGBM boosters in their text format
+        ranker-program.txt
+
+Loading checks every file's sha256 against the manifest before parsing anything, so a
+tampered or truncated file is refused; nothing in an artifact is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import ModelCompatibilityError, ModelIntegrityError, ModelNotFoundError
+from .features import Memory, Side
+from .matcher import Matcher
+from .vectorize import FieldMatrices, FieldVectorizer
+
+__all__ = ["save_model", "load_model", "publish_model", "resolve_model_dir", "list_versions",
+           "activate_version", "data_fingerprint", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+_LIBRARIES = ("iei-match", "numpy", "scipy", "scikit-learn", "pandas", "lightgbm", "rjieba")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_fingerprint(*frames: pd.DataFrame) -> str:
+    """sha256 of the training tables' content (row order included)."""
+    h = hashlib.sha256()
+    for frame in frames:
+        if frame is None:
+            continue
+        h.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _put_sparse(arrays: dict, name: str, m: sp.spmatrix) -> None:
+    m = sp.csr_matrix(m)
+    arrays[f"{name}.data"] = m.data
+    arrays[f"{name}.indices"] = m.indices
+    arrays[f"{name}.indptr"] = m.indptr
+    arrays[f"{name}.shape"] = np.asarray(m.shape, dtype=np.int64)
+
+
+def _get_sparse(arrays, name: str) -> sp.csr_matrix:
+    shape = tuple(int(v) for v in arrays[f"{name}.shape"])
+    return sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"],
+                          arrays[f"{name}.indptr"]), shape=shape)
+
+
+def _side_state(side: Side, prefix: str, arrays: dict) -> dict:
+    for kind in ("word", "char"):
+        fm: FieldMatrices = getattr(side, kind)
+        for part in ("title", "body", "full", "counts"):
+            _put_sparse(arrays, f"{prefix}.{kind}.{part}", getattr(fm, part))
+    arrays[f"{prefix}.level"] = side.level
+    if side.dense is not None:
+        arrays[f"{prefix}.dense"] = side.dense
+    return {"ids": [str(v) for v in side.ids], "codes": [str(v) for v in side.codes]}
+
+
+def _side_load(state: dict, prefix: str, arrays: dict) -> Side:
+    mats = {kind: FieldMatrices(*(_get_sparse(arrays, f"{prefix}.{kind}.{part}")
+                                  for part in ("title", "body", "full", "counts")))
+            for kind in ("word", "char")}
+    dense = arrays.get(f"{prefix}.dense")
+    return Side(np.asarray(state["ids"], dtype=object), mats["word"], mats["char"],
+                np.asarray(arrays[f"{prefix}.level"]), pd.Series(state["codes"], dtype=str),
+                dense)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def save_model(matcher: Matcher, directory: str | os.PathLike, *, metrics: dict | None = None,
+               data_sha256: str | None = None) -> Path:
+    """Write a fitted matcher into ``directory`` (which must not exist yet)."""
+    matcher._check_fitted()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=False)
+    arrays: dict[str, np.ndarray] = {}
+    word_state, word_idf = matcher.word_.get_state()
+    char_state, char_idf = matcher.char_.get_state()
+    arrays["word.idf"], arrays["char.idf"] = word_idf, char_idf
+    memory = matcher.memory_
+    _put_sparse(arrays, "memory.links", memory.links)
+    state = {
+        "params": matcher.get_params(),
+        "mode": matcher.mode_,
+        "feature_names": list(matcher.feature_names_),
+        "best_iterations": dict(matcher.best_iterations_),
+        "word": word_state,
+        "char": char_state,
+        "memory": {"needs": _side_state(memory.needs, "memory.needs", arrays),
+                   "programs": _side_state(memory.programs, "memory.programs", arrays),
+                   "knn": memory.knn},
+    }
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    _write(directory / "arrays.npz", buf.getvalue())
+    _write(directory / "state.json", json.dumps(state, ensure_ascii=False).encode())
+    for direction, booster in matcher.boosters_.items():
+        _write(directory / f"ranker-{direction}.txt", booster.model_to_string().encode())
+    files = {p.name: _sha256(p) for p in sorted(directory.iterdir())}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "mode": matcher.mode_,
+        "libraries": _versions(),
+        "config": matcher.get_params(),
+        "training_data_sha256": data_sha256,
+        "metrics": metrics or {},
+        "files": files,
+    }
+    _write(directory / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    _fsync_dir(directory)
+    return directory
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The manifest of a model directory (raises if absent or unreadable)."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise ModelNotFoundError(f"no model in {directory}: {MANIFEST} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelIntegrityError(f"{path} is not a readable manifest: {exc}") from exc
+
+
+def verify_model(directory: str | os.PathLike) -> dict:
+    """Check format version and every file's sha256; return the manifest."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelCompatibilityError(
+            f"{directory} has model format {manifest.get('format_version')!r}; this version of "
+            f"iei-match reads format {FORMAT_VERSION}: retrain the model")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "state.json" not in files or "arrays.npz" not in files:
+        raise ModelIntegrityError(f"{directory}/{MANIFEST} does not list the model's files")
+    for name, digest in files.items():
+        path = directory / name
+        if Path(name).name != name or not path.is_file():
+            raise ModelIntegrityError(f"{directory}: file {name!r} is missing")
+        if _sha256(path) != digest:
+            raise ModelIntegrityError(
+                f"{path} does not match the sha256 in its manifest: the file was changed or "
+                f"truncated; refusing to load it")
+    return manifest
+
+
+def load_model(path: str | os.PathLike) -> Matcher:
+    """Load a matcher from a model directory or a models root (its ``CURRENT`` version).
+
+    Every file is verified against the manifest before it is parsed.
+    """
+    directory = resolve_model_dir(path)
+    verify_model(directory)
+    try:
+        state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelIntegrityError(f"{directory} cannot be read: {exc}") from exc
+    m = Matcher(**state["params"])
+    m.word_ = FieldVectorizer.from_state(state["word"], arrays["word.idf"])
+    m.char_ = FieldVectorizer.from_state(state["char"], arrays["char.idf"])
+    mem = state["memory"]
+    needs = _side_load(mem["needs"], "memory.needs", arrays)
+    programs = _side_load(mem["programs"], "memory.programs", arrays)
+    m.memory_ = Memory(needs, programs, _get_sparse(arrays, "memory.links"), m.word_.idf_,
+                       knn=int(mem["knn"]))
+    m.mode_ = state["mode"]
+    m.feature_names_ = list(state["feature_names"])
+    m.best_iterations_ = dict(state["best_iterations"])
+    m.boosters_ = {}
+    for direction in ("need", "program"):
+        f = directory / f"ranker-{direction}.txt"
+        if m.mode_ == "learned":
+            m.boosters_[direction] = lgb.Booster(model_str=f.read_text(encoding="utf-8"))
+    m.model_dir_ = str(directory)
+    return m
+
+
+def resolve_model_dir(path: str | os.PathLike) -> Path:
+    """A model directory itself, or the version a models root's ``CURRENT`` points to."""
+    path = Path(path)
+    if (path / MANIFEST).is_file():
+        return path
+    current = path / CURRENT
+    if current.is_file():
+        version = current.read_text(encoding="utf-8").strip()
+        if not version or Path(version).name != version:
+            raise ModelIntegrityError(f"{current} does not name a version")
+        target = path / version
+        if not (target / MANIFEST).is_file():
+            raise ModelNotFoundError(f"{current} points to {version}, which has no model")
+        return target
+    raise ModelNotFoundError(f"no model at {path}: train one with `iei-match train`")
+
+
+def list_versions(root: str | os.PathLike) -> list[dict]:
+    """Published versions under a models root, oldest first, with their metrics."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    live = (root / CURRENT).read_text().strip() if (root / CURRENT).is_file() else None
+    out = []
+    for d in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
+        man = read_manifest(d)
+        out.append({"version": d.name, "live": d.name == live, "created": man.get("created"),
+                    "mode": man.get("mode"), "metrics": man.get("metrics", {})})
+    return out
+
+
+def _point_current(root: Path, version: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".CURRENT.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(version + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / CURRENT)
+    _fsync_dir(root)
+
+
+def activate_version(root: str | os.PathLike, version: str) -> Path:
+    """Make an already published, intact version the live one (e.g. to roll back)."""
+    root = Path(root)
+    if Path(version).name != version or not (root / version / MANIFEST).is_file():
+        raise ModelNotFoundError(f"no version {version!r} under {root}")
+    verify_model(root / version)
+    _point_current(root, version)
+    return root / version
+
+
+def publish_model(matcher: Matcher, root: str | os.PathLike, *, metrics: dict | None = None,
+                  data_sha256: str | None = None, activate: bool = True) -> Path:
+    """Save ``matcher`` as a new version under ``root`` and (by default) make it live.
+
+    The version is written in a hidden temporary directory and renamed into place, and
+    ``CURRENT`` is replaced atomically, so a crash leaves the previous version live.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    version, n = base, 1
+    while (root / version).exists():
+        n += 1
+        version = f"{base}-{n}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".publishing-"))
+    try:
+        save_model(matcher, tmp / "model", metrics=metrics, data_sha256=data_sha256)
+        os.rename(tmp / "model", root / version)
+        _fsync_dir(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if activate:
+        _point_current(root, version)
+    return root / version

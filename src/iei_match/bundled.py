@@ -1,0 +1,31 @@
+"""The public catalogs shipped with the package (see data/README.md for sources and licences)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+from .text import has_cjk
+
+__all__ = ["CATALOGS", "catalog_dir", "catalog_for_text"]
+
+CATALOGS = ("cn-vocational", "us-onet-cip")
+_HERE = Path(__file__).resolve().parent
+
+
+def catalog_dir(name: str) -> Path:
+    """Directory holding ``needs.csv``, ``programs.csv`` and ``links.csv`` of a bundled catalog.
+
+    Looks inside the installed package first, then in the source checkout's ``data/catalogs``.
+    """
+    if name not in CATALOGS:
+        raise ModelNotFoundError(f"no bundled catalog {name!r}; there are {list(CATALOGS)}")
+    for base in (_HERE / "bundled", _HERE.parents[1] / "data" / "catalogs"):
+        if (base / name / "programs.csv").is_file():
+            return base / name
+    raise ModelNotFoundError(f"the bundled catalog {name!r} is missing from this installation")
+
+
+def catalog_for_text(text: str) -> str:
+    """The catalog a free-text need is matched against: Chinese majors for Chinese text."""
+    return "cn-vocational" if has_cjk(text) else "us-onet-cip"

@@ -1,0 +1,221 @@
+"""The ``iei-match`` command line: train, rank, partners, evaluate, match."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .artifacts import data_fingerprint, list_versions, load_model, publish_model
+from .bundled import CATALOGS, catalog_dir, catalog_for_text
+from .errors import IeiMatchError, InputError, ModelNotFoundError
+from .evaluate import evaluate
+from .io import check_links, load_links, load_needs, load_programs, write_table
+from .matcher import Matcher
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {n}")
+    return n
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _train(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame | None,
+           model_dir: Path, seed: int) -> Path:
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        matcher = Matcher(random_state=seed).fit(needs, programs, links, progress=True)
+    for w in caught:
+        _say(f"note: {w.message}")
+    metrics = {"fit_seconds": round(time.perf_counter() - t0, 2), "needs": len(needs),
+               "programs": len(programs), "links": 0 if links is None else len(links),
+               "best_iterations": matcher.best_iterations_}
+    path = publish_model(matcher, model_dir, metrics=metrics,
+                         data_sha256=data_fingerprint(needs, programs, links))
+    _say(f"trained in {metrics['fit_seconds']} s ({matcher.mode_}); published {path}")
+    return path
+
+
+def cmd_train(args) -> int:
+    needs, programs = load_needs(args.needs), load_programs(args.programs)
+    links = None
+    if args.links:
+        links = load_links(args.links)
+        check_links(links, needs, programs, args.links)
+    _train(needs, programs, links, Path(args.model_dir), args.seed)
+    return 0
+
+
+def _write(frame: pd.DataFrame, output: str | None) -> None:
+    if output:
+        write_table(frame, output)
+        _say(f"wrote {len(frame)} rows to {output}")
+    else:
+        frame.to_csv(sys.stdout, index=False)
+
+
+def cmd_rank(args) -> int:
+    matcher = load_model(args.model_dir)
+    needs, programs = load_needs(args.needs), load_programs(args.programs)
+    out = matcher.rank(needs, programs, k=args.top_k, explain=not args.no_explain)
+    _write(out, args.output)
+    return 0
+
+
+def cmd_partners(args) -> int:
+    matcher = load_model(args.model_dir)
+    needs, programs = load_needs(args.needs), load_programs(args.programs)
+    out = matcher.partners(programs, needs, k=args.top_k, explain=not args.no_explain)
+    _write(out, args.output)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    needs, programs, links = load_needs(args.needs), load_programs(args.programs), \
+        load_links(args.links)
+    check_links(links, needs, programs, args.links)
+    peers = () if args.no_peers else ("tfidf-word", "tfidf-char", "bm25")
+    report = evaluate(needs, programs, links, test_size=args.test_size, random_state=args.seed,
+                      k=args.top_k, peers=peers, matcher=Matcher(random_state=args.seed),
+                      progress=True)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(report.round(4).to_string(index=False))
+    if args.output:
+        write_table(report, args.output)
+    return 0
+
+
+def _default_model(models_root: Path, catalog: str):
+    root = models_root / f"bundled-{catalog}"
+    try:
+        return load_model(root)
+    except ModelNotFoundError:
+        src = catalog_dir(catalog)
+        _say(f"first run: training the default model on the bundled {catalog} catalog "
+             f"(once; it is saved under {root})")
+        needs, programs = load_needs(src / "needs.csv"), load_programs(src / "programs.csv")
+        links = load_links(src / "links.csv")
+        _train(needs, programs, links, root, seed=0)
+        return load_model(root)
+
+
+def cmd_match(args) -> int:
+    text = " ".join(args.text).strip()
+    if not text:
+        raise InputError("describe the need, e.g. iei-match match \"数控机床操作工，熟悉FANUC系统\"")
+    catalog = args.catalog or catalog_for_text(text)
+    matcher = _default_model(Path(args.models_root), catalog)
+    programs = load_programs(catalog_dir(catalog) / "programs.csv")
+    title = args.title or text[:40]
+    need = pd.DataFrame({"need_id": ["need"], "title": [title], "text": [text],
+                         "level": [args.level or ""]})
+    if args.level:
+        programs = programs[programs["level"] == args.level]
+        if programs.empty:
+            raise InputError(f"no program of level {args.level!r} in the {catalog} catalog")
+    out = matcher.rank(need, programs, k=args.top_k)
+    info = programs.set_index("program_id")[["title", "level"]]
+    out = out.join(info, on="program_id")
+    print(f"Programs for: {text}  ({catalog}, model {Path(matcher.model_dir_).name})")
+    for row in out.itertuples(index=False):
+        level = f" [{row.level}]" if row.level else ""
+        print(f"{row.rank:>3}. {row.program_id}  {row.title}{level}  score {row.score:.3f}")
+        print(f"     matched: {row.matched_terms.replace('|', ', ') or '-'}")
+        print(f"     why: {row.top_factors}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    versions = list_versions(args.model_dir)
+    if not versions:
+        _say(f"no published model under {args.model_dir}")
+        return 1
+    for v in versions:
+        print(f"{'*' if v['live'] else ' '} {v['version']}  {v['mode']}  {v['metrics']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="iei-match", description=(
+        "Match enterprise talent needs with college programs (industry-education integration)."))
+    p.add_argument("--version", action="version", version=f"iei-match {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and publish it as a new version")
+    t.add_argument("--needs", required=True, help="needs file (CSV, XLSX or Parquet)")
+    t.add_argument("--programs", required=True, help="programs file")
+    t.add_argument("--links", help="past links file (need_id, program_id, grade); "
+                   "without it the model ranks by content only")
+    t.add_argument("--model-dir", required=True, help="models root to publish into")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    for name, helptext, func in (
+        ("rank", "best programs for every need", cmd_rank),
+        ("partners", "best needs for every program", cmd_partners),
+    ):
+        r = sub.add_parser(name, help=helptext)
+        r.add_argument("--model-dir", required=True, help="model directory or models root")
+        r.add_argument("--needs", required=True)
+        r.add_argument("--programs", required=True)
+        r.add_argument("--top-k", type=_positive, default=10)
+        r.add_argument("--output", help="CSV, XLSX or Parquet file (default: CSV to stdout)")
+        r.add_argument("--no-explain", action="store_true",
+                       help="leave out the matched_terms and top_factors columns")
+        r.set_defaults(func=func)
+
+    e = sub.add_parser("evaluate", help="hold out needs, train, and compare with the peers")
+    e.add_argument("--needs", required=True)
+    e.add_argument("--programs", required=True)
+    e.add_argument("--links", required=True)
+    e.add_argument("--test-size", type=float, default=0.2)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--top-k", type=_positive, default=100)
+    e.add_argument("--no-peers", action="store_true")
+    e.add_argument("--output", help="also write the report to this file")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("match", help="rank bundled catalog programs for a free-text need "
+                       "(trains the default model on first run)")
+    m.add_argument("text", nargs="+", help="the need, in Chinese or English")
+    m.add_argument("--title", help="a short title for the need")
+    m.add_argument("--level", help="only programs of this level, e.g. 高职专科")
+    m.add_argument("--catalog", choices=CATALOGS)
+    m.add_argument("--top-k", type=_positive, default=10)
+    m.add_argument("--models-root", default="models", help="where default models are kept")
+    m.set_defaults(func=cmd_match)
+
+    v = sub.add_parser("models", help="list the published versions under a models root")
+    v.add_argument("--model-dir", required=True)
+    v.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except IeiMatchError as exc:
+        _say(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
