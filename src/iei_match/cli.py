@@ -122,7 +122,7 @@ def cmd_match(args) -> int:
     programs = load_programs(catalog_dir(catalog) / "programs.csv")
     title = args.title or text[:40]
     need = pd.DataFrame({"need_id": ["need"], "title": [title], "text": [text],
-                         "level": [args.level or ""]})
+                         "level": [args.level or ""], "code": [args.code or ""]})
     if args.level:
         programs = programs[programs["level"] == args.level]
         if programs.empty:
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("text", nargs="+", help="the need, in Chinese or English")
     m.add_argument("--title", help="a short title for the need")
     m.add_argument("--level", help="only programs of this level, e.g. 高职专科")
+    m.add_argument("--code", help="the need's occupation code, if known (e.g. 6-12-03-00)")
     m.add_argument("--catalog", choices=CATALOGS)
     m.add_argument("--top-k", type=_positive, default=10)
     m.add_argument("--models-root", default="models", help="where default models are kept")

@@ -11,10 +11,9 @@ The model was trained on English text: it embeds Chinese, but poorly.
 
 Examples
 --------
->>> from iei_match import embeddings
->>> if embeddings.available():  # doctest: +SKIP
-...     vecs = embeddings.DenseEncoder().encode(["Registered Nursing", "Welding"])
-...     vecs.shape
+>>> from iei_match.embeddings import DenseEncoder
+>>> vecs = DenseEncoder().encode(["Registered Nursing", "Welding"])  # doctest: +SKIP
+>>> vecs.shape  # doctest: +SKIP
 (2, 384)
 """
 
@@ -56,9 +55,19 @@ def available() -> bool:
             return False
     try:
         _import_extra()
-    except ImportError:
+    except (ImportError, OSError):  # OSError: a torch whose native libraries do not load
         return False
     return True
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InputError("texts must be a list of strings, not one string")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"texts must all be strings, found {type(text).__name__} at {i}")
+    return texts
 
 
 def _import_extra() -> tuple[Any, Any]:
@@ -171,12 +180,7 @@ class DenseEncoder:
         InputError
             ``texts`` is a single string, or holds something that is not a string.
         """
-        if isinstance(texts, str):
-            raise InputError("texts must be a list of strings, not one string")
-        texts = list(texts)
-        bad = next((t for t in texts if not isinstance(t, str)), None)
-        if bad is not None:
-            raise InputError(f"texts must all be strings, found {type(bad).__name__}")
+        texts = _check_texts(texts)
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         with _lock:  # the model is shared: its max_seq_length is set per call
@@ -207,15 +211,18 @@ class DenseEncoder:
         -------
         numpy.ndarray
             As :meth:`encode`: shape ``(len(texts), 384)``, float32, unit rows.
+
+        Raises
+        ------
+        InputError
+            As :meth:`encode`.
         """
-        if isinstance(texts, str):
-            raise InputError("texts must be a list of strings, not one string")
-        texts = list(texts)
-        keys = [text_key(t) if isinstance(t, str) else None for t in texts]
-        todo: dict[str, str] = {}
+        texts = _check_texts(texts)
+        keys = [text_key(t) for t in texts]
+        todo: dict[str, str] = {}  # key -> text, each missing text once
         for key, text in zip(keys, texts, strict=True):
-            if key is None or (key not in cache and key not in todo):
-                todo[key] = text
+            if key not in cache:
+                todo.setdefault(key, text)
         if todo:
             fresh = self.encode(list(todo.values()))
             for key, vec in zip(todo, fresh, strict=True):

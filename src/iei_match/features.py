@@ -43,7 +43,11 @@ class Side:
     level : ndarray of int
         Index into :data:`LEVELS`, -1 when unknown.
     codes : pandas.Series
-        Taxonomy code of each row (its ``code`` column, else its id).
+        Taxonomy code of each row (its ``code`` column if the frame has one, else its id).
+    attrs : DataFrame or None
+        Optional per-row attributes of the rows being ranked: ``province``, ``city``
+        (normalised, "" when unknown) and ``capacity`` (a need's headcount, a program's
+        graduates per year; NaN when unknown).
     """
 
     ids: np.ndarray
@@ -52,16 +56,31 @@ class Side:
     level: np.ndarray
     codes: pd.Series
     dense: np.ndarray | None = None
+    titles: np.ndarray | None = None  # normalised, kept for the rows being ranked only
+    texts: np.ndarray | None = None
+    attrs: pd.DataFrame | None = None
 
     @classmethod
     def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
               char: FieldVectorizer, dense: np.ndarray | None = None) -> Side:
         titles = frame["title"].astype(str).tolist()
-        texts = frame["text"].astype(str).tolist()
+        body = frame["text"].fillna("").astype(str)
+        for extra in ("skills", "industry"):  # free-text attributes count as body text
+            if extra in frame:
+                body = body + " " + frame[extra].fillna("").astype(str)
+        texts = body.tolist()
+        capacity = next((frame[c] for c in ("headcount", "graduates_per_year") if c in frame),
+                        pd.Series(np.nan, index=frame.index))
+        attrs = pd.DataFrame({
+            "province": [normalize(v) for v in frame.get("province", [""] * len(frame))],
+            "city": [normalize(v) for v in frame.get("city", [""] * len(frame))],
+            "capacity": pd.to_numeric(capacity, errors="coerce").astype(float).to_numpy(),
+        })
         level = frame["level"] if "level" in frame else pd.Series([""] * len(frame))
         lookup = {name: i for i, name in enumerate(LEVELS)}
-        codes = frame["code"] if "code" in frame else frame[id_col]
-        codes = codes.astype(str).where(codes.astype(str).str.len() > 0, frame[id_col].astype(str))
+        # A ``code`` column, where there is one, is the taxonomy code (empty: unknown);
+        # otherwise the id is taken for the code, as in official catalogs.
+        codes = (frame["code"] if "code" in frame else frame[id_col]).fillna("").astype(str)
         return cls(
             ids=frame[id_col].astype(str).to_numpy(dtype=object),
             word=word.transform(titles, texts),
@@ -69,12 +88,17 @@ class Side:
             level=np.array([lookup.get(str(v).strip(), -1) for v in level], dtype=np.int32),
             codes=codes.reset_index(drop=True),
             dense=dense,
+            titles=np.array([normalize(t) for t in titles], dtype=object),
+            texts=np.array([normalize(t) for t in texts], dtype=object),
+            attrs=attrs,
         )
 
     def take(self, rows: np.ndarray) -> Side:
         return Side(self.ids[rows], self.word.take(rows), self.char.take(rows), self.level[rows],
                     self.codes.iloc[rows].reset_index(drop=True),
-                    None if self.dense is None else self.dense[rows])
+                    *(None if a is None else a[rows] for a in (self.dense, self.titles,
+                                                                self.texts)),
+                    None if self.attrs is None else self.attrs.iloc[rows].reset_index(drop=True))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -192,6 +216,32 @@ def _coverage(title_counts: sp.csr_matrix, doc_counts: sp.csr_matrix, rows, cols
     return np.where(size[rows] > 0, hit / np.maximum(size[rows], 1), 0.0).astype(np.float32)
 
 
+def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -> np.ndarray:
+    """1 where the whole (normalised) title occurs verbatim in the other side's text."""
+    if titles is None or texts is None:
+        return np.full(len(rows), np.nan, np.float32)
+    return np.fromiter((len(titles[i]) > 1 and titles[i] in texts[j] for i, j in zip(rows, cols)),
+                       dtype=np.float32, count=len(rows))
+
+
+def _region_capacity(needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
+    """Same city / province (NaN when either side does not say) and capacities (log)."""
+    out = {}
+    n_attr = needs.attrs if needs.attrs is not None else pd.DataFrame(index=range(len(needs)))
+    p_attr = (programs.attrs if programs.attrs is not None
+              else pd.DataFrame(index=range(len(programs))))
+    for col in ("province", "city"):
+        a = n_attr.get(col, pd.Series([""] * len(needs))).to_numpy(dtype=object)[n_rows]
+        b = p_attr.get(col, pd.Series([""] * len(programs))).to_numpy(dtype=object)[p_rows]
+        known = (a != "") & (b != "")
+        out[f"same_{col}"] = np.where(known, a == b, np.nan).astype(np.float32)
+    for name, attr, rows in (("need_headcount", n_attr, n_rows),
+                             ("program_capacity", p_attr, p_rows)):
+        cap = attr.get("capacity", pd.Series(np.nan, index=attr.index)).to_numpy(float)[rows]
+        out[name] = np.log1p(np.clip(cap, 0, None)).astype(np.float32)
+    return out
+
+
 def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
     out = {}
     for (ln, lp), (prob, totals) in memory.priors.items():
@@ -250,6 +300,8 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
     f["bm25_prog_query"] = pair_dots(bin_p, bm_n, p_rows, n_rows)
     f["need_title_coverage"] = _coverage(nc.title, pc.counts, n_rows, p_rows)
     f["prog_title_coverage"] = _coverage(pc.title, nc.counts, p_rows, n_rows)
+    f["need_title_in_prog_text"] = _contains(needs.titles, programs.texts, n_rows, p_rows)
+    f["prog_title_in_need_text"] = _contains(programs.titles, needs.texts, p_rows, n_rows)
     if needs.dense is not None and programs.dense is not None:
         f["dense_cosine"] = np.einsum("ij,ij->i", needs.dense[n_rows], programs.dense[p_rows])
     cols = memory.program_columns(programs)
@@ -271,6 +323,7 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
         f[f"category_share_p{length}"] = _category_collab(memory, nbrs, programs, n_rows, p_rows,
                                                           length)
     f.update(_prior(memory, needs, programs, n_rows, p_rows))
+    f.update(_region_capacity(needs, programs, n_rows, p_rows))
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)

@@ -93,8 +93,17 @@ class Matcher(BaseEstimator):
     n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM parameters.
     early_stopping_rounds : int, default=50
         Boosting stops when NDCG@10 on held-aside queries has not improved for this long.
+    min_rounds : int, default=50
+        The refit on all training queries uses at least this many rounds.
     validation_fraction : float, default=0.15
-        Share of training queries held aside for early stopping.
+        Share of training queries held aside for early stopping; the final model is then
+        refit on every query with the number of rounds found.
+    code_dropout : float, default=0.25
+        Share of training needs whose taxonomy code is hidden, so that needs without a code
+        (free text from an enterprise) are ranked well too.
+    train_candidates : int, default=40
+        Candidates per retriever for the training lists (fewer than at ranking time, to
+        keep training fast).
     random_state : int, default=0
     n_jobs : int, default=2
 
@@ -122,7 +131,8 @@ class Matcher(BaseEstimator):
 
     def __init__(self, n_candidates=60, knn=30, n_folds=5, title_weight=2.0, max_df=0.5,
                  n_estimators=600, learning_rate=0.05, num_leaves=31, min_child_samples=20,
-                 early_stopping_rounds=50, validation_fraction=0.15, random_state=0, n_jobs=2):
+                 early_stopping_rounds=50, min_rounds=50, validation_fraction=0.15,
+                 code_dropout=0.25, train_candidates=40, random_state=0, n_jobs=2):
         self.n_candidates = n_candidates
         self.knn = knn
         self.n_folds = n_folds
@@ -134,6 +144,9 @@ class Matcher(BaseEstimator):
         self.min_child_samples = min_child_samples
         self.early_stopping_rounds = early_stopping_rounds
         self.validation_fraction = validation_fraction
+        self.code_dropout = code_dropout
+        self.min_rounds = min_rounds
+        self.train_candidates = train_candidates
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -214,11 +227,15 @@ class Matcher(BaseEstimator):
             kept = np.flatnonzero(fold_of != f)
             memory = self._memory(needs.take(kept), programs, matrix[kept])
             queries = needs.take(held)
+            # Some new needs come without a taxonomy code: hide it for a share of the
+            # training needs so the ranker learns to do without the code priors.
+            hide = rng.random(len(held)) < self.code_dropout
+            queries.codes = queries.codes.where(~hide, "")
             nbrs = memory.neighbours(queries)
             labels = matrix[held]
             for direction in ("need", "program"):
                 n_rows, p_rows = candidate_pairs(memory, queries, programs, nbrs,
-                                                 self.n_candidates, direction)
+                                                 self.train_candidates, direction)
                 y = np.asarray(labels[n_rows, p_rows]).ravel()
                 groups = held[n_rows] if direction == "need" else p_rows + f * len(programs)
                 x = pair_features(memory, queries, programs, nbrs, n_rows, p_rows)
@@ -265,7 +282,7 @@ class Matcher(BaseEstimator):
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         booster = lgb.train(params, train, num_boost_round=self.n_estimators,
                             valid_sets=valid_sets, callbacks=callbacks)
-        best = booster.best_iteration or booster.current_iteration()
+        best = max(booster.best_iteration or booster.current_iteration(), self.min_rounds)
         self.best_iterations_[direction] = int(best)
         if is_val.any():  # refit on every query with the tuned number of rounds
             booster = lgb.train(params, dataset(np.ones(len(y), bool)), num_boost_round=best)

@@ -1,0 +1,54 @@
+"""Wall-clock time to train on one whole bundled benchmark and rank it in both directions.
+
+    python benchmarks/train_rank_speed.py [--repeat 3]
+
+The issue's budget is 60 s for training plus ranking one benchmark on 2 cores. Prints the
+median of the repeats per stage and dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+from iei_match.bundled import CATALOGS, catalog_dir
+from iei_match.io import load_links, load_needs, load_programs
+from iei_match.matcher import Matcher
+
+
+def run(name: str) -> dict[str, float]:
+    d = catalog_dir(name)
+    t0 = time.perf_counter()
+    needs, programs = load_needs(d / "needs.csv"), load_programs(d / "programs.csv")
+    links = load_links(d / "links.csv")
+    t1 = time.perf_counter()
+    matcher = Matcher().fit(needs, programs, links)
+    t2 = time.perf_counter()
+    matcher.rank(needs, programs, k=100)
+    t3 = time.perf_counter()
+    matcher.partners(programs, needs, k=100)
+    t4 = time.perf_counter()
+    return {"load": t1 - t0, "fit": t2 - t1, "rank": t3 - t2, "partners": t4 - t3,
+            "total": t4 - t0}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    warnings.simplefilter("ignore")
+    Matcher().fit(*(f(catalog_dir(CATALOGS[0]) / n) for f, n in (
+        (load_needs, "needs.csv"), (load_programs, "programs.csv"),
+        (load_links, "links.csv"))))  # warm the numba cache outside the timings
+    print(f"{'dataset':<15}{'load':>8}{'fit':>8}{'rank':>8}{'partners':>10}{'total':>8}  (s)")
+    for name in CATALOGS:
+        runs = [run(name) for _ in range(args.repeat)]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"{name:<15}{med['load']:>8.1f}{med['fit']:>8.1f}{med['rank']:>8.1f}"
+              f"{med['partners']:>10.1f}{med['total']:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
