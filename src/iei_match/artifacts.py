@@ -142,12 +142,16 @@ def save_model(matcher: Matcher, directory: str | os.PathLike, *, metrics: dict 
         "mode": matcher.mode_,
         "feature_names": list(matcher.feature_names_),
         "best_iterations": dict(matcher.best_iterations_),
+        "dense": bool(matcher.dense_),
+        "dense_cache_keys": list(matcher.dense_cache_),
         "word": word_state,
         "char": char_state,
         "memory": {"needs": _side_state(memory.needs, "memory.needs", arrays),
                    "programs": _side_state(memory.programs, "memory.programs", arrays),
                    "knn": memory.knn},
     }
+    if matcher.dense_cache_:
+        arrays["dense_cache"] = np.stack(list(matcher.dense_cache_.values()))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     _write(directory / "arrays.npz", buf.getvalue())
@@ -227,6 +231,9 @@ def load_model(path: str | os.PathLike) -> Matcher:
     m.mode_ = state["mode"]
     m.feature_names_ = list(state["feature_names"])
     m.best_iterations_ = dict(state["best_iterations"])
+    m.dense_ = bool(state.get("dense", False))
+    keys = state.get("dense_cache_keys", [])
+    m.dense_cache_ = dict(zip(keys, arrays["dense_cache"])) if keys else {}
     m.boosters_ = {}
     for direction in ("need", "program"):
         f = directory / f"ranker-{direction}.txt"

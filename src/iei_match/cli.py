@@ -88,7 +88,7 @@ def cmd_evaluate(args) -> int:
     needs, programs, links = load_needs(args.needs), load_programs(args.programs), \
         load_links(args.links)
     check_links(links, needs, programs, args.links)
-    peers = () if args.no_peers else ("tfidf-word", "tfidf-char", "bm25")
+    peers = () if args.no_peers else None
     report = evaluate(needs, programs, links, test_size=args.test_size, random_state=args.seed,
                       k=args.top_k, peers=peers, matcher=Matcher(random_state=args.seed),
                       progress=True)

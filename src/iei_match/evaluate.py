@@ -13,7 +13,7 @@ from .matcher import Matcher
 from .metrics import evaluate_run
 from .peers import PEERS, rank_peer
 
-__all__ = ["holdout_split", "evaluate"]
+__all__ = ["holdout_split", "evaluate", "default_peers"]
 
 
 def holdout_split(needs: pd.DataFrame, links: pd.DataFrame, test_size: float = 0.2,
@@ -40,8 +40,28 @@ def _doc(frame: pd.DataFrame) -> list[str]:
     return (frame["title"].astype(str) + " " + frame["text"].astype(str)).tolist()
 
 
+def _dense_peer(queries: list[str], docs: list[str], k: int):
+    from .embeddings import DenseEncoder
+    from .features import dense_topk
+
+    enc = DenseEncoder()
+    q, d = enc.encode(queries), enc.encode(docs)
+    idx = dense_topk(q, d, k)
+    return idx, np.take_along_axis(q @ d.T, idx, axis=1)
+
+
+def default_peers() -> tuple[str, ...]:
+    """The sparse peers, plus dense embeddings when the ``embeddings`` extra is installed."""
+    from . import embeddings
+
+    return PEERS + (("dense",) if embeddings.available() else ())
+
+
 def _peer_run(name, queries, docs, q_col, d_col, k) -> pd.DataFrame:
-    idx, score = rank_peer(name, _doc(queries), _doc(docs), k)
+    if name == "dense":
+        idx, score = _dense_peer(_doc(queries), _doc(docs), k)
+    else:
+        idx, score = rank_peer(name, _doc(queries), _doc(docs), k)
     kk = idx.shape[1]
     return pd.DataFrame({
         q_col: np.repeat(queries[q_col].astype(str).to_numpy(), kk),
@@ -53,11 +73,12 @@ def _peer_run(name, queries, docs, q_col, d_col, k) -> pd.DataFrame:
 
 def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *,
              test_size: float = 0.2, random_state: int = 0, k: int = 100,
-             peers: tuple[str, ...] = PEERS, matcher: Matcher | None = None,
+             peers: tuple[str, ...] | None = None, matcher: Matcher | None = None,
              progress: bool = False) -> pd.DataFrame:
     """Train on most needs, then rank the held-out ones in both directions.
 
-    The matcher and every peer are scored in the same run on the same split: NDCG@10,
+    The matcher and every peer (by default TF-IDF words, TF-IDF char n-grams, BM25, and
+    dense embeddings when installed) are scored in the same run on the same split: NDCG@10,
     Recall@10, Recall@50 and MRR, averaged over held-out needs (``need->program``) or over
     programs with at least one held-out link (``program->need``).
 
@@ -70,6 +91,7 @@ def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *
     if (pd.to_numeric(te_links.get("grade", 1), errors="coerce").fillna(1) > 0).sum() == 0:
         raise InputError("the held-out needs have no links to evaluate against")
     matcher = matcher if matcher is not None else Matcher(random_state=random_state)
+    peers = default_peers() if peers is None else peers
     rows = []
     t0 = time.perf_counter()
     matcher.fit(tr_needs, programs, tr_links, progress=progress)

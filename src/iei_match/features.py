@@ -131,6 +131,11 @@ class Memory:
         # Programs' linked-need centroids (word space): "needs this program served before".
         centroid = self.links.T @ self.needs.word.full
         self.program_centroid = l2_normalize(sp.csr_matrix(centroid, dtype=np.float32))
+        self.program_dense_centroid = None
+        if self.needs.dense is not None:
+            dense = np.asarray(self.links.T @ self.needs.dense, dtype=np.float32)
+            norm = np.linalg.norm(dense, axis=1, keepdims=True)
+            self.program_dense_centroid = dense / np.where(norm > 0, norm, 1)
         self.priors = {}
         linked = self.links.tocoo()
         for ln in self.need_prefix_len:
@@ -147,16 +152,22 @@ class Memory:
         """Each query need's ``knn`` most similar known needs (mean of word and char cosine)."""
         k = min(self.knn, len(self.needs))
         n_q, n_k = len(queries), len(self.needs)
-        iw, sw = self.need_index_word.search(queries.word.full, k)
-        ic, sc = self.need_index_char.search(queries.char.full, k)
-        rows = np.repeat(np.arange(n_q), 2 * k)
-        cols = np.concatenate([iw, ic], axis=1).ravel()
+        found = [self.need_index_word.search(queries.word.full, k)[0],
+                 self.need_index_char.search(queries.char.full, k)[0]]
+        if queries.dense is not None and self.needs.dense is not None:
+            found.append(dense_topk(queries.dense, self.needs.dense, k))
+        rows = np.repeat(np.arange(n_q), len(found) * k)
+        cols = np.concatenate(found, axis=1).ravel()
         keep = cols >= 0
         rows, cols = rows[keep], cols[keep]
         pairs = np.unique(rows * n_k + cols)
         rows, cols = pairs // n_k, pairs % n_k
-        sim = 0.5 * (pair_dots(queries.word.full, self.needs.word.full, rows, cols)
-                     + pair_dots(queries.char.full, self.needs.char.full, rows, cols))
+        sim = (pair_dots(queries.word.full, self.needs.word.full, rows, cols)
+               + pair_dots(queries.char.full, self.needs.char.full, rows, cols))
+        if queries.dense is not None and self.needs.dense is not None:
+            sim = (sim + np.einsum("ij,ij->i", queries.dense[rows], self.needs.dense[cols])) / 3
+        else:
+            sim = sim / 2
         m = sp.csr_matrix((sim, (rows, cols)), shape=(n_q, n_k))
         top_cols, top_sim = topk_rows(m, k)
         r = np.repeat(np.arange(n_q), k)
@@ -177,6 +188,19 @@ def _collab_scores(memory: Memory, nbrs: sp.csr_matrix, prog_cols: np.ndarray) -
     return sp.csr_matrix(nbrs @ memory.links @ to_given)
 
 
+def dense_topk(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+    """Rows of the ``k`` documents with the largest dot product, best first (ties: lower row)."""
+    k = min(k, len(docs))
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        sims = queries[start:start + chunk] @ docs.T
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        vals = np.take_along_axis(sims, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        out[start:start + chunk] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
 def candidate_pairs(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matrix,
                     k: int, direction: str) -> tuple[np.ndarray, np.ndarray]:
     """Union of the top ``k`` by word TF-IDF, char TF-IDF and collaborative score.
@@ -195,6 +219,10 @@ def candidate_pairs(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_ma
     kk = min(k, d_word.shape[0])
     parts = [PostingIndex(d_word).search(q_word, kk)[0], PostingIndex(d_char).search(q_char, kk)[0],
              topk_rows(collab, kk)[0]]
+    if needs.dense is not None and programs.dense is not None:
+        q_dense, d_dense = ((needs.dense, programs.dense) if direction == "need"
+                            else (programs.dense, needs.dense))
+        parts.append(dense_topk(q_dense, d_dense, kk))
     q = np.repeat(np.arange(q_word.shape[0]), kk)
     rows = np.concatenate([q] * len(parts))
     cols = np.concatenate([p.ravel() for p in parts])
@@ -283,6 +311,8 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
     """
     f: dict[str, np.ndarray] = {}
     nw, pw, nc, pc = needs.word, programs.word, needs.char, programs.char
+    known_cols = memory.program_columns(programs)[p_rows]
+    ok = known_cols >= 0
     f["word_full"] = pair_dots(nw.full, pw.full, n_rows, p_rows)
     f["char_full"] = pair_dots(nc.full, pc.full, n_rows, p_rows)
     f["word_title"] = pair_dots(nw.title, pw.title, n_rows, p_rows)
@@ -304,10 +334,12 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
     f["prog_title_in_need_text"] = _contains(programs.titles, needs.texts, p_rows, n_rows)
     if needs.dense is not None and programs.dense is not None:
         f["dense_cosine"] = np.einsum("ij,ij->i", needs.dense[n_rows], programs.dense[p_rows])
-    cols = memory.program_columns(programs)
-    known_cols = cols[p_rows]
+        hist = np.zeros(len(n_rows), np.float32)
+        if memory.program_dense_centroid is not None:
+            hist[ok] = np.einsum("ij,ij->i", needs.dense[n_rows[ok]],
+                                 memory.program_dense_centroid[known_cols[ok]])
+        f["dense_need_vs_program_history"] = hist
     stats = np.zeros((len(n_rows), 4), np.float32)
-    ok = known_cols >= 0
     stats[ok] = neighbour_link_stats(nbrs, memory.links, n_rows[ok], known_cols[ok])
     stats[~ok, 3] = memory.knn + 1
     f["knn_sum"], f["knn_max"], f["knn_share"], f["knn_first_rank"] = stats.T

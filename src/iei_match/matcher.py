@@ -104,6 +104,11 @@ class Matcher(BaseEstimator):
     train_candidates : int, default=40
         Candidates per retriever for the training lists (fewer than at ranking time, to
         keep training fast).
+    dense : {"auto", True, False}, default="auto"
+        Add sentence embeddings (all-MiniLM-L6-v2, from the ``embeddings`` extra) as one more
+        retriever and feature source. ``"auto"`` uses them when the extra is installed and
+        most of the training text is not Chinese (the model is English-only). A model
+        trained with them needs the extra to rank.
     random_state : int, default=0
     n_jobs : int, default=2
 
@@ -132,7 +137,8 @@ class Matcher(BaseEstimator):
     def __init__(self, n_candidates=60, knn=30, n_folds=5, title_weight=2.0, max_df=0.5,
                  n_estimators=600, learning_rate=0.05, num_leaves=31, min_child_samples=20,
                  early_stopping_rounds=50, min_rounds=50, validation_fraction=0.15,
-                 code_dropout=0.25, train_candidates=40, random_state=0, n_jobs=2):
+                 code_dropout=0.25, train_candidates=40, dense="auto", random_state=0,
+                 n_jobs=2):
         self.n_candidates = n_candidates
         self.knn = knn
         self.n_folds = n_folds
@@ -147,6 +153,7 @@ class Matcher(BaseEstimator):
         self.code_dropout = code_dropout
         self.min_rounds = min_rounds
         self.train_candidates = train_candidates
+        self.dense = dense
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -172,8 +179,12 @@ class Matcher(BaseEstimator):
         texts = pd.concat([needs["text"], programs["text"]]).tolist()
         self.word_.fit(titles, texts)
         self.char_.fit(titles, texts)
-        need_side = Side.build(needs, "need_id", self.word_, self.char_)
-        prog_side = Side.build(programs, "program_id", self.word_, self.char_)
+        self.dense_ = self._use_dense(texts)
+        self.dense_cache_: dict[str, np.ndarray] = {}
+        need_side = Side.build(needs, "need_id", self.word_, self.char_,
+                               self._embed(needs, remember=True))
+        prog_side = Side.build(programs, "program_id", self.word_, self.char_,
+                               self._embed(programs, remember=True))
         matrix = self._link_matrix(links, need_side, prog_side)
         self.memory_ = self._memory(need_side, prog_side, matrix)
         self.boosters_: dict[str, lgb.Booster] = {}
@@ -189,6 +200,33 @@ class Matcher(BaseEstimator):
         for direction, (x, y, groups) in tables.items():
             self.boosters_[direction] = self._train(x, y, groups, direction)
         return self
+
+    def _use_dense(self, texts: list[str]) -> bool:
+        from . import embeddings
+        from .text import has_cjk
+
+        if self.dense == "auto":
+            sample = texts[:: max(1, len(texts) // 500)]
+            mostly_chinese = np.mean([has_cjk(t) for t in sample]) >= 0.5
+            return embeddings.available() and not mostly_chinese
+        if self.dense not in (True, False):
+            raise InputError(f"dense must be 'auto', True or False, got {self.dense!r}")
+        if self.dense and not embeddings.available():
+            embeddings.DenseEncoder()  # raises OptionalDependencyError with the install hint
+        return bool(self.dense)
+
+    def _embed(self, frame: pd.DataFrame, remember: bool = False) -> np.ndarray | None:
+        """Sentence embeddings of title + text, reusing those of texts seen in training.
+
+        Only training (``remember=True``) adds to the cache that is saved with the model.
+        """
+        if not self.dense_:
+            return None
+        from .embeddings import DenseEncoder
+
+        docs = (frame["title"].astype(str) + ". " + frame["text"].astype(str)).tolist()
+        cache = self.dense_cache_ if remember else dict(self.dense_cache_)
+        return DenseEncoder(max_seq_length=128).encode_cached(docs, cache)
 
     def _memory(self, needs: Side, programs: Side, links: sp.csr_matrix) -> Memory:
         return Memory(needs, programs, links, self.word_.idf_, knn=self.knn)
@@ -308,8 +346,9 @@ class Matcher(BaseEstimator):
             raise InputError(f"k must be a whole number of at least 1, got {k!r}")
         needs = _check_frame(needs, "need_id", "needs")
         programs = _check_frame(programs, "program_id", "programs")
-        need_side = Side.build(needs, "need_id", self.word_, self.char_)
-        prog_side = Side.build(programs, "program_id", self.word_, self.char_)
+        need_side = Side.build(needs, "need_id", self.word_, self.char_, self._embed(needs))
+        prog_side = Side.build(programs, "program_id", self.word_, self.char_,
+                               self._embed(programs))
         memory = self.memory_
         nbrs = memory.neighbours(need_side)
         n_cand = max(self.n_candidates, k)

@@ -1,0 +1,246 @@
+"""Tests for iei_match.vectorize: FieldVectorizer and bm25_weights."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import iei_match.vectorize as vectorize_module
+from iei_match.errors import InputError, NotFittedError
+from iei_match.text import tokenize
+from iei_match.vectorize import FieldMatrices, FieldVectorizer, bm25_weights
+
+TITLES = ["数控技术", "护理", "会计", "Software Engineering", "电工", "烹饪工艺", "数控车工"]
+TEXTS = [
+    "数控机床编程与零件加工，CNC 操作",
+    "临床护理与病人健康照护",
+    "财务报表编制与税务申报，会计核算",
+    "design and build computer software applications with Python",
+    "电路安装、配电与电气设备维修",
+    "中式菜肴烹饪与面点制作",
+    "操作数控车床加工零件",
+]
+
+
+@pytest.fixture(params=["word", "char"])
+def fitted(request):
+    return FieldVectorizer(request.param, max_df=1.0).fit(TITLES, TEXTS)
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(vectorize_module)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_fit_transform_shapes(fitted):
+    n_terms = len(fitted.vocabulary_)
+    assert n_terms > 0
+    assert fitted.idf_.shape == (n_terms,)
+    assert list(fitted.get_feature_names_out()) == fitted.vocabulary_
+    m = fitted.transform(TITLES[:3], TEXTS[:3])
+    assert isinstance(m, FieldMatrices)
+    for part in (m.title, m.body, m.full, m.counts):
+        assert sp.issparse(part)
+        assert part.shape == (3, n_terms)
+
+
+def test_vocabulary_is_sorted_and_unique(fitted):
+    assert fitted.vocabulary_ == sorted(set(fitted.vocabulary_))
+
+
+def test_rows_are_l2_normalised(fitted):
+    m = fitted.transform(TITLES + ["", "zzzz qqqq"], TEXTS + ["", ""])
+    for part in (m.title, m.body, m.full):
+        norms = np.sqrt(np.asarray(part.multiply(part).sum(axis=1)).ravel())
+        nonempty = part.getnnz(axis=1) > 0
+        np.testing.assert_allclose(norms[nonempty], 1.0, rtol=1e-5)
+        assert (norms[~nonempty] == 0).all()
+    # The last two documents have no known term at all.
+    assert m.full[-2:].nnz == 0
+
+
+def test_counts_are_raw_term_counts_of_title_plus_body():
+    v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
+    m = v.transform(["数控 数控"], ["数控 机床 unknownword"])
+    row = dict(zip((v.vocabulary_[j] for j in m.counts.indices), m.counts.data, strict=True))
+    assert row == {"数控": 3.0, "机床": 1.0}
+
+
+def test_unknown_terms_are_ignored():
+    v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
+    with_noise = v.transform(["数控 量子纠缠 zyzzyva"], ["机床 加工 blorptastic"])
+    clean = v.transform(["数控"], ["机床 加工"])
+    for a, b in zip(
+        (with_noise.title, with_noise.body, with_noise.full, with_noise.counts),
+        (clean.title, clean.body, clean.full, clean.counts),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a.toarray(), b.toarray())
+    only_unknown = v.transform(["zyzzyva"], ["blorptastic"])
+    assert only_unknown.full.nnz == 0 and only_unknown.counts.nnz == 0
+
+
+def test_idf_is_smoothed_like_scikit_learn():
+    v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
+    docs = [set(tokenize(t) + tokenize(b)) for t, b in zip(TITLES, TEXTS, strict=True)]
+    n = len(docs)
+    for term, idf in zip(v.vocabulary_, v.idf_, strict=True):
+        df = sum(term in d for d in docs)
+        assert idf == pytest.approx(math.log((1 + n) / (1 + df)) + 1, rel=1e-6)
+
+
+def test_tfidf_values_match_the_definition():
+    v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
+    m = v.transform(["数控 数控 机床"], [""])
+    index = {t: j for j, t in enumerate(v.vocabulary_)}
+    raw = {t: math.log1p(c) * v.idf_[index[t]] for t, c in Counter(["数控", "数控", "机床"]).items()}
+    norm = math.sqrt(sum(x * x for x in raw.values()))
+    got = {v.vocabulary_[j]: x for j, x in zip(m.title.indices, m.title.data, strict=True)}
+    assert got.keys() == raw.keys()
+    for t in raw:
+        assert got[t] == pytest.approx(raw[t] / norm, rel=1e-5)
+
+
+def test_max_df_and_min_df_filter_the_vocabulary():
+    titles = ["数控", "数控", "数控", "护理"]
+    texts = ["机床", "机床", "病人", "病人"]
+    v = FieldVectorizer("word", max_df=0.5).fit(titles, texts)
+    assert "数控" not in v.vocabulary_  # in 3 of 4 documents
+    assert {"机床", "病人", "护理"} <= set(v.vocabulary_)
+    v2 = FieldVectorizer("word", min_df=2, max_df=1.0).fit(titles, texts)
+    assert "护理" not in v2.vocabulary_  # in one document only
+    assert {"数控", "机床", "病人"} <= set(v2.vocabulary_)
+
+
+def test_fit_rejects_bad_input():
+    with pytest.raises(InputError):
+        FieldVectorizer().fit([], [])
+    with pytest.raises(InputError):
+        FieldVectorizer().fit(["a title"], ["one", "two"])
+    with pytest.raises(InputError):
+        FieldVectorizer(analyzer="bogus").fit(TITLES, TEXTS)
+    with pytest.raises(InputError, match="too small"):
+        FieldVectorizer(max_df=1.0).fit(["的"], ["和"])
+
+
+def test_transform_rejects_mismatched_lengths():
+    v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
+    with pytest.raises(InputError):
+        v.transform(["数控"], ["a", "b"])
+
+
+@pytest.mark.parametrize("call", ["transform", "get_state", "get_feature_names_out"])
+def test_not_fitted_error_before_fit(call):
+    v = FieldVectorizer()
+    args = {"transform": (["数控"], ["机床"]), "get_state": (), "get_feature_names_out": ()}[call]
+    with pytest.raises(NotFittedError) as info:
+        getattr(v, call)(*args)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, InputError)
+
+
+def test_state_round_trip_gives_identical_matrices(fitted):
+    state, idf = fitted.get_state()
+    # The state is plain JSON data and the idf a plain numeric array.
+    state = json.loads(json.dumps(state, ensure_ascii=False))
+    assert idf.dtype.kind == "f"
+    rebuilt = FieldVectorizer.from_state(state, idf.copy())
+    assert rebuilt.get_params() == fitted.get_params()
+    assert rebuilt.vocabulary_ == fitted.vocabulary_
+    a = fitted.transform(TITLES, TEXTS)
+    b = rebuilt.transform(TITLES, TEXTS)
+    for x, y in zip((a.title, a.body, a.full, a.counts), (b.title, b.body, b.full, b.counts),
+                    strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x.toarray(), y.toarray())
+
+
+def test_from_state_rejects_inconsistent_idf(fitted):
+    state, idf = fitted.get_state()
+    with pytest.raises(InputError):
+        FieldVectorizer.from_state(state, idf[:-1])
+
+
+def test_title_weight_changes_full_only():
+    light = FieldVectorizer("word", title_weight=1.0, max_df=1.0).fit(TITLES, TEXTS)
+    heavy = FieldVectorizer("word", title_weight=5.0, max_df=1.0).fit(TITLES, TEXTS)
+    a, b = light.transform(TITLES, TEXTS), heavy.transform(TITLES, TEXTS)
+    np.testing.assert_array_equal(a.title.toarray(), b.title.toarray())
+    np.testing.assert_array_equal(a.body.toarray(), b.body.toarray())
+    assert not np.allclose(a.full.toarray(), b.full.toarray())
+    # full = normalize(title_weight * title + body)
+    for m, w in ((a, 1.0), (b, 5.0)):
+        dense = w * m.title.toarray() + m.body.toarray()
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        expected = np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
+        np.testing.assert_allclose(m.full.toarray(), expected, rtol=1e-5, atol=1e-7)
+    # A heavier title moves the whole-document vector towards the title.
+    cos_light = np.asarray(a.full.multiply(a.title).sum(axis=1)).ravel()
+    cos_heavy = np.asarray(b.full.multiply(b.title).sum(axis=1)).ravel()
+    has_title = a.title.getnnz(axis=1) > 0
+    assert (cos_heavy[has_title] >= cos_light[has_title] - 1e-6).all()
+    assert (cos_heavy[has_title] > cos_light[has_title] + 1e-3).any()
+
+
+# --- BM25 ------------------------------------------------------------------------------
+
+
+def slow_bm25(counts: np.ndarray, idf: np.ndarray, k1: float, b: float) -> np.ndarray:
+    """The textbook per-document BM25 term weight, one cell at a time."""
+    n_docs, n_terms = counts.shape
+    lengths = [sum(counts[d]) for d in range(n_docs)]
+    avgdl = sum(lengths) / n_docs if sum(lengths) > 0 else 1.0
+    out = np.zeros((n_docs, n_terms))
+    for d in range(n_docs):
+        for t in range(n_terms):
+            tf = counts[d, t]
+            if tf:
+                out[d, t] = idf[t] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[d] / avgdl))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("k1", "b"), [(1.2, 0.75), (2.0, 0.0), (0.5, 1.0)])
+def test_bm25_weights_match_the_slow_formula(seed, k1, b):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 4, size=(12, 9)) * (rng.random((12, 9)) < 0.4)
+    counts[3] = 0  # an empty document
+    idf = rng.uniform(0.5, 3.0, 9).astype(np.float32)
+    got = bm25_weights(sp.csr_matrix(counts.astype(np.float32)), idf, k1=k1, b=b)
+    assert sp.issparse(got)
+    assert got.shape == counts.shape
+    np.testing.assert_allclose(got.toarray(), slow_bm25(counts, idf, k1, b), rtol=1e-5)
+
+
+def test_bm25_query_dot_weights_is_the_bm25_score():
+    v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
+    docs = v.transform(TITLES, TEXTS).counts
+    weights = bm25_weights(docs, v.idf_)
+    query = v.transform(["数控 零件"], ["加工 加工"]).counts
+    binary = query.copy()
+    binary.data[:] = 1.0
+    scores = (binary @ weights.T).toarray().ravel()
+    dense = docs.toarray()
+    lengths = dense.sum(axis=1)
+    avgdl = lengths.mean()
+    q_terms = set(query.indices)
+    for d in range(len(TITLES)):
+        expected = sum(
+            v.idf_[t] * dense[d, t] * 2.2 / (dense[d, t] + 1.2 * (0.25 + 0.75 * lengths[d] / avgdl))
+            for t in q_terms
+        )
+        assert scores[d] == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    assert scores.argmax() in (0, 6)  # the two CNC documents
+
+
+def test_bm25_weights_of_all_empty_documents():
+    counts = sp.csr_matrix((3, 4), dtype=np.float32)
+    out = bm25_weights(counts, np.ones(4, np.float32))
+    assert out.shape == (3, 4) and out.nnz == 0
