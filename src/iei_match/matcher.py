@@ -86,8 +86,8 @@ class Matcher(BaseEstimator):
     n_folds : int, default=5
         Training features are computed out of fold: each fold's needs are scored against a
         memory of the other folds' links, as a new need will be.
-    title_weight : float, default=2.0
-        Weight of the title against the body in whole-document vectors.
+    title_weight : float, default=3.0
+        How many times a title term counts in whole-document vectors.
     max_df : float, default=0.5
         Terms in more than this share of documents are ignored.
     n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM parameters.
@@ -134,7 +134,7 @@ class Matcher(BaseEstimator):
     [['n1', 'p1', 1]]
     """
 
-    def __init__(self, n_candidates=60, knn=30, n_folds=5, title_weight=2.0, max_df=0.5,
+    def __init__(self, n_candidates=60, knn=30, n_folds=5, title_weight=3.0, max_df=0.5,
                  n_estimators=600, learning_rate=0.05, num_leaves=31, min_child_samples=20,
                  early_stopping_rounds=50, min_rounds=50, validation_fraction=0.15,
                  code_dropout=0.25, train_candidates=40, dense="auto", random_state=0,

@@ -33,7 +33,8 @@ class FieldMatrices:
     title, body : scipy.sparse.csr_matrix
         Each field on its own.
     full : scipy.sparse.csr_matrix
-        ``title_weight * title + body``, normalised again: the document as a whole.
+        The document as a whole: TF-IDF of the title's counts times ``title_weight`` plus
+        the body's counts.
     counts : scipy.sparse.csr_matrix
         Raw term counts of title + body, for BM25.
     """
@@ -71,10 +72,10 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     analyzer : {"word", "char"}, default="word"
-        ``"word"``: jieba search-mode segmentation for Chinese, stemmed words for English.
+        ``"word"``: jieba segmentation for Chinese, stemmed words for English.
         ``"char"``: character 2- and 3-grams inside each word or Chinese run.
-    title_weight : float, default=2.0
-        How much the title counts against the body in :attr:`FieldMatrices.full`.
+    title_weight : float, default=1.0
+        How many times each title term counts in :attr:`FieldMatrices.full`.
     min_df : int, default=1
         Terms in fewer documents are dropped.
     max_df : float, default=0.5
@@ -95,7 +96,7 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
     ['数控', '机床']
     """
 
-    def __init__(self, analyzer="word", title_weight=2.0, min_df=1, max_df=0.5):
+    def __init__(self, analyzer="word", title_weight=1.0, min_df=1, max_df=0.5):
         self.analyzer = analyzer
         self.title_weight = title_weight
         self.min_df = min_df
@@ -144,9 +145,9 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
             raise InputError("titles and texts must be of the same length")
         t_counts = _count_matrix(self._analyze(titles), self._index)
         b_counts = _count_matrix(self._analyze(texts), self._index)
-        title, body = self._tfidf(t_counts), self._tfidf(b_counts)
-        full = l2_normalize((self.title_weight * title + body).tocsr())
-        return FieldMatrices(title, body, full.astype(np.float32), (t_counts + b_counts).tocsr())
+        counts = (t_counts + b_counts).tocsr()
+        full = self._tfidf((self.title_weight * t_counts + b_counts).tocsr())
+        return FieldMatrices(self._tfidf(t_counts), self._tfidf(b_counts), full, counts)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         self._check_fitted()
