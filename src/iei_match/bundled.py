@@ -20,7 +20,7 @@ def catalog_dir(name: str) -> Path:
     """
     if name not in CATALOGS:
         raise ModelNotFoundError(f"no bundled catalog {name!r}; there are {list(CATALOGS)}")
-    for base in (_HERE / "bundled", _HERE.parents[1] / "data" / "catalogs"):
+    for base in (_HERE / "catalogs", _HERE.parents[1] / "data" / "catalogs"):
         if (base / name / "programs.csv").is_file():
             return base / name
     raise ModelNotFoundError(f"the bundled catalog {name!r} is missing from this installation")
