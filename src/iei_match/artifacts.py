@@ -24,7 +24,7 @@ import os
 import platform
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -161,7 +161,7 @@ def save_model(matcher: Matcher, directory: str | os.PathLike, *, metrics: dict 
     files = {p.name: _sha256(p) for p in sorted(directory.iterdir())}
     manifest = {
         "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": matcher.mode_,
         "libraries": _versions(),
         "config": matcher.get_params(),
@@ -233,7 +233,7 @@ def load_model(path: str | os.PathLike) -> Matcher:
     m.best_iterations_ = dict(state["best_iterations"])
     m.dense_ = bool(state.get("dense", False))
     keys = state.get("dense_cache_keys", [])
-    m.dense_cache_ = dict(zip(keys, arrays["dense_cache"])) if keys else {}
+    m.dense_cache_ = dict(zip(keys, arrays["dense_cache"], strict=True)) if keys else {}
     m.boosters_ = {}
     for direction in ("need", "program"):
         f = directory / f"ranker-{direction}.txt"
@@ -303,7 +303,7 @@ def publish_model(matcher: Matcher, root: str | os.PathLike, *, metrics: dict | 
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    base = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     version, n = base, 1
     while (root / version).exists():
         n += 1

@@ -116,7 +116,7 @@ def _default_model(models_root: Path, catalog: str):
 def cmd_match(args) -> int:
     text = " ".join(args.text).strip()
     if not text:
-        raise InputError("describe the need, e.g. iei-match match \"数控机床操作工，熟悉FANUC系统\"")
+        raise InputError('describe the need, e.g. iei-match match "数控机床操作工，熟悉FANUC系统"')
     catalog = args.catalog or catalog_for_text(text)
     matcher = _default_model(Path(args.models_root), catalog)
     programs = load_programs(catalog_dir(catalog) / "programs.csv")

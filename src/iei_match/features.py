@@ -248,7 +248,8 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
     """1 where the whole (normalised) title occurs verbatim in the other side's text."""
     if titles is None or texts is None:
         return np.full(len(rows), np.nan, np.float32)
-    return np.fromiter((len(titles[i]) > 1 and titles[i] in texts[j] for i, j in zip(rows, cols)),
+    pairs = zip(rows, cols, strict=True)
+    return np.fromiter((len(titles[i]) > 1 and titles[i] in texts[j] for i, j in pairs),
                        dtype=np.float32, count=len(rows))
 
 
@@ -378,8 +379,10 @@ FEATURE_LABELS: dict[str, tuple[str, str]] = {
     "bm25_prog_query": ("BM25, program as query", "BM25（以专业为查询）"),
     "need_title_coverage": ("need title covered by the program", "岗位名称覆盖率"),
     "prog_title_coverage": ("program title covered by the need", "专业名称覆盖率"),
-    "need_title_in_prog_text": ("need title named verbatim in the program", "专业简介直接提及该岗位"),
-    "prog_title_in_need_text": ("program title named verbatim in the need", "岗位描述直接提及该专业"),
+    "need_title_in_prog_text": ("need title named verbatim in the program",
+                                "专业简介直接提及该岗位"),
+    "prog_title_in_need_text": ("program title named verbatim in the need",
+                                "岗位描述直接提及该专业"),
     "dense_cosine": ("sentence-embedding similarity", "语义向量相似度"),
     "dense_need_vs_program_history": ("semantically like needs this program served",
                                       "与该专业以往对接岗位语义相近"),

@@ -254,7 +254,7 @@ class Matcher(BaseEstimator):
         return m
 
     def _out_of_fold_tables(self, needs: Side, programs: Side, matrix: sp.csr_matrix,
-                            progress: bool) -> dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]]:
+                            progress: bool) -> dict[str, tuple]:
         rng = np.random.default_rng(self.random_state)
         n = len(needs)
         n_folds = max(2, min(self.n_folds, n))
@@ -416,7 +416,7 @@ class Matcher(BaseEstimator):
         return self._run(needs, programs, k, "program", explain)
 
     def explain(self, ranked: pd.DataFrame) -> list[Match]:
-        """Turn the rows returned by :meth:`rank` or :meth:`partners` into :class:`Match` objects."""
+        """The rows returned by :meth:`rank` or :meth:`partners` as :class:`Match` objects."""
         out = []
         for row in ranked.itertuples(index=False):
             factors = {}

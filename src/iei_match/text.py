@@ -1,7 +1,8 @@
 """Bilingual text normalisation and tokenisation.
 
 Chinese runs are segmented with jieba's precise mode (the Rust port ``rjieba``: same
-dictionary, ~16x faster; parts of long words are matched by the character n-grams); English words are lower-cased and Snowball-stemmed; everything is NFKC-normalised
+dictionary, ~16x faster; parts of long words are matched by the character n-grams);
+English words are lower-cased and Snowball-stemmed; everything is NFKC-normalised
 first, so full-width letters and digits (``ＧＭＰ``, ``１２``) read like their ASCII forms.
 """
 
