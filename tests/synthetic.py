@@ -79,7 +79,7 @@ def make_catalog(lang="zh", seed=0, programs_per_category=4, needs_per_category=
     needs_df = pd.DataFrame(needs, columns=["need_id", "title", "text"])
     programs_df = pd.DataFrame(programs, columns=["program_id", "title", "text"])
     category = {}
-    for c, cat in enumerate(cats):
+    for cat in cats:
         for pid in prog_of_cat[cat]:
             category[pid] = cat
     for (nid, _, _), cat in zip(needs, np.repeat(cats, needs_per_category), strict=True):

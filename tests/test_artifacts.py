@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import make_catalog
 
 from iei_match.artifacts import (
     FORMAT_VERSION,
@@ -30,6 +29,7 @@ from iei_match.errors import (
     NotFittedError,
 )
 from iei_match.matcher import Matcher
+from synthetic import make_catalog
 
 PARAMS = {"n_folds": 3, "n_estimators": 30, "random_state": 0, "n_jobs": 1}
 
@@ -357,17 +357,8 @@ def test_an_object_array_replacing_a_real_array_is_refused(model_copy, tmp_path)
 
 # --- files the manifest does not vouch for ---------------------------------------------
 
-UNLISTED_RANKER_BUG = (
-    "artifacts.verify_model only requires state.json and arrays.npz to be listed in the "
-    "manifest; load_model then reads ranker-need.txt / ranker-program.txt of a learned model "
-    "whether or not the manifest lists them, so an unlisted ranker file is parsed without any "
-    "sha256 check (a missing one raises a bare FileNotFoundError, a truncated one can abort "
-    "the interpreter inside LightGBM). verify_model should require the ranker files when the "
-    "manifest's mode is 'learned'."
-)
 
 
-@pytest.mark.xfail(reason=UNLISTED_RANKER_BUG, strict=True)
 def test_an_unlisted_missing_ranker_is_an_integrity_error(model_copy):
     manifest = json.loads((model_copy / "manifest.json").read_text(encoding="utf-8"))
     del manifest["files"]["ranker-need.txt"]
@@ -377,7 +368,6 @@ def test_an_unlisted_missing_ranker_is_an_integrity_error(model_copy):
         load_model(model_copy)
 
 
-@pytest.mark.xfail(reason=UNLISTED_RANKER_BUG, strict=True)
 def test_an_unlisted_replaced_ranker_is_not_loaded(model_copy):
     manifest = json.loads((model_copy / "manifest.json").read_text(encoding="utf-8"))
     del manifest["files"]["ranker-need.txt"]
@@ -415,14 +405,6 @@ def _unknown_mode(directory):
     rehash(directory, "state.json")
 
 
-@pytest.mark.xfail(
-    reason="artifacts.load_model wraps only the file reading (json.loads / np.load) in "
-    "try/except; a consistently hashed but incomplete artifact then fails with KeyError "
-    "(state.json or arrays.npz lacking a key), lightgbm.basic.LightGBMError (unparsable "
-    "ranker) or loads with an unknown mode, instead of raising ModelIntegrityError. "
-    "Validate the state's keys and mode and wrap the rebuild in try/except.",
-    strict=True,
-)
 @pytest.mark.parametrize("damage", [_drop_state_key, _drop_array, _garbage_ranker,
                                     _unknown_mode])
 def test_a_consistently_hashed_but_incomplete_model_is_an_integrity_error(model_copy, damage):

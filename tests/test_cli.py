@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from iei_match import cli
+
 CATALOG = Path(__file__).resolve().parents[1] / "data" / "catalogs" / "cn-vocational"
 
 
@@ -61,13 +63,13 @@ def model(sample, tmp_path_factory):
     return root
 
 
-def test_train_publishes_a_live_learned_version(model):
+def test_train_publishes_a_live_learned_version(model, capsys):
     versions = [p for p in model.iterdir() if (p / "manifest.json").is_file()]
     assert len(versions) == 1
     assert (model / "CURRENT").read_text(encoding="utf-8").strip() == versions[0].name
-    out = run_cli("models", "--model-dir", model)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("*") and "learned" in out.stdout
+    assert cli.main(["models", "--model-dir", str(model)]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith("* " + versions[0].name) and "learned" in listing
 
 
 def test_rank_writes_csv(model, sample, tmp_path):
@@ -90,15 +92,6 @@ def test_rank_writes_csv(model, sample, tmp_path):
     assert hits["need_id"].nunique() >= 0.5 * len(new)
 
 
-def test_rank_to_stdout_without_explanations(model, sample):
-    out = run_cli("rank", "--model-dir", model, "--needs", sample["new"], "--programs",
-                  sample["programs"], "--top-k", 2, "--no-explain")
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
-    assert lines[0] == "need_id,program_id,rank,score"
-    assert len(lines) == 1 + 2 * 20
-
-
 def test_partners_writes_xlsx(model, sample, tmp_path):
     output = tmp_path / "run.xlsx"
     out = run_cli("partners", "--model-dir", model, "--needs", sample["new"], "--programs",
@@ -118,8 +111,8 @@ def test_partners_writes_xlsx(model, sample, tmp_path):
 
 def test_evaluate_prints_ndcg(sample, tmp_path):
     report = tmp_path / "report.csv"
-    out = run_cli("evaluate", "--needs", sample["all_needs"], "--programs", sample["programs"],
-                  "--links", sample["all_links"], "--no-peers", "--top-k", 20,
+    out = run_cli("evaluate", "--needs", sample["needs"], "--programs", sample["programs"],
+                  "--links", sample["links"], "--no-peers", "--top-k", 20,
                   "--output", report)
     assert out.returncode == 0, out.stderr
     assert "ndcg@10" in out.stdout
@@ -134,51 +127,79 @@ def test_a_file_missing_a_column_exits_2_and_writes_nothing(model, sample, tmp_p
     bad = tmp_path / "bad_needs.csv"
     pd.read_csv(sample["new"], dtype=str).drop(columns="text").to_csv(bad, index=False)
     output = tmp_path / "run.csv"
-    for command in ("rank", "partners"):
-        out = run_cli(command, "--model-dir", model, "--needs", bad, "--programs",
-                      sample["programs"], "--output", output)
-        assert out.returncode == 2, out.stderr
-        assert str(bad) in out.stderr
-        assert "text" in out.stderr and "missing required column" in out.stderr
-        assert "Traceback" not in out.stderr
-        assert not output.exists()
-        assert not list(tmp_path.glob(".run.csv.*"))
+    out = run_cli("rank", "--model-dir", model, "--needs", bad, "--programs",
+                  sample["programs"], "--output", output)
+    assert out.returncode == 2, out.stderr
+    assert str(bad) in out.stderr
+    assert "column text" in out.stderr and "missing required column 'text'" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+    assert list(tmp_path.iterdir()) == [bad]
 
 
-def test_train_with_a_bad_file_exits_2_and_publishes_nothing(sample, tmp_path):
+# --- the same contract, in process (faster: no interpreter start-up) ---------------------
+
+
+def test_rank_to_stdout_without_explanations(model, sample, capsys):
+    code = cli.main(["rank", "--model-dir", str(model), "--needs", str(sample["new"]),
+                     "--programs", str(sample["programs"]), "--top-k", "2", "--no-explain"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "need_id,program_id,rank,score"
+    assert len(lines) == 1 + 2 * 20
+
+
+def test_partners_with_a_bad_programs_file_writes_nothing(model, sample, tmp_path, capsys):
+    bad = tmp_path / "bad_programs.xlsx"
+    pd.read_csv(sample["programs"], dtype=str).drop(columns="program_id").to_excel(
+        bad, index=False)
+    output = tmp_path / "run.xlsx"
+    code = cli.main(["partners", "--model-dir", str(model), "--needs", str(sample["new"]),
+                     "--programs", str(bad), "--output", str(output)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(bad) in err and "program_id" in err
+    assert sorted(tmp_path.iterdir()) == [bad]
+
+
+def test_train_with_a_bad_file_exits_2_and_publishes_nothing(sample, tmp_path, capsys):
     bad = tmp_path / "bad_programs.csv"
     pd.read_csv(sample["programs"], dtype=str).drop(columns="title").to_csv(bad, index=False)
     root = tmp_path / "models"
-    out = run_cli("train", "--needs", sample["needs"], "--programs", bad, "--links",
-                  sample["links"], "--model-dir", root)
-    assert out.returncode == 2
-    assert str(bad) in out.stderr and "title" in out.stderr
-    assert "Traceback" not in out.stderr
-    assert not root.exists() or not any(root.iterdir())
+    code = cli.main(["train", "--needs", str(sample["needs"]), "--programs", str(bad),
+                     "--links", str(sample["links"]), "--model-dir", str(root)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(bad) in err and "title" in err
+    assert not root.exists()
 
 
-def test_train_with_links_to_unknown_programs_exits_2(sample, tmp_path):
+def test_train_with_links_to_unknown_programs_exits_2(sample, tmp_path, capsys):
     links = pd.read_csv(sample["links"], dtype=str)
     links.loc[len(links)] = [links["need_id"].iloc[0], "999999", "1"]
     bad = tmp_path / "bad_links.csv"
     links.to_csv(bad, index=False)
-    out = run_cli("train", "--needs", sample["needs"], "--programs", sample["programs"],
-                  "--links", bad, "--model-dir", tmp_path / "models")
-    assert out.returncode == 2
-    assert str(bad) in out.stderr and "999999" in out.stderr
-    assert f"row {len(links) + 1}" in out.stderr
+    code = cli.main(["train", "--needs", str(sample["needs"]), "--programs",
+                     str(sample["programs"]), "--links", str(bad), "--model-dir",
+                     str(tmp_path / "models")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(bad) in err and "999999" in err
+    assert f"row {len(links) + 1}" in err  # the header is row 1
+    assert not (tmp_path / "models").exists()
 
 
-def test_rank_without_a_model_exits_2(sample, tmp_path):
-    out = run_cli("rank", "--model-dir", tmp_path / "nothing", "--needs", sample["new"],
-                  "--programs", sample["programs"])
-    assert out.returncode == 2
-    assert "no model" in out.stderr
+def test_rank_without_a_model_exits_2(sample, tmp_path, capsys):
+    code = cli.main(["rank", "--model-dir", str(tmp_path / "nothing"), "--needs",
+                     str(sample["new"]), "--programs", str(sample["programs"])])
+    assert code == 2
+    assert "no model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("top_k", ["0", "-1", "two"])
-def test_bad_top_k_is_a_usage_error(model, sample, top_k):
-    out = run_cli("rank", "--model-dir", model, "--needs", sample["new"], "--programs",
-                  sample["programs"], "--top-k", top_k)
-    assert out.returncode == 2
-    assert "--top-k" in out.stderr
+def test_bad_top_k_is_a_usage_error(sample, top_k, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["rank", "--model-dir", "m", "--needs", str(sample["new"]), "--programs",
+                  str(sample["programs"]), "--top-k", top_k])
+    assert info.value.code == 2
+    assert "--top-k" in capsys.readouterr().err

@@ -142,12 +142,6 @@ def test_kernels_docstring_examples_run():
     assert result.failed == 0
 
 
-@pytest.mark.xfail(
-    reason="the PostingIndex docstring example prints score.round(2).tolist() of a float32 "
-    "array, which gives 0.800000011920929, not the documented 0.8 (retrieval.py, "
-    "PostingIndex docstring); round after converting to float64.",
-    strict=True,
-)
 def test_retrieval_docstring_examples_run():
     result = doctest.testmod(retrieval_module)
     assert result.attempted > 0
@@ -180,12 +174,6 @@ def test_pair_dots_with_unsorted_indices_and_no_pairs():
     assert pair_dots(a, b, np.array([], int), np.array([], int)).shape == (0,)
 
 
-@pytest.mark.xfail(
-    reason="kernels.pair_dots merges the two rows' sorted index lists assuming each column "
-    "appears once; a CSR matrix with duplicate entries (non-canonical) gives a wrong dot "
-    "product. kernels._csr should call sum_duplicates().",
-    strict=True,
-)
 def test_pair_dots_with_duplicate_entries():
     a = sp.csr_matrix((np.array([1.0, 2.0]), np.array([3, 3]), np.array([0, 2])), shape=(1, 5))
     b = sp.csr_matrix(([5.0], ([0], [3])), shape=(1, 5))
@@ -250,13 +238,6 @@ def test_neighbour_link_stats_sum_max_share_match_a_python_loop(seed):
     np.testing.assert_array_equal(got[none_linked, 3], nnz[none_linked] + 1)
 
 
-@pytest.mark.xfail(
-    reason="kernels.neighbour_link_stats reports as 'rank' the position of a neighbour in "
-    "the CSR row, which is sorted by column index (kernels._csr sorts indices), not by "
-    "similarity; the docstring promises the rank of the most similar linked neighbour, and "
-    "features.knn_first_rank is therefore ordered by need row, not by similarity.",
-    strict=True,
-)
 @pytest.mark.parametrize("seed", range(2))
 def test_neighbour_link_stats_first_rank_is_by_similarity(seed):
     neighbours, links, rows, cols = random_neighbours_and_links(seed)
@@ -265,8 +246,6 @@ def test_neighbour_link_stats_first_rank_is_by_similarity(seed):
     np.testing.assert_array_equal(got[:, 3], expected[:, 3])
 
 
-@pytest.mark.xfail(reason="see test_neighbour_link_stats_first_rank_is_by_similarity",
-                   strict=True)
 def test_neighbour_link_stats_first_rank_small_case():
     # Neighbour 0 is the less similar one (0.1) and the only one linked to item 2: it is the
     # second most similar neighbour, so its rank is 2.

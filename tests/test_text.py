@@ -66,10 +66,13 @@ def test_normalize_is_idempotent():
 # --- tokenize --------------------------------------------------------------------------
 
 
-def test_tokenize_chinese_uses_search_mode_segmentation():
-    tokens = tokenize("数控机床操作工")
-    # Search mode gives both the long word and its parts.
-    assert {"数控", "机床", "数控机床", "操作"} <= set(tokens)
+def test_tokenize_chinese_is_a_precise_segmentation():
+    # Precise mode: the tokens of a Chinese run without stop words are a partition of it.
+    for text in ("数控机床操作工", "临床护理病人健康照护", "财务报表编制税务申报"):
+        tokens = tokenize(text)
+        assert len(tokens) >= 2
+        assert "".join(tokens) == text
+    assert tokenize("数控机床操作工") == ["数控机床", "操作工"]
 
 
 def test_tokenize_english_is_lower_cased_and_stemmed():
@@ -85,8 +88,9 @@ def test_tokenize_english_stop_words_and_single_letters_are_dropped():
 
 def test_tokenize_chinese_stop_words_are_dropped():
     assert tokenize("的 和 专业 岗位") == []
-    tokens = tokenize("从事会计工作的人员")
-    assert "会计" in tokens
+    assert tokenize("会计和审计") == ["会计", "审计"]
+    tokens = tokenize("从事护理工作的护士")
+    assert "护理" in tokens and "护士" in tokens
     assert not set(tokens) & CHINESE_STOP_WORDS
 
 

@@ -68,9 +68,12 @@ def test_rows_are_l2_normalised(fitted):
 
 def test_counts_are_raw_term_counts_of_title_plus_body():
     v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
-    m = v.transform(["数控 数控"], ["数控 机床 unknownword"])
+    title, body = "数控 数控 护理", "数控 零件 unknownword 量子纠缠"
+    m = v.transform([title], [body])
+    expected = Counter(t for t in tokenize(title) + tokenize(body) if t in v.vocabulary_)
+    assert expected["数控"] == 3 and len(expected) >= 3
     row = dict(zip((v.vocabulary_[j] for j in m.counts.indices), m.counts.data, strict=True))
-    assert row == {"数控": 3.0, "机床": 1.0}
+    assert row == dict(expected)
 
 
 def test_unknown_terms_are_ignored():
@@ -96,16 +99,27 @@ def test_idf_is_smoothed_like_scikit_learn():
         assert idf == pytest.approx(math.log((1 + n) / (1 + df)) + 1, rel=1e-6)
 
 
+def tfidf_reference(v, counts: Counter) -> dict[str, float]:
+    """log(1 + count) x idf, L2-normalised: the documented TF-IDF of one document."""
+    index = {t: j for j, t in enumerate(v.vocabulary_)}
+    raw = {t: math.log1p(c) * float(v.idf_[index[t]]) for t, c in counts.items()
+           if t in index and c > 0}
+    norm = math.sqrt(sum(x * x for x in raw.values()))
+    return {t: x / norm for t, x in raw.items()}
+
+
+def as_dict(v, row) -> dict[str, float]:
+    return {v.vocabulary_[j]: float(x) for j, x in zip(row.indices, row.data, strict=True)}
+
+
 def test_tfidf_values_match_the_definition():
     v = FieldVectorizer("word", max_df=1.0).fit(TITLES, TEXTS)
-    m = v.transform(["数控 数控 机床"], [""])
-    index = {t: j for j, t in enumerate(v.vocabulary_)}
-    raw = {t: math.log1p(c) * v.idf_[index[t]] for t, c in Counter(["数控", "数控", "机床"]).items()}
-    norm = math.sqrt(sum(x * x for x in raw.values()))
-    got = {v.vocabulary_[j]: x for j, x in zip(m.title.indices, m.title.data, strict=True)}
-    assert got.keys() == raw.keys()
-    for t in raw:
-        assert got[t] == pytest.approx(raw[t] / norm, rel=1e-5)
+    m = v.transform(["数控 数控 护理"], [""])
+    expected = tfidf_reference(v, Counter(tokenize("数控 数控 护理")))
+    got = as_dict(v, m.title)
+    assert got.keys() == expected.keys() and len(got) == 2
+    for t in expected:
+        assert got[t] == pytest.approx(expected[t], rel=1e-5)
 
 
 def test_max_df_and_min_df_filter_the_vocabulary():
@@ -174,19 +188,32 @@ def test_title_weight_changes_full_only():
     a, b = light.transform(TITLES, TEXTS), heavy.transform(TITLES, TEXTS)
     np.testing.assert_array_equal(a.title.toarray(), b.title.toarray())
     np.testing.assert_array_equal(a.body.toarray(), b.body.toarray())
+    np.testing.assert_array_equal(a.counts.toarray(), b.counts.toarray())
     assert not np.allclose(a.full.toarray(), b.full.toarray())
-    # full = normalize(title_weight * title + body)
-    for m, w in ((a, 1.0), (b, 5.0)):
-        dense = w * m.title.toarray() + m.body.toarray()
-        norms = np.linalg.norm(dense, axis=1, keepdims=True)
-        expected = np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
-        np.testing.assert_allclose(m.full.toarray(), expected, rtol=1e-5, atol=1e-7)
     # A heavier title moves the whole-document vector towards the title.
     cos_light = np.asarray(a.full.multiply(a.title).sum(axis=1)).ravel()
     cos_heavy = np.asarray(b.full.multiply(b.title).sum(axis=1)).ravel()
     has_title = a.title.getnnz(axis=1) > 0
     assert (cos_heavy[has_title] >= cos_light[has_title] - 1e-6).all()
     assert (cos_heavy[has_title] > cos_light[has_title] + 1e-3).any()
+
+
+@pytest.mark.parametrize("weight", [1.0, 3.0])
+def test_full_is_the_tfidf_of_weighted_title_counts_plus_body_counts(weight):
+    # As documented on FieldMatrices.full: TF-IDF of title_weight x title counts + body counts.
+    v = FieldVectorizer("word", title_weight=weight, max_df=1.0).fit(TITLES, TEXTS)
+    m = v.transform(TITLES, TEXTS)
+    for i, (title, body) in enumerate(zip(TITLES, TEXTS, strict=True)):
+        counts = Counter()
+        for t in tokenize(title):
+            counts[t] += weight
+        for t in tokenize(body):
+            counts[t] += 1
+        expected = tfidf_reference(v, counts)
+        got = as_dict(v, m.full[i])
+        assert got.keys() == expected.keys()
+        for t in expected:
+            assert got[t] == pytest.approx(expected[t], rel=1e-5)
 
 
 # --- BM25 ------------------------------------------------------------------------------

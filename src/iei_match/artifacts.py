@@ -194,8 +194,15 @@ def verify_model(directory: str | os.PathLike) -> dict:
             f"{directory} has model format {manifest.get('format_version')!r}; this version of "
             f"iei-match reads format {FORMAT_VERSION}: retrain the model")
     files = manifest.get("files")
-    if not isinstance(files, dict) or "state.json" not in files or "arrays.npz" not in files:
-        raise ModelIntegrityError(f"{directory}/{MANIFEST} does not list the model's files")
+    required = {"state.json", "arrays.npz"}
+    if manifest.get("mode") == "learned":
+        required |= {"ranker-need.txt", "ranker-program.txt"}
+    elif manifest.get("mode") != "content-only":
+        raise ModelIntegrityError(f"{directory}/{MANIFEST} has an unknown mode "
+                                  f"{manifest.get('mode')!r}")
+    if not isinstance(files, dict) or not required <= set(files):
+        raise ModelIntegrityError(f"{directory}/{MANIFEST} does not list the model's files "
+                                  f"({', '.join(sorted(required))})")
     for name, digest in files.items():
         path = directory / name
         if Path(name).name != name or not path.is_file():
@@ -210,10 +217,18 @@ def verify_model(directory: str | os.PathLike) -> dict:
 def load_model(path: str | os.PathLike) -> Matcher:
     """Load a matcher from a model directory or a models root (its ``CURRENT`` version).
 
-    Every file is verified against the manifest before it is parsed.
+    Every file is verified against the manifest before it is parsed; a model whose files
+    match but whose content is incomplete or inconsistent raises ModelIntegrityError too.
     """
     directory = resolve_model_dir(path)
-    verify_model(directory)
+    manifest = verify_model(directory)
+    try:
+        return _rebuild(directory, manifest)
+    except (KeyError, ValueError, TypeError, IndexError, lgb.basic.LightGBMError) as exc:
+        raise ModelIntegrityError(f"{directory} is not a complete model: {exc!r}") from exc
+
+
+def _rebuild(directory: Path, manifest: dict) -> Matcher:
     try:
         state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
         with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
@@ -229,6 +244,8 @@ def load_model(path: str | os.PathLike) -> Matcher:
     m.memory_ = Memory(needs, programs, _get_sparse(arrays, "memory.links"), m.word_.idf_,
                        knn=int(mem["knn"]))
     m.mode_ = state["mode"]
+    if m.mode_ != manifest.get("mode"):
+        raise ValueError(f"state mode {m.mode_!r} differs from the manifest's")
     m.feature_names_ = list(state["feature_names"])
     m.best_iterations_ = dict(state["best_iterations"])
     m.dense_ = bool(state.get("dense", False))
@@ -267,7 +284,8 @@ def list_versions(root: str | os.PathLike) -> list[dict]:
         return []
     live = (root / CURRENT).read_text().strip() if (root / CURRENT).is_file() else None
     out = []
-    for d in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
+    dirs = [p for p in root.iterdir() if (p / MANIFEST).is_file()]
+    for d in sorted(dirs, key=lambda p: (p.name.split("-")[0], len(p.name), p.name)):
         man = read_manifest(d)
         out.append({"version": d.name, "live": d.name == live, "created": man.get("created"),
                     "mode": man.get("mode"), "metrics": man.get("metrics", {})})

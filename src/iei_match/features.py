@@ -126,6 +126,8 @@ class Memory:
         self.program_index = {pid: j for j, pid in enumerate(self.programs.ids)}
         self.need_index_word = PostingIndex(self.needs.word.full)
         self.need_index_char = PostingIndex(self.needs.char.full)
+        self.need_avgdl = float(self.needs.word.counts.sum(axis=1).mean())
+        self.program_avgdl = float(self.programs.word.counts.sum(axis=1).mean())
         degree = np.asarray((self.links > 0).sum(axis=0)).ravel().astype(np.float32)
         self.program_degree = degree
         # Programs' linked-need centroids (word space): "needs this program served before".
@@ -322,8 +324,8 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
     f["need_body_prog_title"] = pair_dots(nw.body, pw.title, n_rows, p_rows)
     f["word_body"] = pair_dots(nw.body, pw.body, n_rows, p_rows)
     idf = memory.word_idf
-    bm_p = bm25_weights(pw.counts, idf)
-    bm_n = bm25_weights(nw.counts, idf)
+    bm_p = bm25_weights(pw.counts, idf, avgdl=memory.program_avgdl)
+    bm_n = bm25_weights(nw.counts, idf, avgdl=memory.need_avgdl)
     bin_n, bin_p = nw.counts.copy(), pw.counts.copy()
     bin_n.data[:] = 1.0
     bin_p.data[:] = 1.0

@@ -30,6 +30,9 @@ def _pair_dots(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, out):
 
 def _csr(m: sp.spmatrix) -> sp.csr_matrix:
     m = sp.csr_matrix(m)
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
     if not m.has_sorted_indices:
         m = m.sorted_indices()
     return m
@@ -60,14 +63,12 @@ def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, 
         q, p = rows[n], cols[n]
         total = 0.0
         best = 0.0
-        first = -1.0
+        best_sim = -1.0  # similarity of the most similar neighbour linked to the item
         weight = 0.0
-        rank = 0
         for a in range(s_ptr[q], s_ptr[q + 1]):
             nb = s_ind[a]
             sim = s_val[a]
             weight += sim
-            rank += 1
             lo, hi = l_ptr[nb], l_ptr[nb + 1]
             while lo < hi:  # binary search for program p among the neighbour's links
                 mid = (lo + hi) // 2
@@ -80,12 +81,19 @@ def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, 
                 total += g
                 if g > best:
                     best = g
-                if first < 0:
-                    first = rank
+                if sim > best_sim:
+                    best_sim = sim
+        rank = 1
+        if best_sim < 0:
+            rank = s_ptr[q + 1] - s_ptr[q] + 1
+        else:
+            for a in range(s_ptr[q], s_ptr[q + 1]):
+                if s_val[a] > best_sim:
+                    rank += 1
         out[n, 0] = total
         out[n, 1] = best
         out[n, 2] = total / weight if weight > 0 else 0.0
-        out[n, 3] = first if first > 0 else rank + 1
+        out[n, 3] = rank
 
 
 def neighbour_link_stats(
@@ -106,8 +114,9 @@ def neighbour_link_stats(
     -------
     ndarray of shape (n_pairs, 4)
         Per pair: sum of sim x grade over neighbours linked to the item; the largest
-        sim x grade; the sum divided by the total neighbour similarity; the 1-based rank of
-        the most similar neighbour linked to the item (``k + 1`` when none is).
+        sim x grade; the sum divided by the total neighbour similarity; the 1-based rank, by
+        similarity, of the most similar neighbour linked to the item (number of neighbours
+        + 1 when none is).
     """
     neighbours, links = _csr(neighbours), _csr(links)
     out = np.zeros((len(rows), 4), dtype=np.float64)

@@ -320,7 +320,8 @@ class Matcher(BaseEstimator):
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         booster = lgb.train(params, train, num_boost_round=self.n_estimators,
                             valid_sets=valid_sets, callbacks=callbacks)
-        best = max(booster.best_iteration or booster.current_iteration(), self.min_rounds)
+        best = booster.best_iteration or booster.current_iteration()
+        best = min(max(best, self.min_rounds), self.n_estimators)
         self.best_iterations_[direction] = int(best)
         if is_val.any():  # refit on every query with the tuned number of rounds
             booster = lgb.train(params, dataset(np.ones(len(y), bool)), num_boost_round=best)

@@ -89,7 +89,7 @@ class PostingIndex:
     >>> import scipy.sparse as sp
     >>> index = PostingIndex(sp.csr_matrix([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]))
     >>> idx, score = index.search(sp.csr_matrix([[0.0, 1.0]]), k=2)
-    >>> idx.tolist(), score.round(2).tolist()
+    >>> idx.tolist(), score.astype(float).round(2).tolist()
     ([[2, 1]], [[1.0, 0.8]])
     """
 
