@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     raw = args.config.read_bytes()
     cfg = tomllib.loads(raw.decode("utf-8"))
-    base = args.config.resolve().parents[2]  # paths in configs are relative to the repo
-    data = {k: base / v for k, v in cfg["data"].items()}
+    base = args.config.resolve().parent  # data paths are relative to the config file
+    data = {k: (base / v).resolve() for k, v in cfg["data"].items()}
     needs, programs = load_needs(data["needs"]), load_programs(data["programs"])
     links = load_links(data["links"])
     check_links(links, needs, programs, data["links"])

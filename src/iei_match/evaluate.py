@@ -50,11 +50,15 @@ def _dense_peer(queries: list[str], docs: list[str], k: int):
     return idx, np.take_along_axis(q @ d.T, idx, axis=1)
 
 
-def default_peers() -> tuple[str, ...]:
-    """The sparse peers, plus dense embeddings when the ``embeddings`` extra is installed."""
+def default_peers(texts: list[str] | None = None) -> tuple[str, ...]:
+    """The sparse peers, plus dense embeddings when the ``embeddings`` extra is installed
+    and ``texts`` are mostly not Chinese (the embedding model is English-only)."""
     from . import embeddings
+    from .text import has_cjk
 
-    return PEERS + (("dense",) if embeddings.available() else ())
+    sample = (texts or [])[:: max(1, len(texts or []) // 500)]
+    english = not sample or np.mean([has_cjk(t) for t in sample]) < 0.5
+    return PEERS + (("dense",) if english and embeddings.available() else ())
 
 
 def _peer_run(name, queries, docs, q_col, d_col, k) -> pd.DataFrame:
@@ -91,7 +95,7 @@ def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *
     if (pd.to_numeric(te_links.get("grade", 1), errors="coerce").fillna(1) > 0).sum() == 0:
         raise InputError("the held-out needs have no links to evaluate against")
     matcher = matcher if matcher is not None else Matcher(random_state=random_state)
-    peers = default_peers() if peers is None else peers
+    peers = default_peers(_doc(programs)) if peers is None else peers
     rows = []
     t0 = time.perf_counter()
     matcher.fit(tr_needs, programs, tr_links, progress=progress)
