@@ -1,6 +1,6 @@
 """Wall-clock time to train on one whole bundled benchmark and rank it in both directions.
 
-    python benchmarks/train_rank_speed.py [--repeat 3]
+    python benchmarks/train_rank_speed.py [--repeat 3] [--dense auto]
 
 The issue's budget is 60 s for training plus ranking one benchmark on 2 cores. Prints the
 median of the repeats per stage and dataset.
@@ -18,13 +18,13 @@ from iei_match.io import load_links, load_needs, load_programs
 from iei_match.matcher import Matcher
 
 
-def run(name: str) -> dict[str, float]:
+def run(name: str, dense) -> dict[str, float]:
     d = catalog_dir(name)
     t0 = time.perf_counter()
     needs, programs = load_needs(d / "needs.csv"), load_programs(d / "programs.csv")
     links = load_links(d / "links.csv")
     t1 = time.perf_counter()
-    matcher = Matcher().fit(needs, programs, links)
+    matcher = Matcher(dense=dense).fit(needs, programs, links)
     t2 = time.perf_counter()
     matcher.rank(needs, programs, k=100)
     t3 = time.perf_counter()
@@ -37,6 +37,8 @@ def run(name: str) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--dense", choices=("off", "auto"), default="off",
+                   help="auto: add sentence embeddings where the extra is installed (English)")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     Matcher().fit(*(f(catalog_dir(CATALOGS[0]) / n) for f, n in (
@@ -44,7 +46,7 @@ def main() -> None:
         (load_links, "links.csv"))))  # warm the numba cache outside the timings
     print(f"{'dataset':<15}{'load':>8}{'fit':>8}{'rank':>8}{'partners':>10}{'total':>8}  (s)")
     for name in CATALOGS:
-        runs = [run(name) for _ in range(args.repeat)]
+        runs = [run(name, False if args.dense == "off" else "auto") for _ in range(args.repeat)]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"{name:<15}{med['load']:>8.1f}{med['fit']:>8.1f}{med['rank']:>8.1f}"
               f"{med['partners']:>10.1f}{med['total']:>8.1f}")

@@ -367,3 +367,15 @@ def test_fit_does_not_warn_with_links(recwarn):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         Matcher(**PARAMS).fit(needs, programs, links)
+
+
+def test_feature_contributions_go_to_the_top_rows_of_each_list(zh_world):
+    matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
+    run = matcher.rank(new, programs, k=5, explain=2)
+    assert (run["top_factors"] != "").to_numpy().tolist() == (run["rank"] <= 2).tolist()
+    names = set(matcher.feature_names_)
+    for factors in run.loc[run["rank"] <= 2, "top_factors"]:
+        parts = [p.rpartition(":") for p in factors.split("; ")]
+        assert len(parts) == 3 and all(name in names for name, _, _ in parts)
+    contrib = matcher.explain(run.iloc[:1])[0].contributions
+    assert len(contrib) == 3 and all(isinstance(v, float) for v in contrib.values())

@@ -68,10 +68,14 @@ def _write(frame: pd.DataFrame, output: str | None) -> None:
         frame.to_csv(sys.stdout, index=False)
 
 
+def _explain(args) -> int:
+    return 0 if args.no_explain else args.explain_top
+
+
 def cmd_rank(args) -> int:
     matcher = load_model(args.model_dir)
     needs, programs = load_needs(args.needs), load_programs(args.programs)
-    out = matcher.rank(needs, programs, k=args.top_k, explain=not args.no_explain)
+    out = matcher.rank(needs, programs, k=args.top_k, explain=_explain(args))
     _write(out, args.output)
     return 0
 
@@ -79,7 +83,7 @@ def cmd_rank(args) -> int:
 def cmd_partners(args) -> int:
     matcher = load_model(args.model_dir)
     needs, programs = load_needs(args.needs), load_programs(args.programs)
-    out = matcher.partners(programs, needs, k=args.top_k, explain=not args.no_explain)
+    out = matcher.partners(programs, needs, k=args.top_k, explain=_explain(args))
     _write(out, args.output)
     return 0
 
@@ -176,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--output", help="CSV, XLSX or Parquet file (default: CSV to stdout)")
         r.add_argument("--no-explain", action="store_true",
                        help="leave out the matched_terms and top_factors columns")
+        r.add_argument("--explain-top", type=_positive, default=10,
+                       help="rows per list that get top_factors (SHAP values, ~1 ms a row)")
         r.set_defaults(func=func)
 
     e = sub.add_parser("evaluate", help="hold out needs, train, and compare with the peers")

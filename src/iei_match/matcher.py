@@ -23,6 +23,7 @@ __all__ = ["Matcher", "Match"]
 RELATIVE = ("word_full", "char_full", "word_title", "bm25_need_query", "bm25_prog_query",
             "knn_sum", "neighbour_programs_vs_program", "need_vs_program_history",
             "dense_cosine")
+EXPLAIN_TOP = 10  # rows per list that get feature contributions when explain=True
 CONTENT_ONLY_WEIGHTS = {"word_full": 0.5, "char_full": 0.3, "word_title": 0.2}
 
 
@@ -341,7 +342,7 @@ class Matcher(BaseEstimator):
                                                  num_threads=self.n_jobs)
 
     def _run(self, needs: pd.DataFrame, programs: pd.DataFrame, k: int, direction: str,
-             explain: bool) -> pd.DataFrame:
+             explain: bool | int) -> pd.DataFrame:
         self._check_fitted()
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a whole number of at least 1, got {k!r}")
@@ -370,10 +371,15 @@ class Matcher(BaseEstimator):
         })
         if direction == "program":
             out = out[["program_id", "need_id", "rank", "score"]]
-        if explain:
+        n_explain = EXPLAIN_TOP if explain is True else int(explain)
+        if n_explain > 0:
             out["matched_terms"] = self._matched_terms(need_side, prog_side, n_rows[keep],
                                                        p_rows[keep])
-            out["top_factors"] = self._factors(x.iloc[keep], direction)
+            # Feature contributions (TreeSHAP, ~1 ms a row) for the top rows of each list.
+            factors = np.full(len(keep), "", dtype=object)
+            top = np.flatnonzero(out["rank"].to_numpy() <= n_explain)
+            factors[top] = self._factors(x.iloc[keep[top]], direction)
+            out["top_factors"] = factors
         return out.reset_index(drop=True)
 
     def _matched_terms(self, needs: Side, programs: Side, n_rows, p_rows, n_terms=5) -> list[str]:
@@ -399,21 +405,36 @@ class Matcher(BaseEstimator):
         return np.asarray(out)[:, :-1]
 
     def rank(self, needs: pd.DataFrame, programs: pd.DataFrame, k: int = 10,
-             explain: bool = True) -> pd.DataFrame:
+             explain: bool | int = True) -> pd.DataFrame:
         """The best ``k`` programs for each need.
+
+        Parameters
+        ----------
+        needs, programs : DataFrame
+            Columns ``need_id`` / ``program_id``, ``title``, ``text``; optional ``level``,
+            ``code``, ``skills``, ``industry``, ``province``, ``city``, ``headcount`` /
+            ``graduates_per_year``.
+        k : int
+            How many programs per need (fewer when fewer share anything with the need).
+        explain : bool or int, default=True
+            Add ``matched_terms`` (shared terms, ``|``-separated, strongest first) to every
+            row and ``top_factors`` (the three features that moved the score most, from
+            LightGBM's SHAP values) to the top ``explain`` rows of each list (True: 10).
 
         Returns
         -------
         DataFrame
-            Columns ``need_id, program_id, rank, score`` (rank 1 = best), then, with
-            ``explain``, ``matched_terms`` (shared terms, ``|``-separated, strongest first)
-            and ``top_factors`` (the features that moved the score most).
+            Columns ``need_id, program_id, rank, score`` (rank 1 = best), then the
+            explanation columns.
         """
         return self._run(needs, programs, k, "need", explain)
 
     def partners(self, programs: pd.DataFrame, needs: pd.DataFrame, k: int = 10,
-                 explain: bool = True) -> pd.DataFrame:
-        """The best ``k`` needs for each program: columns ``program_id, need_id, rank, score``."""
+                 explain: bool | int = True) -> pd.DataFrame:
+        """The best ``k`` needs for each program: columns ``program_id, need_id, rank, score``.
+
+        The other direction of :meth:`rank`, with the same parameters and explanations.
+        """
         return self._run(needs, programs, k, "program", explain)
 
     def explain(self, ranked: pd.DataFrame) -> list[Match]:
