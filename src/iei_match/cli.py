@@ -15,6 +15,7 @@ from .artifacts import data_fingerprint, list_versions, load_model, publish_mode
 from .bundled import CATALOGS, catalog_dir, catalog_for_text
 from .errors import IeiMatchError, InputError, ModelNotFoundError
 from .evaluate import evaluate
+from .features import describe_feature
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
 
@@ -135,11 +136,15 @@ def cmd_match(args) -> int:
     info = programs.set_index("program_id")[["title", "level"]]
     out = out.join(info, on="program_id")
     print(f"Programs for: {text}  ({catalog}, model {Path(matcher.model_dir_).name})")
-    for row in out.itertuples(index=False):
+    lang = "zh" if catalog == "cn-vocational" else "en"
+    matches = matcher.explain(out)
+    for row, match in zip(out.itertuples(index=False), matches, strict=True):
         level = f" [{row.level}]" if row.level else ""
         print(f"{row.rank:>3}. {row.program_id}  {row.title}{level}  score {row.score:.3f}")
         print(f"     matched: {row.matched_terms.replace('|', ', ') or '-'}")
-        print(f"     why: {row.top_factors}")
+        why = "; ".join(f"{describe_feature(name, lang)} {value:+.2f}"
+                        for name, value in match.contributions.items())
+        print(f"     why: {why or '-'}")
     return 0
 
 
