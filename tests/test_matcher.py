@@ -379,3 +379,15 @@ def test_feature_contributions_go_to_the_top_rows_of_each_list(zh_world):
         assert len(parts) == 3 and all(name in names for name, _, _ in parts)
     contrib = matcher.explain(run.iloc[:1])[0].contributions
     assert len(contrib) == 3 and all(isinstance(v, float) for v in contrib.values())
+
+
+def test_skills_column_counts_as_text_of_the_need():
+    needs = pd.DataFrame({"need_id": ["n1", "n2"], "title": ["数控车工", "护士"],
+                          "text": ["操作机床", "照顾病人"], "skills": ["FANUC；西门子", ""]})
+    programs = pd.DataFrame({"program_id": ["p1", "p2"], "title": ["数控技术", "护理"],
+                             "text": ["FANUC 系统编程", "临床护理"]})
+    with pytest.warns(UserWarning, match="content similarity only"):
+        matcher = Matcher(**PARAMS).fit(needs, programs, links=None)
+    run = matcher.rank(needs.iloc[[0]], programs, k=1)
+    assert run.loc[0, "program_id"] == "p1"
+    assert "fanuc" in run.loc[0, "matched_terms"].split("|")

@@ -21,7 +21,8 @@ from .retrieval import PostingIndex
 from .text import normalize
 from .vectorize import FieldMatrices, FieldVectorizer, bm25_weights
 
-__all__ = ["Side", "Memory", "pair_features", "candidate_pairs", "code_prefix"]
+__all__ = ["Side", "Memory", "pair_features", "candidate_pairs", "code_prefix",
+           "document_texts", "describe_feature", "FEATURE_LABELS"]
 
 LEVELS = ("中职", "高职专科", "职教本科", "本科", "技工院校")
 
@@ -30,6 +31,16 @@ def code_prefix(codes: pd.Series, length: int) -> np.ndarray:
     """The first ``length`` letters or digits of a taxonomy code (separators dropped)."""
     clean = codes.astype(str).map(normalize).str.replace(r"[^0-9a-z]", "", regex=True)
     return clean.str.slice(0, length).to_numpy(dtype=object)
+
+
+def document_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Titles and bodies of a needs or programs table; ``skills`` and ``industry`` count
+    as body text."""
+    body = frame["text"].fillna("").astype(str)
+    for extra in ("skills", "industry"):
+        if extra in frame:
+            body = body + " " + frame[extra].fillna("").astype(str)
+    return frame["title"].astype(str).tolist(), body.tolist()
 
 
 @dataclass
@@ -63,12 +74,7 @@ class Side:
     @classmethod
     def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
               char: FieldVectorizer, dense: np.ndarray | None = None) -> Side:
-        titles = frame["title"].astype(str).tolist()
-        body = frame["text"].fillna("").astype(str)
-        for extra in ("skills", "industry"):  # free-text attributes count as body text
-            if extra in frame:
-                body = body + " " + frame[extra].fillna("").astype(str)
-        texts = body.tolist()
+        titles, texts = document_texts(frame)
         capacity = next((frame[c] for c in ("headcount", "graduates_per_year") if c in frame),
                         pd.Series(np.nan, index=frame.index))
         attrs = pd.DataFrame({

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from .errors import InputError, NotFittedError
-from .features import Memory, Side, candidate_pairs, pair_features
+from .features import Memory, Side, candidate_pairs, document_texts, pair_features
 from .kernels import topk_rows
 from .vectorize import FieldVectorizer
 
@@ -176,8 +176,8 @@ class Matcher(BaseEstimator):
         programs = _check_frame(programs, "program_id", "programs")
         self.word_ = FieldVectorizer("word", self.title_weight, max_df=self.max_df)
         self.char_ = FieldVectorizer("char", self.title_weight, max_df=self.max_df)
-        titles = pd.concat([needs["title"], programs["title"]]).tolist()
-        texts = pd.concat([needs["text"], programs["text"]]).tolist()
+        (n_titles, n_texts), (p_titles, p_texts) = document_texts(needs), document_texts(programs)
+        titles, texts = n_titles + p_titles, n_texts + p_texts
         self.word_.fit(titles, texts)
         self.char_.fit(titles, texts)
         self.dense_ = self._use_dense(texts)
