@@ -153,7 +153,7 @@ def save_model(matcher: Matcher, directory: str | os.PathLike, *, metrics: dict 
     if matcher.dense_cache_:
         arrays["dense_cache"] = np.stack(list(matcher.dense_cache_.values()))
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # names are array keys, not options
     _write(directory / "arrays.npz", buf.getvalue())
     _write(directory / "state.json", json.dumps(state, ensure_ascii=False).encode())
     for direction, booster in matcher.boosters_.items():

@@ -100,11 +100,14 @@ class Side:
         )
 
     def take(self, rows: np.ndarray) -> Side:
+        def part(a):
+            return None if a is None else a[rows]
+
         return Side(self.ids[rows], self.word.take(rows), self.char.take(rows), self.level[rows],
-                    self.codes.iloc[rows].reset_index(drop=True),
-                    *(None if a is None else a[rows] for a in (self.dense, self.titles,
-                                                                self.texts)),
-                    None if self.attrs is None else self.attrs.iloc[rows].reset_index(drop=True))
+                    self.codes.iloc[rows].reset_index(drop=True), dense=part(self.dense),
+                    titles=part(self.titles), texts=part(self.texts),
+                    attrs=None if self.attrs is None
+                    else self.attrs.iloc[rows].reset_index(drop=True))
 
     def __len__(self) -> int:
         return len(self.ids)

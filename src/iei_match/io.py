@@ -212,7 +212,8 @@ def _load(path: PathLike, kind: str) -> pd.DataFrame:
     for col in spec["required"][:2]:  # ids and title must not be empty; text may be
         for row in df.index[df[col] == ""]:
             problem(row, col, f"empty {col}")
-    key, seen = list(spec["key"]), {}
+    key = list(spec["key"])
+    seen: dict[tuple, int] = {}
     for row, value in zip(df.index, df[key].itertuples(index=False, name=None), strict=True):
         if "" in value:
             continue

@@ -192,7 +192,7 @@ class Matcher(BaseEstimator):
         self.best_iterations_: dict[str, int] = {}
         if matrix.nnz == 0 or (matrix > 0).sum() == 0:
             self.mode_ = "content-only"
-            self.feature_names_ = []
+            self.feature_names_: list[str] = []
             warnings.warn("no links to learn from: ranking by content similarity only",
                           UserWarning, stacklevel=2)
             return self
@@ -314,7 +314,7 @@ class Matcher(BaseEstimator):
                                feature_name=list(x.columns), free_raw_data=True)
 
         train = dataset(~is_val)
-        callbacks = []
+        callbacks: list = []
         valid_sets = []
         if is_val.any():
             valid_sets = [dataset(is_val)]
@@ -338,8 +338,8 @@ class Matcher(BaseEstimator):
             return sum(w * x[name].to_numpy(np.float64) for name, w in
                        CONTENT_ONLY_WEIGHTS.items())
         x = x.reindex(columns=self.feature_names_)
-        return self.boosters_[direction].predict(x.to_numpy(np.float32),
-                                                 num_threads=self.n_jobs)
+        return np.asarray(self.boosters_[direction].predict(x.to_numpy(np.float32),
+                                                            num_threads=self.n_jobs))
 
     def _run(self, needs: pd.DataFrame, programs: pd.DataFrame, k: int, direction: str,
              explain: bool | int) -> pd.DataFrame:
