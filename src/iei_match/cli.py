@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--output", help="CSV, XLSX or Parquet file (default: CSV to stdout)")
         r.add_argument("--no-explain", action="store_true",
                        help="leave out the matched_terms and top_factors columns")
-        r.add_argument("--explain-top", type=_positive, default=10,
+        r.add_argument("--explain-top", type=_positive, default=5,
                        help="rows per list that get top_factors (SHAP values, ~1 ms a row)")
         r.set_defaults(func=func)
 

@@ -23,7 +23,7 @@ __all__ = ["Matcher", "Match"]
 RELATIVE = ("word_full", "char_full", "word_title", "bm25_need_query", "bm25_prog_query",
             "knn_sum", "neighbour_programs_vs_program", "need_vs_program_history",
             "dense_cosine")
-EXPLAIN_TOP = 10  # rows per list that get feature contributions when explain=True
+EXPLAIN_TOP = 5  # rows per list that get feature contributions when explain=True
 CONTENT_ONLY_WEIGHTS = {"word_full": 0.5, "char_full": 0.3, "word_title": 0.2}
 
 
@@ -419,7 +419,7 @@ class Matcher(BaseEstimator):
         explain : bool or int, default=True
             Add ``matched_terms`` (shared terms, ``|``-separated, strongest first) to every
             row and ``top_factors`` (the three features that moved the score most, from
-            LightGBM's SHAP values) to the top ``explain`` rows of each list (True: 10).
+            LightGBM's SHAP values) to the top ``explain`` rows of each list (True: 5).
 
         Returns
         -------
