@@ -69,24 +69,23 @@ def _write(frame: pd.DataFrame, output: str | None) -> None:
         frame.to_csv(sys.stdout, index=False)
 
 
-def _explain(args) -> int:
-    return 0 if args.no_explain else args.explain_top
+def _rank_command(direction: str):
+    def command(args) -> int:
+        # Read the inputs first: a bad file is reported before the model is loaded.
+        needs, programs = load_needs(args.needs), load_programs(args.programs)
+        matcher = load_model(args.model_dir)
+        explain = 0 if args.no_explain else args.explain_top
+        if direction == "need":
+            out = matcher.rank(needs, programs, k=args.top_k, explain=explain)
+        else:
+            out = matcher.partners(programs, needs, k=args.top_k, explain=explain)
+        _write(out, args.output)
+        return 0
+
+    return command
 
 
-def cmd_rank(args) -> int:
-    matcher = load_model(args.model_dir)
-    needs, programs = load_needs(args.needs), load_programs(args.programs)
-    out = matcher.rank(needs, programs, k=args.top_k, explain=_explain(args))
-    _write(out, args.output)
-    return 0
-
-
-def cmd_partners(args) -> int:
-    matcher = load_model(args.model_dir)
-    needs, programs = load_needs(args.needs), load_programs(args.programs)
-    out = matcher.partners(programs, needs, k=args.top_k, explain=_explain(args))
-    _write(out, args.output)
-    return 0
+cmd_rank, cmd_partners = _rank_command("need"), _rank_command("program")
 
 
 def cmd_evaluate(args) -> int:
