@@ -391,3 +391,33 @@ def test_skills_column_counts_as_text_of_the_need():
     run = matcher.rank(needs.iloc[[0]], programs, k=1)
     assert run.loc[0, "program_id"] == "p1"
     assert "fanuc" in run.loc[0, "matched_terms"].split("|")
+
+
+@pytest.mark.parametrize("grade", ["no", 1.5, 4, -1])
+def test_links_with_a_bad_grade_are_input_error(zh_world, grade):
+    needs, programs, links = zh_world["needs"], zh_world["programs"], zh_world["links"]
+    bad = links.astype({"grade": object}).copy()
+    bad.loc[3, "grade"] = grade
+    with pytest.raises(InputError, match="grade"):
+        Matcher(**PARAMS).fit(needs, programs, bad)
+
+
+def test_duplicate_links_are_input_error(zh_world):
+    needs, programs, links = zh_world["needs"], zh_world["programs"], zh_world["links"]
+    with pytest.raises(InputError, match="more than once"):
+        Matcher(**PARAMS).fit(needs, programs, pd.concat([links, links.iloc[:1]]))
+
+
+def test_too_few_links_fall_back_to_content_only(zh_world):
+    needs, programs, links = zh_world["needs"], zh_world["programs"], zh_world["links"]
+    one_need = links[links["need_id"] == links["need_id"].iloc[0]]
+    with pytest.warns(UserWarning, match="content similarity only"):
+        matcher = Matcher(**PARAMS).fit(needs, programs, one_need)
+    assert matcher.mode_ == "content-only"
+    assert len(matcher.rank(needs.iloc[:2], programs, k=2)) > 0
+
+
+def test_explain_must_be_a_flag_or_a_count(zh_world):
+    matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
+    with pytest.raises(InputError, match="explain"):
+        matcher.rank(new, programs, k=2, explain="yes")

@@ -268,7 +268,7 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     current = path / CURRENT
     if current.is_file():
         version = current.read_text(encoding="utf-8").strip()
-        if not version or Path(version).name != version:
+        if not version or Path(version).name != version or version in (".", ".."):
             raise ModelIntegrityError(f"{current} does not name a version")
         target = path / version
         if not (target / MANIFEST).is_file():

@@ -34,10 +34,10 @@ def code_prefix(codes: pd.Series, length: int) -> np.ndarray:
 
 
 def document_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Titles and bodies of a needs or programs table; ``skills`` and ``industry`` count
-    as body text."""
+    """Titles and bodies of a needs or programs table; ``skills``, ``industry`` and
+    ``certificates`` count as body text."""
     body = frame["text"].fillna("").astype(str)
-    for extra in ("skills", "industry"):
+    for extra in ("skills", "industry", "certificates"):
         if extra in frame:
             body = body + " " + frame[extra].fillna("").astype(str)
     return frame["title"].astype(str).tolist(), body.tolist()
@@ -352,7 +352,8 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
                                  memory.program_dense_centroid[known_cols[ok]])
         f["dense_need_vs_program_history"] = hist
     stats = np.zeros((len(n_rows), 4), np.float32)
-    stats[ok] = neighbour_link_stats(nbrs, memory.links, n_rows[ok], known_cols[ok])
+    stats[ok] = neighbour_link_stats(nbrs, memory.links, n_rows[ok], known_cols[ok],
+                                     none_rank=memory.knn + 1)
     stats[~ok, 3] = memory.knn + 1
     f["knn_sum"], f["knn_max"], f["knn_share"], f["knn_first_rank"] = stats.T
     degree = np.where(ok, memory.program_degree[np.maximum(known_cols, 0)], 0.0)

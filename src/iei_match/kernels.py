@@ -58,7 +58,7 @@ def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray
 
 
 @numba.njit(parallel=True, cache=True)
-def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, out):
+def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, none_rank, out):
     for n in numba.prange(len(rows)):
         q, p = rows[n], cols[n]
         total = 0.0
@@ -85,7 +85,7 @@ def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, 
                     best_sim = sim
         rank = 1
         if best_sim < 0:
-            rank = s_ptr[q + 1] - s_ptr[q] + 1
+            rank = none_rank
         else:
             for a in range(s_ptr[q], s_ptr[q + 1]):
                 if s_val[a] > best_sim:
@@ -97,7 +97,8 @@ def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, 
 
 
 def neighbour_link_stats(
-    neighbours: sp.csr_matrix, links: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
+    neighbours: sp.csr_matrix, links: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray,
+    none_rank: int | None = None,
 ) -> np.ndarray:
     """Collaborative evidence for (query, item) pairs from the query's nearest neighbours.
 
@@ -115,16 +116,18 @@ def neighbour_link_stats(
     ndarray of shape (n_pairs, 4)
         Per pair: sum of sim x grade over neighbours linked to the item; the largest
         sim x grade; the sum divided by the total neighbour similarity; the 1-based rank, by
-        similarity, of the most similar neighbour linked to the item (number of neighbours
-        + 1 when none is).
+        similarity, of the most similar neighbour linked to the item (``none_rank`` when
+        none is; by default the largest number of neighbours of any query + 1).
     """
     neighbours, links = _csr(neighbours), _csr(links)
     out = np.zeros((len(rows), 4), dtype=np.float64)
+    if none_rank is None:
+        none_rank = int(np.diff(neighbours.indptr).max(initial=0)) + 1
     if len(rows):
         _neighbour_link_stats(
             neighbours.indptr, neighbours.indices, neighbours.data.astype(np.float64),
             links.indptr, links.indices, links.data.astype(np.float64),
-            np.asarray(rows, np.int64), np.asarray(cols, np.int64), out)
+            np.asarray(rows, np.int64), np.asarray(cols, np.int64), int(none_rank), out)
     return out.astype(np.float32)
 
 

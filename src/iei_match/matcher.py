@@ -168,7 +168,8 @@ class Matcher(BaseEstimator):
         needs : DataFrame with columns need_id, title, text (optional: level, code)
         programs : DataFrame with columns program_id, title, text (optional: level, code)
         links : DataFrame with columns need_id, program_id, grade, or None
-            Past partnerships; grade 1-3 is a positive outcome, 0 a negative one.
+            Past partnerships; grade 1-3 is a positive outcome (3 best); grade 0 counts like
+            no link at all.
         progress : bool
             Show progress bars.
         """
@@ -190,16 +191,29 @@ class Matcher(BaseEstimator):
         self.memory_ = self._memory(need_side, prog_side, matrix)
         self.boosters_: dict[str, lgb.Booster] = {}
         self.best_iterations_: dict[str, int] = {}
-        if matrix.nnz == 0 or (matrix > 0).sum() == 0:
-            self.mode_ = "content-only"
-            self.feature_names_: list[str] = []
-            warnings.warn("no links to learn from: ranking by content similarity only",
-                          UserWarning, stacklevel=2)
-            return self
-        self.mode_ = "learned"
+        if not 0 <= self.validation_fraction < 1:
+            raise InputError("validation_fraction must be at least 0 and below 1")
+        linked_needs = int((matrix.getnnz(axis=1) > 0).sum())
+        if linked_needs < 2:
+            return self._content_only("no links to learn from" if linked_needs == 0 else
+                                      "links for a single need are too few to learn from")
         tables = self._out_of_fold_tables(need_side, prog_side, matrix, progress)
-        for direction, (x, y, groups) in tables.items():
-            self.boosters_[direction] = self._train(x, y, groups, direction)
+        if any(len(np.unique(g)) < 2 for _, _, g in tables.values()):
+            return self._content_only("the links are too few to learn a ranker from")
+        self.mode_ = "learned"
+        try:
+            for direction, (x, y, groups) in tables.items():
+                self.boosters_[direction] = self._train(x, y, groups, direction)
+        except lgb.basic.LightGBMError as exc:
+            raise InputError(f"the ranker could not be trained on these data: {exc}") from exc
+        return self
+
+    def _content_only(self, reason: str) -> Matcher:
+        self.mode_ = "content-only"
+        self.feature_names_: list[str] = []
+        self.boosters_ = {}
+        warnings.warn(f"{reason}: ranking by content similarity only", UserWarning,
+                      stacklevel=3)
         return self
 
     def _use_dense(self, texts: list[str]) -> bool:
@@ -235,8 +249,13 @@ class Matcher(BaseEstimator):
     @staticmethod
     def _link_matrix(links, needs: Side, programs: Side) -> sp.csr_matrix:
         shape = (len(needs), len(programs))
-        if links is None or len(links) == 0:
+        if links is None or (isinstance(links, pd.DataFrame) and len(links) == 0):
             return sp.csr_matrix(shape, dtype=np.float32)
+        if not isinstance(links, pd.DataFrame):
+            raise InputError("links must be a pandas DataFrame (need_id, program_id, grade)")
+        missing = [c for c in ("need_id", "program_id") if c not in links]
+        if missing:
+            raise InputError(f"links lack the column(s) {missing}")
         n_index = {v: i for i, v in enumerate(needs.ids)}
         p_index = {v: j for j, v in enumerate(programs.ids)}
         rows = links["need_id"].astype(str).map(n_index)
@@ -248,7 +267,14 @@ class Matcher(BaseEstimator):
                              f"first: need_id={first['need_id']!r}, "
                              f"program_id={first['program_id']!r}")
         grade = (links["grade"] if "grade" in links else pd.Series(1, index=links.index))
-        grade = pd.to_numeric(grade, errors="coerce").fillna(1).clip(0, 3).astype(np.float32)
+        grade = pd.to_numeric(grade, errors="coerce")
+        bad = grade.isna() | (grade % 1 != 0) | (grade < 0) | (grade > 3)
+        if bad.any():
+            raise InputError(f"{int(bad.sum())} link(s) have a grade that is not a whole number "
+                             f"from 0 to 3, first: {links.loc[bad, 'grade'].iloc[0]!r}")
+        if pd.DataFrame({"r": rows, "c": cols}).duplicated().any():
+            raise InputError("links name the same (need_id, program_id) pair more than once")
+        grade = grade.astype(np.float32)
         m = sp.csr_matrix((grade.to_numpy(), (rows.to_numpy(int), cols.to_numpy(int))),
                           shape=shape, dtype=np.float32)
         m.eliminate_zeros()
@@ -296,7 +322,7 @@ class Matcher(BaseEstimator):
                direction: str) -> lgb.Booster:
         uniq = np.unique(groups)
         rng = np.random.default_rng(self.random_state + 1)
-        n_val = int(round(len(uniq) * self.validation_fraction))
+        n_val = min(int(round(len(uniq) * self.validation_fraction)), len(uniq) - 1)
         val_groups = set(rng.choice(uniq, size=n_val, replace=False).tolist()) if n_val else set()
         is_val = np.array([g in val_groups for g in groups])
         params = {
@@ -371,7 +397,12 @@ class Matcher(BaseEstimator):
         })
         if direction == "program":
             out = out[["program_id", "need_id", "rank", "score"]]
-        n_explain = EXPLAIN_TOP if explain is True else int(explain)
+        if explain is True:
+            n_explain = EXPLAIN_TOP
+        elif isinstance(explain, (bool, int, np.integer)) and explain >= 0:
+            n_explain = int(explain)
+        else:
+            raise InputError(f"explain must be True, False or a whole number, got {explain!r}")
         if n_explain > 0:
             out["matched_terms"] = self._matched_terms(need_side, prog_side, n_rows[keep],
                                                        p_rows[keep])
