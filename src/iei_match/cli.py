@@ -34,12 +34,16 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+DENSE = {"auto": "auto", "on": True, "off": False}
+
+
 def _train(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame | None,
-           model_dir: Path, seed: int) -> Path:
+           model_dir: Path, seed: int, dense: str = "auto") -> Path:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        matcher = Matcher(random_state=seed).fit(needs, programs, links, progress=True)
+        matcher = Matcher(random_state=seed, dense=DENSE[dense]).fit(needs, programs, links,
+                                                                     progress=True)
     for w in caught:
         _say(f"note: {w.message}")
     metrics = {"fit_seconds": round(time.perf_counter() - t0, 2), "needs": len(needs),
@@ -57,7 +61,7 @@ def cmd_train(args) -> int:
     if args.links:
         links = load_links(args.links)
         check_links(links, needs, programs, args.links)
-    _train(needs, programs, links, Path(args.model_dir), args.seed)
+    _train(needs, programs, links, Path(args.model_dir), args.seed, args.dense)
     return 0
 
 
@@ -94,7 +98,8 @@ def cmd_evaluate(args) -> int:
     check_links(links, needs, programs, args.links)
     peers = () if args.no_peers else None
     report = evaluate(needs, programs, links, test_size=args.test_size, random_state=args.seed,
-                      k=args.top_k, peers=peers, matcher=Matcher(random_state=args.seed),
+                      k=args.top_k, peers=peers,
+                      matcher=Matcher(random_state=args.seed, dense=DENSE[args.dense]),
                       progress=True)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(report.round(4).to_string(index=False))
@@ -170,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "without it the model ranks by content only")
     t.add_argument("--model-dir", required=True, help="models root to publish into")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dense", choices=DENSE, default="auto", help="sentence-embedding "
+                   "features: auto = when the embeddings extra is installed and the text is "
+                   "not mostly Chinese")
     t.set_defaults(func=cmd_train)
 
     for name, helptext, func in (
@@ -196,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--top-k", type=_positive, default=100)
     e.add_argument("--no-peers", action="store_true")
+    e.add_argument("--dense", choices=DENSE, default="auto",
+                   help="sentence-embedding features for iei-match (as for train)")
     e.add_argument("--output", help="also write the report to this file")
     e.set_defaults(func=cmd_evaluate)
 
