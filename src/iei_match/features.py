@@ -295,15 +295,18 @@ def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[
     return out
 
 
-def _category_collab(memory: Memory, nbrs: sp.csr_matrix, programs: Side, n_rows, p_rows,
-                     length: int) -> np.ndarray:
-    """Neighbour-weighted share of links that went to the program's category (code prefix)."""
+def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, programs: Side, n_rows,
+                     p_rows, length: int) -> np.ndarray:
+    """Neighbour-weighted share of links that went to the program's category (code prefix).
+
+    ``neighbour_links`` is ``nbrs @ memory.links``: each query's neighbour-weighted links.
+    """
     known_cat = code_prefix(memory.programs.codes, length)
     cats, known_idx = np.unique(known_cat, return_inverse=True)
     onehot = sp.csr_matrix((np.ones(len(known_idx), np.float32),
                             (np.arange(len(known_idx)), known_idx)),
                            shape=(len(known_idx), len(cats)))
-    per_cat = sp.csr_matrix(nbrs @ memory.links @ onehot)
+    per_cat = sp.csr_matrix(neighbour_links @ onehot)
     total = np.asarray(per_cat.sum(axis=1)).ravel()
     lookup = {c: i for i, c in enumerate(cats)}
     given = np.array([lookup.get(c, -1) for c in code_prefix(programs.codes, length)])
@@ -362,11 +365,12 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
     centroid = np.zeros(len(n_rows), np.float32)
     centroid[ok] = pair_dots(nw.full, memory.program_centroid, n_rows[ok], known_cols[ok])
     f["need_vs_program_history"] = centroid
-    profile = l2_normalize(sp.csr_matrix(nbrs @ memory.links) @ memory.programs.word.full)
+    neighbour_links = sp.csr_matrix(nbrs @ memory.links)  # computed once, used below
+    profile = l2_normalize(neighbour_links @ memory.programs.word.full)
     f["neighbour_programs_vs_program"] = pair_dots(profile, pw.full, n_rows, p_rows)
     for length in memory.program_prefix_len:
-        f[f"category_share_p{length}"] = _category_collab(memory, nbrs, programs, n_rows, p_rows,
-                                                          length)
+        f[f"category_share_p{length}"] = _category_collab(memory, neighbour_links, programs,
+                                                          n_rows, p_rows, length)
     f.update(_prior(memory, needs, programs, n_rows, p_rows))
     f.update(_region_capacity(needs, programs, n_rows, p_rows))
     f["need_level"] = needs.level[n_rows].astype(np.float32)

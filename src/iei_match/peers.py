@@ -16,12 +16,12 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .errors import InputError
+from .text import has_cjk
 
 __all__ = ["PEERS", "rank_peer", "word_tokens"]
 
 PEERS = ("tfidf-word", "tfidf-char", "bm25")
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
 _WORD = re.compile(r"\w+")
 _CELLS = 4_000_000  # dense scores held at once: chunk rows x documents
 
@@ -52,7 +52,7 @@ def word_tokens(text: str) -> list[str]:
     ['java', '开发', '工程师', '负责', '测试']
     """
     text = _norm(text)
-    if _CJK.search(text):
+    if has_cjk(text):
         import rjieba
 
         return [t.strip() for t in rjieba.cut(text) if _WORD.search(t)]
