@@ -12,6 +12,7 @@ from pathlib import Path
 import iei_match
 
 FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "psycopg", "psycopg2", "uvicorn", "service",
+             "iei_match_service",
              "training")
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = Path(iei_match.__file__).resolve().parent

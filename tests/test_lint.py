@@ -18,7 +18,7 @@ def _run(*cmd: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_is_clean():
-    result = _run(sys.executable, "-m", "ruff", "check", "src", "tests", "training",
+    result = _run(sys.executable, "-m", "ruff", "check", "src", "service", "tests", "training",
                   "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -186,8 +186,15 @@ class Memory:
         return sp.csr_matrix((top_sim.ravel()[ok], (r[ok], top_cols.ravel()[ok])), shape=(n_q, n_k))
 
     def program_columns(self, programs: Side) -> np.ndarray:
-        """Column of each given program in ``links`` (-1 for programs never seen)."""
-        return np.array([self.program_index.get(pid, -1) for pid in programs.ids], dtype=np.int64)
+        """Column of each given program in ``links`` (-1 for programs never seen).
+
+        A program is found by its id; one whose id is unknown but whose taxonomy code is
+        the id of a known program (a college's offering of a catalog major) shares that
+        program's history.
+        """
+        index = self.program_index
+        return np.array([index.get(pid, index.get(code, -1)) for pid, code
+                         in zip(programs.ids, programs.codes, strict=True)], dtype=np.int64)
 
 
 def _collab_scores(memory: Memory, nbrs: sp.csr_matrix, prog_cols: np.ndarray) -> sp.csr_matrix:

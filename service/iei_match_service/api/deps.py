@@ -1,0 +1,70 @@
+"""Dependencies shared by the routes: the service objects, a session, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from sqlalchemy.orm import Session
+
+from ..auth import Principal, authenticate
+from ..db.engine import Database
+from ..errors import Forbidden
+from ..jobs import JobRunner
+from ..limits import Gate, RateLimiter
+from ..model_host import ModelHost
+from ..settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    models: ModelHost
+    jobs: JobRunner
+    rate: RateLimiter
+    gate: Gate
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
+    """A database session for one request; routes that write commit explicitly before they
+    answer, so an acknowledged write is durable."""
+    with svc.db.sessions() as s:
+        try:
+            yield s
+        finally:
+            s.rollback()
+
+
+def principal(request: Request, svc: Annotated[Services, Depends(services)],
+              authorization: Annotated[str | None, Header(
+                  description="Bearer <API key>")] = None) -> Principal:
+    with svc.db.sessions() as s:
+        who = authenticate(s, authorization)
+    svc.rate.check(who.key_id)
+    request.state.principal = who
+    return who
+
+
+def roles(*allowed: str):
+    """A dependency that lets only the given roles through (403 for the others)."""
+
+    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.role not in allowed:
+            raise Forbidden(f"this needs a key of role {' or '.join(allowed)}")
+        return who
+
+    return check
+
+
+SessionDep = Annotated[Session, Depends(session)]
+ServicesDep = Annotated[Services, Depends(services)]
+Caller = Annotated[Principal, Depends(principal)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]

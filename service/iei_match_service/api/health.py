@@ -1,0 +1,41 @@
+"""Liveness, readiness and metrics (no key needed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..db.engine import ping
+from .deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process answers")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database answers and a model is live")
+def readyz(svc: ServicesDep):
+    checks = {"database": "ok", "model": "ok"}
+    try:
+        ping(svc.db.engine)
+    except SQLAlchemyError:
+        checks["database"] = "unavailable"
+    if not svc.models.ready:
+        checks["model"] = "loading" if svc.models.last_error is None else "unavailable"
+    else:
+        checks["model_version"] = svc.models.live().version
+    ok = checks["database"] == "ok" and checks["model"] == "ok"
+    return JSONResponse({"status": "ready" if ok else "not ready", **checks},
+                        status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def metrics(request: Request, svc: ServicesDep) -> Response:
+    m = request.app.state.metrics
+    m.model_ready.set(1 if svc.models.ready else 0)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,74 @@
+"""Model versions, retraining and rollback; background jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from sqlalchemy import select
+
+from ..access import owners_in_reach
+from ..auth import Principal
+from ..db.tables import Job
+from ..errors import Conflict, NotFound
+from ..retrain import retrain
+from ..schemas import JobOut, RetrainIn
+from .deps import Caller, Limit, ServicesDep, SessionDep, roles
+
+router = APIRouter(prefix="/api/v1", tags=["models and jobs"])
+Steward = Annotated[Principal, Depends(roles("coordinator", "admin"))]
+Version = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
+
+
+@router.get("/models", summary="Published model versions, their metrics, which is live")
+def models(who: Caller, svc: ServicesDep) -> dict:
+    return {"items": svc.models.versions()}
+
+
+@router.post("/models/retrain", status_code=202, response_model=JobOut,
+             summary="Retrain on the recorded outcomes; publish if not worse (or forced)")
+def start_retrain(body: RetrainIn, who: Steward, svc: ServicesDep, s: SessionDep):
+    svc.models.live()  # 503 while the first model is still being trained
+
+    def work(ctx) -> dict:
+        return retrain(svc.settings, svc.db, svc.models, force=body.force, report=ctx.report)
+
+    job_id = svc.jobs.submit("retrain", who.org_id, {"force": body.force}, work)
+    return s.get(Job, job_id)
+
+
+@router.post("/models/{version}/activate", summary="Make a published version live (rollback)")
+def activate(version: Version, who: Steward, svc: ServicesDep) -> dict:
+    live = svc.models.activate(version)
+    return {"version": live.version, "live": True}
+
+
+def _job(s, who: Principal, job_id: int) -> Job:
+    job = s.get(Job, job_id)
+    reach = owners_in_reach(s, who)
+    if job is None or (reach is not None and job.org_id != who.org_id):
+        raise NotFound(f"no job with id {job_id}")
+    return job
+
+
+@router.get("/jobs", summary="The caller's jobs, newest first")
+def jobs(who: Caller, s: SessionDep, limit: Limit = 50) -> dict[str, list[JobOut]]:
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if not who.is_admin:
+        stmt = stmt.where(Job.org_id == who.org_id)
+    return {"items": [JobOut.model_validate(j) for j in s.scalars(stmt)]}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state and progress")
+def job(job_id: int, who: Caller, s: SessionDep):
+    return _job(s, who, job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
+def cancel(job_id: int, who: Caller, s: SessionDep, svc: ServicesDep):
+    j = _job(s, who, job_id)
+    if j.state not in ("queued", "running"):
+        raise Conflict(f"job {job_id} is {j.state}; only a queued or running job can be "
+                       "cancelled")
+    svc.jobs.cancel(job_id)
+    return j

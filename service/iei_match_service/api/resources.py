@@ -1,0 +1,111 @@
+"""Needs, programs and training bases, and the two ranked views on them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Query
+from sqlalchemy import or_, select
+
+from iei_match.features import LEVELS
+
+from ..access import get_owned, needs_visible_to_college
+from ..db.tables import Need, Organization, Program, TrainingBase
+from ..ranking import filter_programs, rank_needs, rank_programs
+from ..schemas import (
+    BaseIn,
+    BaseOut,
+    BasePatch,
+    NeedHits,
+    NeedIn,
+    NeedOut,
+    NeedPatch,
+    ProgramHits,
+    ProgramIn,
+    ProgramOut,
+    ProgramPatch,
+)
+from .crud import crud_router
+from .deps import Caller, ServicesDep, SessionDep
+
+needs = crud_router(Need, NeedIn, NeedPatch, NeedOut, path="/api/v1/needs", what="need",
+                    owner_kinds=("enterprise",), tag="needs")
+programs = crud_router(Program, ProgramIn, ProgramPatch, ProgramOut, path="/api/v1/programs",
+                       what="program", owner_kinds=("college",), tag="programs")
+bases = crud_router(TrainingBase, BaseIn, BasePatch, BaseOut, path="/api/v1/bases",
+                    what="training base", owner_kinds=("college", "enterprise"),
+                    tag="training bases")
+
+K = Annotated[int, Query(ge=1, le=100, description="how many results")]
+LevelQ = Annotated[Literal[LEVELS + ("",)] | None,  # type: ignore[valid-type]
+                   Query(description="only this level (default: the need's own)")]
+Near = Annotated[Literal["anywhere", "province", "city"],
+                 Query(description="region rule relative to the need's (or the given) place")]
+PlaceQ = Annotated[str | None, Query(max_length=50)]
+
+
+def org_brief(org: Organization) -> dict:
+    return {"id": org.id, "name": org.name, "province": org.province, "city": org.city}
+
+
+def nearby_bases(s, program: Program, province: str, city: str, limit: int = 3) -> list[dict]:
+    """The program's college's training bases and others in the need's city, nearest first."""
+    conds = [TrainingBase.org_id == program.org_id]
+    if city:
+        conds.append(TrainingBase.city == city)
+    rows = s.scalars(select(TrainingBase).where(or_(*conds)).order_by(TrainingBase.id)
+                     .limit(50)).all()
+    rows.sort(key=lambda b: (b.city != city, b.province != province, b.org_id != program.org_id))
+    return [{"id": b.id, "name": b.name, "city": b.city, "capacity": b.capacity}
+            for b in rows[:limit]]
+
+
+def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
+              city: str | None, near: str) -> dict:
+    """Ranked programs for ``need`` (a stored need or a request body)."""
+    live = svc.models.live()
+    province = need.province if province is None else province
+    city = need.city if city is None else city
+    level = need.level if level is None else level
+    candidates = filter_programs(s.scalars(select(Program)).all(), level=level,
+                                 province=province, city=city, near=near,
+                                 certificates=need.certificates or [])
+    with svc.gate.slot():
+        hits = rank_programs(live.matcher, need, candidates, k)
+    colleges = {o.id: o for o in s.scalars(select(Organization).where(
+        Organization.id.in_({h["program"].org_id for h in hits})))}
+    items = [{"id": h["program"].id, "rank": h["rank"], "score": h["score"],
+              "explanation": h["explanation"],
+              "program": ProgramOut.model_validate(h["program"]),
+              "college": org_brief(colleges[h["program"].org_id]),
+              "training_bases": nearby_bases(s, h["program"], province, city)} for h in hits]
+    return {"model_version": live.version, "items": items}
+
+
+@needs.get("/{obj_id}/recommendations", response_model=ProgramHits,
+           summary="Ranked programs for a need, with college, training bases and reasons")
+def recommendations(obj_id: int, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
+                    level: LevelQ = None, province: PlaceQ = None, city: PlaceQ = None,
+                    near: Near = "anywhere"):
+    need = get_owned(s, who, Need, obj_id, "need")
+    return recommend(svc, s, need, k=k, level=level, province=province, city=city, near=near)
+
+
+@programs.get("/{obj_id}/partners", response_model=NeedHits,
+              summary="Ranked enterprise needs for a program (needs shared in its alliances)")
+def partners(obj_id: int, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
+             level: LevelQ = None):
+    program = get_owned(s, who, Program, obj_id, "program")
+    live = svc.models.live()
+    stmt = needs_visible_to_college(s, who, program)
+    if level:
+        stmt = stmt.where(Need.level == level)
+    candidates = s.scalars(stmt.order_by(Need.id).limit(20_000)).all()
+    with svc.gate.slot():
+        hits = rank_needs(live.matcher, program, candidates, k)
+    orgs = {o.id: o for o in s.scalars(select(Organization).where(
+        Organization.id.in_({h["need"].org_id for h in hits})))}
+    items = [{"id": h["need"].id, "rank": h["rank"], "score": h["score"],
+              "explanation": h["explanation"], "need": NeedOut.model_validate(h["need"]),
+              "enterprise": org_brief(orgs[h["need"].org_id])} for h in hits]
+    return {"model_version": live.version, "items": items}

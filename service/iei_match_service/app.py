@@ -1,0 +1,138 @@
+"""The FastAPI application: wiring, lifecycle, and the one place errors become HTTP."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from iei_match import __version__
+from iei_match.errors import IeiMatchError
+
+from .api import health, imports, matching, models, orgs, outcomes, resources
+from .api.deps import Services
+from .db.engine import Database, upgrade
+from .errors import ServiceError, body, from_engine
+from .jobs import JobRunner
+from .limits import Gate, RateLimiter
+from .metrics import Metrics
+from .middleware import BodyLimit, RequestMetrics
+from .model_host import ModelHost
+from .retrain import train_first
+from .settings import Settings
+
+log = logging.getLogger("iei_match_service")
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+              415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}
+
+
+def _error(status: int, code: str, message: str, **extra) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body(code, message, **extra), status_code=status, headers=headers)
+
+
+def _validation_problems(exc: RequestValidationError) -> list[dict]:
+    """Where and what, never the client's input echoed back."""
+    out = []
+    for err in exc.errors()[:20]:
+        loc = [str(p) for p in err.get("loc", ())][:6]
+        out.append({"location": ".".join(loc)[:200], "message": str(err.get("msg", ""))[:200]})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError):
+        return _error(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.exception_handler(IeiMatchError)
+    async def engine_error(_: Request, exc: IeiMatchError):
+        err = from_engine(exc)
+        return _error(err.status, err.code, err.message, **err.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError):
+        return _error(422, "invalid", "the request is not valid",
+                      problems=_validation_problems(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else code
+        return _error(exc.status_code, code, detail[:300])
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(_: Request, exc: IntegrityError):
+        return _error(409, "conflict", "the change conflicts with the stored data")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def database_down(_: Request, exc: DBAPIError):
+        log.warning("database error: %s", exc.__class__.__name__)
+        return _error(503, "database_unavailable", "the database is not answering; retry")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception):
+        log.exception("unexpected error")
+        return _error(500, "internal", "an unexpected error occurred; it has been logged")
+
+
+def _start_model(svc: Services) -> None:
+    """Load the live model, or train the first one in the background."""
+    if svc.models.load_current() is not None:
+        return
+
+    def train() -> None:
+        svc.models.last_error = None
+        try:
+            log.info("no model yet: training the first one on the %s catalog",
+                     svc.settings.catalog)
+            train_first(svc.settings, svc.db, svc.models)
+        except Exception as exc:  # recorded for /readyz
+            svc.models.last_error = f"training the first model failed: {exc}"
+            log.exception("training the first model failed")
+
+    threading.Thread(target=train, name="iei-first-model", daemon=True).start()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service's ASGI application for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        db = Database(settings.database_url)
+        upgrade(db.engine)
+        jobs = JobRunner(db)
+        jobs.recover()
+        svc = Services(settings=settings, db=db, models=ModelHost(settings.models_dir),
+                       jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
+                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s))
+        app.state.services = svc
+        _start_model(svc)
+        try:
+            yield
+        finally:
+            jobs.shutdown()
+            db.dispose()
+
+    app = FastAPI(title="iei-match", version=__version__, lifespan=lifespan,
+                  description="Match enterprise talent needs with college programs "
+                              "(产教融合). Send `Authorization: Bearer <API key>`.")
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    for router in (health.router, orgs.router, resources.needs, resources.programs,
+                   resources.bases, matching.router, outcomes.router, models.router,
+                   imports.router):
+        app.include_router(router)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
+                       max_upload=settings.max_upload_bytes)
+    return app

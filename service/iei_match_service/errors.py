@@ -1,0 +1,81 @@
+"""The service's errors and their one mapping to HTTP responses.
+
+Every error body is ``{"error": {"code": "...", "message": "..."}}`` (plus ``problems``
+for row-level import reports). Codes are stable; messages are for people.
+"""
+
+from __future__ import annotations
+
+from iei_match.errors import (
+    DataFileError,
+    IeiMatchError,
+    InputError,
+    ModelCompatibilityError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    NotFittedError,
+)
+
+
+class ServiceError(Exception):
+    """Base of the errors the API turns into a response."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.extra = extra or {}
+
+
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ServiceError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class Invalid(ServiceError):
+    status, code = 422, "invalid"
+
+
+class RateLimited(ServiceError):
+    status, code = 429, "rate_limited"
+
+
+class Unavailable(ServiceError):
+    status, code = 503, "unavailable"
+
+
+def from_engine(exc: IeiMatchError) -> ServiceError:
+    """The service error an engine error becomes (the engine's ``code`` is kept)."""
+    if isinstance(exc, (ModelNotFoundError, NotFittedError)):
+        return Unavailable(f"no model is live: {exc}", code=exc.code)
+    if isinstance(exc, (ModelIntegrityError, ModelCompatibilityError)):
+        return Conflict(str(exc), code=exc.code)
+    if isinstance(exc, DataFileError):
+        return Invalid(str(exc).splitlines()[0][:500], code=exc.code,
+                       extra={"problems": [dict(p) for p in exc.problems][:200]})
+    if isinstance(exc, InputError):
+        return Invalid(str(exc)[:500], code=exc.code)
+    return Invalid(str(exc)[:500], code=exc.code)
+
+
+def body(code: str, message: str, **extra) -> dict:
+    return {"error": {"code": code, "message": message, **extra}}

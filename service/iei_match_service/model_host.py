@@ -1,0 +1,98 @@
+"""The live model: loaded once, swapped atomically, never half-loaded.
+
+A request takes a reference to the live ``(version, matcher)`` pair at its start and keeps
+using it; publishing or activating a version loads and verifies the new model fully first
+and then replaces the reference in one assignment, so no request is dropped or sees a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from iei_match.artifacts import (
+    activate_version,
+    list_versions,
+    load_model,
+    publish_model,
+    resolve_model_dir,
+)
+from iei_match.errors import IeiMatchError, ModelNotFoundError
+from iei_match.matcher import Matcher
+
+from .errors import Unavailable
+
+log = logging.getLogger("iei_match_service.models")
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    version: str
+    matcher: Matcher
+
+
+class ModelHost:
+    """Holds the live model of a models root."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._live: LiveModel | None = None
+        self._swap = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._live is not None
+
+    def live(self) -> LiveModel:
+        live = self._live
+        if live is None:
+            raise Unavailable("the model is not loaded yet (first start trains it; see "
+                              "/readyz)", code="model_unavailable")
+        return live
+
+    def load_current(self) -> LiveModel | None:
+        """Load the version ``CURRENT`` names; keep serving the old one if that fails."""
+        try:
+            path = resolve_model_dir(self.root)
+            live = LiveModel(path.name, load_model(path))
+        except ModelNotFoundError as exc:
+            self.last_error = str(exc)
+            return None
+        except IeiMatchError as exc:
+            self.last_error = str(exc)
+            log.error("model refused, keeping the previous one: %s", exc)
+            return None
+        with self._swap:
+            self._live = live
+        self.last_error = None
+        return live
+
+    def publish(self, matcher: Matcher, metrics: dict, data_sha256: str) -> LiveModel:
+        """Publish ``matcher`` as a new version, verify it by loading it back, make it live."""
+        with self._swap:
+            path = publish_model(matcher, self.root, metrics=metrics, data_sha256=data_sha256,
+                                 activate=False)
+            live = LiveModel(path.name, load_model(path))
+            activate_version(self.root, path.name)
+            self._live = live
+        return live
+
+    def activate(self, version: str) -> LiveModel:
+        """Roll back (or forward) to a published version, after verifying it."""
+        with self._swap:
+            if Path(version).name != version:
+                raise ModelNotFoundError(f"no version {version!r}")
+            live = LiveModel(version, load_model(self.root / version))
+            activate_version(self.root, version)
+            self._live = live
+        return live
+
+    def versions(self) -> list[dict]:
+        live = self._live
+        out = list_versions(self.root)
+        for v in out:
+            v["live"] = live is not None and v["version"] == live.version
+        return out

@@ -1,0 +1,304 @@
+"""Request and response bodies of the API (pydantic), with every size bounded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from iei_match.features import LEVELS
+from iei_match.text import normalize
+
+from .db.tables import COLLEGE_TYPES, EVENTS, ORG_KINDS, ROLES
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+Place = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+Level = Literal[LEVELS + ("",)]  # type: ignore[valid-type]
+Items = Annotated[list[Short], Field(max_length=50)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=20_000)
+
+
+def _clean_items(values: list[str]) -> list[str]:
+    out, seen = [], set()
+    for v in values:
+        v = v.strip()
+        if v and normalize(v) not in seen:
+            seen.add(normalize(v))
+            out.append(v)
+    return out
+
+
+class NeedFields(Strict):
+    title: Title
+    description: Text = ""
+    skills: Items = []
+    certificates: Items = Field(default=[], description="certificates a candidate must hold")
+    industry: Short = ""
+    code: Code = Field(default="", description="occupation code, if known (e.g. 6-12-03-00)")
+    headcount: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    level: Level = ""
+    province: Place = ""
+    city: Place = ""
+
+    _items = field_validator("skills", "certificates")(_clean_items)
+
+
+class NeedIn(NeedFields):
+    org_id: int | None = Field(default=None, description="owner (coordinator or admin keys)")
+
+
+class NeedPatch(Strict):
+    title: Title | None = None
+    description: Text | None = None
+    skills: Items | None = None
+    certificates: Items | None = None
+    industry: Short | None = None
+    code: Code | None = None
+    headcount: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    level: Level | None = None
+    province: Place | None = None
+    city: Place | None = None
+
+
+class NeedOut(NeedFields):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    org_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProgramFields(Strict):
+    code: Code = Field(default="", description="catalog code of the major, e.g. 490208")
+    title: Title
+    description: Text = ""
+    certificates: Items = Field(default=[], description="certificates the program prepares for")
+    level: Level = ""
+    province: Place = ""
+    city: Place = ""
+    graduates_per_year: Count | None = None
+
+    _items = field_validator("certificates")(_clean_items)
+
+
+class ProgramIn(ProgramFields):
+    org_id: int | None = None
+
+
+class ProgramPatch(Strict):
+    code: Code | None = None
+    title: Title | None = None
+    description: Text | None = None
+    certificates: Items | None = None
+    level: Level | None = None
+    province: Place | None = None
+    city: Place | None = None
+    graduates_per_year: Count | None = None
+
+
+class ProgramOut(ProgramFields):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    org_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class BaseFields(Strict):
+    name: Title
+    description: Text = ""
+    industry: Short = ""
+    equipment: Items = []
+    province: Place = ""
+    city: Place = ""
+    capacity: Count | None = None
+
+
+class BaseIn(BaseFields):
+    org_id: int | None = None
+
+
+class BasePatch(Strict):
+    name: Title | None = None
+    description: Text | None = None
+    industry: Short | None = None
+    equipment: Items | None = None
+    province: Place | None = None
+    city: Place | None = None
+    capacity: Count | None = None
+
+
+class BaseOut(BaseFields):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    org_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrgIn(Strict):
+    kind: Literal[ORG_KINDS]  # type: ignore[valid-type]
+    name: Title
+    college_type: Literal[COLLEGE_TYPES] | None = None  # type: ignore[valid-type]
+    province: Place = ""
+    city: Place = ""
+    alliance_id: int | None = Field(default=None, description="alliance to join")
+
+
+class OrgOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    kind: str
+    name: str
+    college_type: str | None
+    province: str
+    city: str
+
+
+class KeyIn(Strict):
+    org_id: int
+    role: Literal[ROLES]  # type: ignore[valid-type]
+
+
+class KeyOut(BaseModel):
+    key: str = Field(description="shown once; only its hash is stored")
+    role: str
+    org_id: int
+
+
+class MeOut(BaseModel):
+    role: str
+    org: OrgOut
+    alliances: list[OrgOut]
+
+
+class MatchIn(Strict):
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    description: Text = ""
+    skills: Items = []
+    certificates: Items = []
+    industry: Short = ""
+    code: Code = ""
+    headcount: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    level: Level = ""
+    province: Place = ""
+    city: Place = ""
+    k: Annotated[int, Field(ge=1, le=100)] = 10
+    near: Literal["anywhere", "province", "city"] = "anywhere"
+
+    _items = field_validator("skills", "certificates")(_clean_items)
+
+
+class Factor(BaseModel):
+    feature: str
+    label: str
+    label_zh: str
+    contribution: float
+
+
+class Explanation(BaseModel):
+    matched_terms: list[str]
+    missing_skills: list[str]
+    factors: list[Factor]
+
+
+class OrgBrief(BaseModel):
+    id: int
+    name: str
+    province: str
+    city: str
+
+
+class BaseBrief(BaseModel):
+    id: int
+    name: str
+    city: str
+    capacity: int | None
+
+
+class ProgramHit(BaseModel):
+    id: int
+    rank: int
+    score: float
+    explanation: Explanation
+    program: ProgramOut
+    college: OrgBrief
+    training_bases: list[BaseBrief]
+
+
+class NeedHit(BaseModel):
+    id: int
+    rank: int
+    score: float
+    explanation: Explanation
+    need: NeedOut
+    enterprise: OrgBrief
+
+
+class Ranked(BaseModel):
+    model_version: str
+    items: list
+
+
+class ProgramHits(Ranked):
+    items: list[ProgramHit]
+
+
+class NeedHits(Ranked):
+    items: list[NeedHit]
+
+
+class OutcomeIn(Strict):
+    need_id: int
+    program_id: int
+    event: Literal[EVENTS]  # type: ignore[valid-type]
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class OutcomeOut(BaseModel):
+    partnership_id: int
+    need_id: int
+    program_id: int
+    stage: str
+    grade: int | None
+    event_id: int
+
+
+class PartnershipOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    need_id: int
+    program_id: int
+    stage: str
+    grade: int | None
+    updated_at: datetime
+
+
+class RetrainIn(Strict):
+    force: bool = False
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    kind: str
+    state: str
+    progress: float
+    message: str
+    result: dict
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportReport(BaseModel):
+    kind: str
+    created: int
+    ids: list[int]

@@ -1,0 +1,130 @@
+"""Typed settings, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from iei_match.bundled import CATALOGS
+
+PREFIX = "IEI_MATCH_"
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the service cannot use."""
+
+
+def _int(env: dict, name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be configured with.
+
+    Attributes
+    ----------
+    data_dir : Path
+        Where the SQLite database, models and job files live (``IEI_MATCH_DATA_DIR``,
+        default ``./iei-match-data``).
+    database_url : str
+        SQLAlchemy URL (``IEI_MATCH_DATABASE_URL``); default a SQLite file in ``data_dir``.
+        PostgreSQL: ``postgresql+psycopg://user@127.0.0.1:5432/dbname``.
+    models_dir : Path
+        Models root the service publishes into and serves from (``IEI_MATCH_MODELS_DIR``).
+    catalog : str
+        Bundled catalog the first model is trained on and retraining adds to
+        (``IEI_MATCH_CATALOG``, ``cn-vocational`` or ``us-onet-cip``).
+    catalog_dir : Path or None
+        Training catalog directory overriding the bundled one (``needs.csv``,
+        ``programs.csv``, ``links.csv``; ``IEI_MATCH_CATALOG_DIR``).
+    host, port : str, int
+        Where ``iei-match serve`` listens (``IEI_MATCH_HOST``, default 127.0.0.1;
+        ``IEI_MATCH_PORT``, default 8000).
+    max_body_bytes, max_upload_bytes : int
+        Largest JSON request body and largest uploaded file (413 beyond).
+    max_list : int
+        Longest list a client may send or ask for (skills, ``k``, page size).
+    rate_limit_per_minute : int
+        Requests one API key may make a minute (429 beyond).
+    max_concurrent_rankings : int
+        Rankings computed at once; further ones wait up to ``queue_timeout_s`` and are then
+        refused with 503 so that overload is shed quickly.
+    train_params : dict
+        Parameters of :class:`iei_match.Matcher` for (re)training, as JSON in
+        ``IEI_MATCH_TRAIN_PARAMS`` (e.g. ``{"n_estimators": 200}``).
+    """
+
+    data_dir: Path = Path("iei-match-data")
+    database_url: str = ""
+    models_dir: Path = Path("")
+    catalog: str = "cn-vocational"
+    catalog_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 10_000_000
+    max_list: int = 200
+    rate_limit_per_minute: int = 1200
+    max_concurrent_rankings: int = 4
+    queue_timeout_s: float = 2.0
+    seed: int = 0
+    train_params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if not self.database_url:
+            url = f"sqlite:///{(self.data_dir / 'iei-match.db').as_posix()}"
+            object.__setattr__(self, "database_url", url)
+        if str(self.models_dir) in ("", "."):
+            object.__setattr__(self, "models_dir", self.data_dir / "models")
+        if self.catalog not in CATALOGS:
+            raise SettingsError(f"{PREFIX}CATALOG must be one of {list(CATALOGS)}, "
+                                f"got {self.catalog!r}")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> Settings:
+        """Settings from ``IEI_MATCH_*`` environment variables, then ``overrides``."""
+        env = dict(os.environ if env is None else env)
+        values: dict = {
+            "data_dir": Path(env.get(PREFIX + "DATA_DIR") or "iei-match-data"),
+            "database_url": env.get(PREFIX + "DATABASE_URL", ""),
+            "models_dir": Path(env.get(PREFIX + "MODELS_DIR", "")),
+            "catalog": env.get(PREFIX + "CATALOG") or "cn-vocational",
+            "catalog_dir": (Path(env[PREFIX + "CATALOG_DIR"])
+                            if env.get(PREFIX + "CATALOG_DIR") else None),
+            "host": env.get(PREFIX + "HOST") or "127.0.0.1",
+            "port": _int(env, "PORT", 8000),
+            "max_body_bytes": _int(env, "MAX_BODY_BYTES", 1_000_000),
+            "max_upload_bytes": _int(env, "MAX_UPLOAD_BYTES", 10_000_000),
+            "max_list": _int(env, "MAX_LIST", 200),
+            "rate_limit_per_minute": _int(env, "RATE_LIMIT_PER_MINUTE", 1200),
+            "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", 4),
+        }
+        raw = env.get(PREFIX + "TRAIN_PARAMS") or "{}"
+        try:
+            values["train_params"] = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{PREFIX}TRAIN_PARAMS is not JSON: {exc}") from None
+        if not isinstance(values["train_params"], dict):
+            raise SettingsError(f"{PREFIX}TRAIN_PARAMS must be a JSON object")
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
