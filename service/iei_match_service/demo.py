@@ -57,19 +57,19 @@ NEEDS = [
     ("aero", "飞机结构装配技术员",
      "从事民用飞机机身部件的铆接装配、密封与数字化测量，识读装配图纸和工艺规程。",
      ["铆接", "数字化装配", "工艺规程", "复合材料"], 30, "高职专科"),
-    ("aero", "Avionics maintenance technician",
-     "Install, test and troubleshoot aircraft electrical and avionics systems; work to "
-     "maintenance manuals and airworthiness rules.", ["avionics", "wiring", "troubleshooting"],
-     10, "高职专科"),
+    ("aero", "Avionics maintenance technician 航空电子设备维修技术员",
+     "Install, test and troubleshoot aircraft electrical and avionics systems. 负责飞机机电与"
+     "航空电子设备的安装、测试与排故，按维修手册和适航规章工作。",
+     ["avionics", "机电设备维修", "排故"], 10, "高职专科"),
     ("soft", "Java后端开发工程师",
      "参与政务云平台后端开发，使用Java、Spring Boot和MySQL，编写接口文档和单元测试。",
      ["Java", "Spring Boot", "MySQL", "Linux"], 15, "高职专科"),
     ("soft", "数据分析与大数据运维",
      "搭建和维护Hadoop、Spark大数据平台，进行数据采集清洗和可视化分析。",
      ["Hadoop", "Spark", "Python", "数据可视化"], 8, "高职专科"),
-    ("cq", "Industrial robot operator",
-     "Program and maintain industrial robots on a welding line; PLC basics and safety.",
-     ["industrial robot", "PLC", "welding"], 12, ""),
+    ("cq", "Industrial robot operator 工业机器人操作与运维",
+     "Program and maintain industrial robots on a welding line. 焊接生产线工业机器人的编程、"
+     "操作与维护，掌握PLC基础和安全规范。", ["工业机器人", "PLC", "焊接"], 12, ""),
 ]
 BASES = [
     ("fsvc", "南海中药配方颗粒生产性实训基地", "GMP车间、提取浓缩与喷雾干燥生产线", "医药制造",
