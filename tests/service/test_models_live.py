@@ -1,0 +1,120 @@
+"""The live model: swapped under concurrent requests without losing one; retrained on
+recorded outcomes behind a not-worse gate; rolled back."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+
+from iei_match.bundled import catalog_dir
+
+from .conftest import SMALL_MODEL, make_world
+
+
+def wait_job(client, job_id: int, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_model_swap_under_concurrent_requests_loses_none(tmp_path, model_root):
+    # Two published versions to swap between.
+    root = tmp_path / "two"
+    shutil.copytree(model_root, root)
+    (first,) = [p.name for p in root.iterdir() if p.is_dir()]
+    second = first + "-b"
+    shutil.copytree(root / first, root / second)
+    world = make_world(tmp_path, root)
+    try:
+        stop = threading.Event()
+        seen: list[tuple[int, str]] = []
+
+        def hammer() -> None:
+            with world.client("herbal") as c:
+                while not stop.is_set():
+                    r = c.post("/api/v1/match", json={"description": "中药提取浓缩与制粒",
+                                                      "k": 5})
+                    seen.append((r.status_code, r.json().get("model_version", r.text)))
+
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(4):
+                pool.submit(hammer)
+            with world.client("nanhai") as c:
+                for i in range(10):
+                    r = c.post(f"/api/v1/models/{(second, first)[i % 2]}/activate")
+                    assert r.status_code == 200, r.text
+                    time.sleep(0.15)
+            stop.set()
+        statuses = {s for s, _ in seen}
+        assert statuses == {200}, [v for s, v in seen if s != 200][:3]
+        assert {v for _, v in seen} == {first, second}
+        assert len(seen) > 20
+        with world.client("nanhai") as c:
+            live = [v["version"] for v in c.get("/api/v1/models").json()["items"] if v["live"]]
+        assert live == [first]
+    finally:
+        world.server.stop()
+
+
+def test_retrain_learns_new_vocabulary_and_outcomes_and_publishes(tmp_path, model_root):
+    # A small catalog keeps retraining quick; the gate and the publishing are the same.
+    src = catalog_dir("cn-vocational")
+    small = tmp_path / "catalog"
+    small.mkdir()
+    needs = pd.read_csv(src / "needs.csv", dtype=str).iloc[:300]
+    links = pd.read_csv(src / "links.csv", dtype=str)
+    links = links[links.need_id.isin(needs.need_id)]
+    needs.to_csv(small / "needs.csv", index=False)
+    links.to_csv(small / "links.csv", index=False)
+    shutil.copy(src / "programs.csv", small / "programs.csv")
+    world = make_world(tmp_path, model_root, catalog_dir=small, train_params=SMALL_MODEL)
+    try:
+        with world.client("cdit") as c:
+            english = c.post("/api/v1/programs", json={
+                "title": "Aircraft Structure Repair", "level": "高职专科",
+                "description": "Riveting, sealing and repair of fuselage panels and composite "
+                               "structures; reading assembly drawings."}).json()["id"]
+        query = {"title": "Aircraft structure assembly technician",
+                 "description": "riveting and sealing of fuselage panels", "k": 3}
+        with world.client("soft") as c:
+            before = c.post("/api/v1/match", json=query).json()
+            need = c.post("/api/v1/needs", json={"title": "Fuselage riveter",
+                                                 "description": "riveting fuselage panels"})
+            c.post("/api/v1/outcomes", json={"need_id": need.json()["id"],
+                                             "program_id": english, "event": "hired"})
+        with world.client("herbal") as c:  # not a coordinator
+            assert c.post("/api/v1/models/retrain", json={}).status_code == 403
+        with world.client("chengyu") as c:
+            r = c.post("/api/v1/models/retrain", json={"force": True})
+            assert r.status_code == 202, r.text
+            job = wait_job(c, r.json()["id"])
+            assert job["state"] == "succeeded", job
+            result = job["result"]
+            assert result["published"] and result["labels"] >= 1
+            assert result["version"] != before["model_version"]
+            versions = c.get("/api/v1/models").json()["items"]
+        assert [v["version"] for v in versions if v["live"]] == [result["version"]]
+        assert versions[-1]["metrics"]["holdout_ndcg10"] == result["candidate_ndcg10"]
+        with world.client("soft") as c:
+            after = c.post("/api/v1/match", json=query).json()
+        # The words of the new program are known to the retrained model only.
+        assert before["items"][0]["id"] != english
+        assert after["model_version"] == result["version"]
+        assert after["items"][0]["id"] == english
+        # Rollback to the first version.
+        with world.client("chengyu") as c:
+            r = c.post(f"/api/v1/models/{before['model_version']}/activate")
+            assert r.status_code == 200
+        with world.client("soft") as c:
+            assert c.post("/api/v1/match", json=query).json()["model_version"] == before[
+                "model_version"]
+    finally:
+        world.server.stop()
