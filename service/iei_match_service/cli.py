@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (IeiMatchError, ServiceError, SettingsError) as exc:
-        print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        print(f"error: {exc.message if isinstance(exc, ServiceError) else exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
