@@ -20,6 +20,8 @@ Code = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
 Level = Literal[LEVELS + ("",)]  # type: ignore[valid-type]
 Items = Annotated[list[Short], Field(max_length=50)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Strict(BaseModel):
@@ -52,7 +54,7 @@ class NeedFields(Strict):
 
 
 class NeedIn(NeedFields):
-    org_id: int | None = Field(default=None, description="owner (coordinator or admin keys)")
+    org_id: Id | None = Field(default=None, description="owner (coordinator or admin keys)")
 
 
 class NeedPatch(Strict):
@@ -90,7 +92,7 @@ class ProgramFields(Strict):
 
 
 class ProgramIn(ProgramFields):
-    org_id: int | None = None
+    org_id: Id | None = None
 
 
 class ProgramPatch(Strict):
@@ -123,7 +125,7 @@ class BaseFields(Strict):
 
 
 class BaseIn(BaseFields):
-    org_id: int | None = None
+    org_id: Id | None = None
 
 
 class BasePatch(Strict):
@@ -150,7 +152,7 @@ class OrgIn(Strict):
     college_type: Literal[COLLEGE_TYPES] | None = None  # type: ignore[valid-type]
     province: Place = ""
     city: Place = ""
-    alliance_id: int | None = Field(default=None, description="alliance to join")
+    alliance_id: Id | None = Field(default=None, description="alliance to join")
 
 
 class OrgOut(BaseModel):
@@ -164,7 +166,7 @@ class OrgOut(BaseModel):
 
 
 class KeyIn(Strict):
-    org_id: int
+    org_id: Id
     role: Literal[ROLES]  # type: ignore[valid-type]
 
 
@@ -257,8 +259,8 @@ class NeedHits(Ranked):
 
 
 class OutcomeIn(Strict):
-    need_id: int
-    program_id: int
+    need_id: Id
+    program_id: Id
     event: Literal[EVENTS]  # type: ignore[valid-type]
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from ..access import get_owned, owner_for_new, scoped
 from ..db.tables import utcnow
 from ..errors import Invalid
-from .deps import Caller, Limit, Offset, SessionDep
+from .deps import Caller, Limit, Offset, PathId, SessionDep
 
 
 def crud_router(model, schema_in, schema_patch, schema_out, *, path: str, what: str,
@@ -45,7 +45,7 @@ def crud_router(model, schema_in, schema_patch, schema_out, *, path: str, what: 
         return {"items": rows, "total": total}
 
     @router.get("/{obj_id}", response_model=schema_out, summary=f"Read a {what}")
-    def read(obj_id: int, who: Caller, s: SessionDep):
+    def read(obj_id: PathId, who: Caller, s: SessionDep):
         return get_owned(s, who, model, obj_id, what)
 
     def _update(obj_id: int, values: dict, who, s):
@@ -60,17 +60,17 @@ def crud_router(model, schema_in, schema_patch, schema_out, *, path: str, what: 
         return obj
 
     @router.patch("/{obj_id}", response_model=schema_out, summary="Change some fields")
-    def patch(obj_id: int, body: schema_patch, who: Caller, s: SessionDep):
+    def patch(obj_id: PathId, body: schema_patch, who: Caller, s: SessionDep):
         return _update(obj_id, body.model_dump(exclude_unset=True), who, s)
 
     @router.put("/{obj_id}", response_model=schema_out, summary=f"Replace a {what}")
-    def put(obj_id: int, body: schema_in, who: Caller, s: SessionDep):
+    def put(obj_id: PathId, body: schema_in, who: Caller, s: SessionDep):
         values = body.model_dump()
         values.pop("org_id", None)
         return _update(obj_id, values, who, s)
 
     @router.delete("/{obj_id}", status_code=204, summary=f"Delete a {what}")
-    def delete(obj_id: int, who: Caller, s: SessionDep):
+    def delete(obj_id: PathId, who: Caller, s: SessionDep):
         s.delete(get_owned(s, who, model, obj_id, what))
         s.commit()
         return Response(status_code=204)

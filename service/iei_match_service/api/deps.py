@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from ..auth import Principal, authenticate
@@ -66,5 +66,6 @@ def roles(*allowed: str):
 SessionDep = Annotated[Session, Depends(session)]
 ServicesDep = Annotated[Services, Depends(services)]
 Caller = Annotated[Principal, Depends(principal)]
+PathId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the object's id")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]

@@ -13,7 +13,7 @@ from ..db.tables import Job
 from ..errors import Conflict, NotFound
 from ..retrain import retrain
 from ..schemas import JobOut, RetrainIn
-from .deps import Caller, Limit, ServicesDep, SessionDep, roles
+from .deps import Caller, Limit, PathId, ServicesDep, SessionDep, roles
 
 router = APIRouter(prefix="/api/v1", tags=["models and jobs"])
 Steward = Annotated[Principal, Depends(roles("coordinator", "admin"))]
@@ -60,12 +60,12 @@ def jobs(who: Caller, s: SessionDep, limit: Limit = 50) -> dict[str, list[JobOut
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state and progress")
-def job(job_id: int, who: Caller, s: SessionDep):
+def job(job_id: PathId, who: Caller, s: SessionDep):
     return _job(s, who, job_id)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
-def cancel(job_id: int, who: Caller, s: SessionDep, svc: ServicesDep):
+def cancel(job_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep):
     j = _job(s, who, job_id)
     if j.state not in ("queued", "running"):
         raise Conflict(f"job {job_id} is {j.state}; only a queued or running job can be "

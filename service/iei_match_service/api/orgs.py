@@ -12,7 +12,7 @@ from ..auth import Principal, create_key
 from ..db.tables import Membership, Organization
 from ..errors import Invalid, NotFound
 from ..schemas import KeyIn, KeyOut, MeOut, OrgIn, OrgOut
-from .deps import Caller, Limit, Offset, SessionDep, roles
+from .deps import Caller, Limit, Offset, PathId, SessionDep, roles
 
 router = APIRouter(prefix="/api/v1", tags=["organisations"])
 Admin = Annotated[Principal, Depends(roles("admin"))]
@@ -38,7 +38,7 @@ def organizations(who: Caller, s: SessionDep, limit: Limit = 100,
 
 
 @router.get("/organizations/{org_id}", response_model=OrgOut, summary="One organisation")
-def organization(org_id: int, who: Caller, s: SessionDep):
+def organization(org_id: PathId, who: Caller, s: SessionDep):
     reach = owners_in_reach(s, who)
     org = s.get(Organization, org_id)
     if org is None or (reach is not None and org_id not in reach | {who.org_id}):

@@ -26,7 +26,7 @@ from ..schemas import (
     ProgramPatch,
 )
 from .crud import crud_router
-from .deps import Caller, ServicesDep, SessionDep
+from .deps import Caller, PathId, ServicesDep, SessionDep
 
 needs = crud_router(Need, NeedIn, NeedPatch, NeedOut, path="/api/v1/needs", what="need",
                     owner_kinds=("enterprise",), tag="needs")
@@ -84,7 +84,7 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
 
 @needs.get("/{obj_id}/recommendations", response_model=ProgramHits,
            summary="Ranked programs for a need, with college, training bases and reasons")
-def recommendations(obj_id: int, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
+def recommendations(obj_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
                     level: LevelQ = None, province: PlaceQ = None, city: PlaceQ = None,
                     near: Near = "anywhere"):
     need = get_owned(s, who, Need, obj_id, "need")
@@ -93,7 +93,7 @@ def recommendations(obj_id: int, who: Caller, s: SessionDep, svc: ServicesDep, k
 
 @programs.get("/{obj_id}/partners", response_model=NeedHits,
               summary="Ranked enterprise needs for a program (needs shared in its alliances)")
-def partners(obj_id: int, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
+def partners(obj_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
              level: LevelQ = None):
     program = get_owned(s, who, Program, obj_id, "program")
     live = svc.models.live()
