@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -24,8 +25,25 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _drop_controls(value):
+    """Control characters (NUL and the like; not tab or newline) are removed from text."""
+    if isinstance(value, str):
+        return _CONTROL.sub("", value)
+    if isinstance(value, list):
+        return [_drop_controls(v) for v in value]
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=20_000)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_controls(cls, value):
+        return _drop_controls(value)
 
 
 def _clean_items(values: list[str]) -> list[str]:

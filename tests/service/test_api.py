@@ -240,3 +240,15 @@ def test_me(shared_world, who):
         me = c.get("/api/v1/me").json()
     assert me["org"]["id"] == shared_world.orgs[dict(herbal="herbal", fsvc="fsvc",
                                                     nanhai="nanhai", admin="shanghai")[who]]
+
+
+def test_control_characters_are_dropped_and_mixed_scripts_kept(world):
+    text = "数控\x00车工 مرحبا ☃ 𝔘𝔫𝔦 naïve\x07"
+    with world.client("herbal") as c:
+        r = c.post("/api/v1/needs", json={"title": text, "skills": ["焊\x00接"]})
+        assert r.status_code == 201, r.text
+        assert r.json()["title"] == "数控车工 مرحبا ☃ 𝔘𝔫𝔦 naïve"
+        assert r.json()["skills"] == ["焊接"]
+        assert c.post("/api/v1/needs", json={"title": "\x00\x01"}).status_code == 422
+        r = c.post("/api/v1/match", json={"description": text})
+        assert r.status_code == 200
