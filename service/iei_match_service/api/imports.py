@@ -12,7 +12,7 @@ from iei_match.io import EXTENSIONS
 
 from ..errors import Invalid
 from ..imports import import_file
-from ..schemas import ImportReport
+from ..schemas import MAX_ID, ImportReport
 from .deps import Caller, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["import"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["import"])
              summary="Import needs, programs, training bases or organisations from CSV/XLSX")
 def upload(kind: Literal["needs", "programs", "bases", "organizations"], who: Caller,
            s: SessionDep, file: Annotated[UploadFile, File(description="CSV, XLSX or Parquet")],
-           org_id: Annotated[int | None, Form()] = None):
+           org_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None):
     # Only the extension of the client's file name is used; the name never becomes a path.
     suffix = Path((file.filename or "").replace("\\", "/")).suffix.lower()
     if suffix not in EXTENSIONS:

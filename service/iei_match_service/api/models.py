@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy import select
 
+from iei_match.errors import ModelNotFoundError
+
 from ..access import owners_in_reach
 from ..auth import Principal
 from ..db.tables import Job
@@ -39,7 +41,10 @@ def start_retrain(body: RetrainIn, who: Steward, svc: ServicesDep, s: SessionDep
 
 @router.post("/models/{version}/activate", summary="Make a published version live (rollback)")
 def activate(version: Version, who: Steward, svc: ServicesDep) -> dict:
-    live = svc.models.activate(version)
+    try:
+        live = svc.models.activate(version)
+    except ModelNotFoundError:  # a 404 (not "no model is live"), without the server's paths
+        raise NotFound(f"no model version {version!r}", code="model_not_found") from None
     return {"version": live.version, "live": True}
 
 
