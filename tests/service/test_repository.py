@@ -299,12 +299,6 @@ def test_deleting_an_organisation_cascades(db, tenants):
 def test_deleting_an_organisation_with_outcome_history(db, tenants, request):
     """An enterprise that recorded outcomes of its own needs: the needs, partnerships and
     events go with it, on both databases alike."""
-    if db.engine.dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "outcome_events.actor_org_id references organizations without ON DELETE: "
-            "PostgreSQL checks it before the cascade through needs -> partnerships -> "
-            "outcome_events has removed the events, and refuses the delete (SQLite allows "
-            "it)")))
     with db.session() as s:
         p = Partnership(need_id=tenants["need"], program_id=tenants["program"],
                         stage="contacted", grade=1)

@@ -165,8 +165,9 @@ class Partnership(Base):
     grade: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    events: Mapped[list[OutcomeEvent]] = relationship(back_populates="partnership",
-                                                      order_by="OutcomeEvent.id")
+    events: Mapped[list[OutcomeEvent]] = relationship(
+        back_populates="partnership", order_by="OutcomeEvent.id",
+        cascade="all, delete-orphan", passive_deletes=True)
 
 
 class OutcomeEvent(Base):
@@ -176,7 +177,9 @@ class OutcomeEvent(Base):
     partnership_id: Mapped[int] = mapped_column(
         ForeignKey("partnerships.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(String(24))
-    actor_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    # Who recorded the event; kept (as NULL) when that organisation is deleted.
+    actor_org_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     partnership: Mapped[Partnership] = relationship(back_populates="events")

@@ -152,10 +152,10 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('partnership_id', sa.Integer(), nullable=False),
     sa.Column('event', sa.String(length=24), nullable=False),
-    sa.Column('actor_org_id', sa.Integer(), nullable=False),
+    sa.Column('actor_org_id', sa.Integer(), nullable=True),
     sa.Column('note', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['actor_org_id'], ['organizations.id'], ),
+    sa.ForeignKeyConstraint(['actor_org_id'], ['organizations.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['partnership_id'], ['partnerships.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
