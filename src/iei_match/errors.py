@@ -15,6 +15,8 @@ __all__ = [
     "ModelCompatibilityError",
     "ModelNotFoundError",
     "OptionalDependencyError",
+    "JobConflictError",
+    "JobCancelledError",
 ]
 
 
@@ -103,3 +105,19 @@ class OptionalDependencyError(IeiMatchError, ImportError):
     """A feature needs an optional extra that is not installed."""
 
     code = "missing_extra"
+
+
+class JobConflictError(IeiMatchError):
+    """A batch job id is already used by a job with other inputs or settings.
+
+    Reusing a job id resumes that job; its finished partitions are only valid for the same
+    model, needs, programs, top-k, explanations and partition size.
+    """
+
+    code = "job_conflict"
+
+
+class JobCancelledError(IeiMatchError):
+    """A batch job was cancelled; the partitions it finished are kept for a resume."""
+
+    code = "job_cancelled"
