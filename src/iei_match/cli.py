@@ -1,4 +1,5 @@
-"""The ``iei-match`` command line: train, rank, partners, evaluate, match."""
+"""The ``iei-match`` command line: train, rank, partners, evaluate, match, models; and the
+coordinator's batch, allocate and gap (in :mod:`iei_match.cli_coordinator`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 from . import __version__
 from .artifacts import data_fingerprint, list_versions, load_model, publish_model
 from .bundled import CATALOGS, catalog_dir, catalog_for_text
+from .cli_coordinator import add_commands
 from .errors import IeiMatchError, InputError, ModelNotFoundError
 from .evaluate import evaluate
 from .features import describe_feature
@@ -223,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("models", help="list the published versions under a models root")
     v.add_argument("--model-dir", required=True)
     v.set_defaults(func=cmd_models)
+
+    add_commands(sub, _positive)
     return p
 
 
