@@ -64,6 +64,7 @@ def test_batch_gives_the_lists_of_rank_and_partners(world, reference, tmp_path):
         assert list(got.columns[:4]) == list(reference[direction].columns[:4])
         assert_same(got, reference[direction])
         assert result.rows[direction] == len(got)
+    assert not batch_worker._prepared and not batch_worker._models  # freed after the job
     by_need = read(result.outputs["need"]).groupby("need_id")["rank"].apply(list)
     assert set(by_need.index) == set(world["needs"]["need_id"])
     assert all(ranks == list(range(1, len(ranks) + 1)) for ranks in by_need)

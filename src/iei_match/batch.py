@@ -27,6 +27,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import pandas as pd
 from . import __version__
 from .artifacts import data_fingerprint
 from .batch_store import JobStore, plan_partitions
-from .batch_worker import ID_COLUMN, Catalog, ModelPayload, score_partition
+from .batch_worker import ID_COLUMN, Catalog, ModelPayload, forget, score_partition
 from .errors import DataFileError, InputError, JobCancelledError, JobConflictError
 from .io import load_needs, load_programs, write_table
 from .matcher import EXPLAIN_TOP, Matcher, _check_frame
@@ -325,7 +326,7 @@ def _compute(store, plans, frames, payload, settings, scheduler, n_workers, prog
 
     catalog = {"need": Catalog(frames["program"], settings["programs"]),
                "program": Catalog(frames["need"], settings["needs"])}
-    with DaskRunner(scheduler, n_workers) as runner:
+    with _forgetting(), DaskRunner(scheduler, n_workers) as runner:
         payload_ref = runner.share(payload)
         catalog_refs = {d: runner.share(catalog[d]) for d in plans}
 
@@ -346,6 +347,15 @@ def _compute(store, plans, frames, payload, settings, scheduler, n_workers, prog
                                         f"{result.partitions} partitions; run it again with "
                                         f"the same job id to resume")
     return rows
+
+
+@contextmanager
+def _forgetting():
+    """Free, when the job ends, what in-process workers (threads) kept in this process."""
+    try:
+        yield
+    finally:
+        forget()
 
 
 def _assemble(store: JobStore, direction: str, plan, frame: pd.DataFrame,

@@ -38,7 +38,7 @@ from .features import document_texts
 from .matcher import Matcher, _check_frame
 from .vectorize import FieldMatrices, FieldVectorizer
 
-__all__ = ["ModelPayload", "Catalog", "score_partition", "ID_COLUMN"]
+__all__ = ["ModelPayload", "Catalog", "score_partition", "forget", "ID_COLUMN"]
 
 ID_COLUMN = {"need": "need_id", "program": "program_id"}
 _CACHE_SIZE = 2  # models and prepared catalogs a worker keeps (one job, both directions)
@@ -175,6 +175,14 @@ def _remember(cache: OrderedDict, key, make):
         return value
 
 
+def forget() -> None:
+    """Drop the models and catalogs this process keeps for jobs (a local cluster of threads
+    runs in the caller's process: a long-running caller frees them after each job)."""
+    with _lock:
+        _models.clear()
+        _prepared.clear()
+
+
 def _catalog_matcher(payload: ModelPayload, catalog: Catalog, direction: str,
                      threads: int | None) -> Matcher:
     """A copy of the payload's matcher that has the catalog's vectors ready."""
@@ -224,7 +232,7 @@ def score_partition(payload: ModelPayload, catalog: Catalog, queries: pd.DataFra
     """
     matcher = _catalog_matcher(payload, catalog, direction, threads)
     if threads is not None:  # numba's setting belongs to the calling thread
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     if direction == "need":
         return matcher.rank(queries, catalog.frame, k=top_k, explain=explain)
     return matcher.partners(queries, catalog.frame, k=top_k, explain=explain)

@@ -85,16 +85,23 @@ class DaskRunner:
         self._owned.clear()
 
     @property
+    def _client(self) -> Client:
+        if self.client is None:
+            raise RuntimeError("use DaskRunner in a with block")
+        return self.client
+
+    @property
     def slots(self) -> int:
         """Threads over all the cluster's workers (at least 1)."""
-        return max(1, sum(self.client.nthreads().values()))
+        return max(1, sum(self._client.nthreads().values()))
 
     def share(self, obj: Any):
         """Send ``obj`` to every worker once; the returned future stands for it in tasks."""
-        return self.client.scatter(obj, broadcast=True, hash=False)
+        return self._client.scatter(obj, broadcast=True, hash=False)
 
     def submit(self, fn: Callable, *args):
-        return self.client.submit(fn, *args, pure=False)
+        """Submit ``fn(*args)`` (not cached by Dask: each call is its own task)."""
+        return self._client.submit(fn, *args, pure=False)
 
     def run(self, tasks: Iterable, submit: Callable) -> Iterator[tuple[Any, Any]]:
         """Yield ``(task, result)`` as tasks finish, keeping two per worker thread in flight.
