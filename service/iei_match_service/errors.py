@@ -9,7 +9,6 @@ from __future__ import annotations
 from iei_match.errors import (
     DataFileError,
     IeiMatchError,
-    InputError,
     ModelCompatibilityError,
     ModelIntegrityError,
     ModelNotFoundError,
@@ -72,8 +71,6 @@ def from_engine(exc: IeiMatchError) -> ServiceError:
     if isinstance(exc, DataFileError):
         return Invalid(str(exc).splitlines()[0][:500], code=exc.code,
                        extra={"problems": [dict(p) for p in exc.problems][:200]})
-    if isinstance(exc, InputError):
-        return Invalid(str(exc)[:500], code=exc.code)
     return Invalid(str(exc)[:500], code=exc.code)
 
 

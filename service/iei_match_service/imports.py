@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from iei_match.errors import DataFileError
-from iei_match.io import read_table, split_list
+from iei_match.io import problems_error, read_table, split_list
 
 from .access import owner_for_new
 from .auth import Principal
@@ -107,13 +107,7 @@ def import_file(session: Session, who: Principal, kind: str, path: str | os.Path
     if not len(df):
         problems.append({"row": None, "column": None, "message": "the file has no rows"})
     if problems:
-        problems.sort(key=lambda p: (p["row"] or 0))
-        shown = "; ".join(f"row {p['row']}, column {p['column']}: {p['message']}"
-                          for p in problems[:5])
-        more = f"; ... and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise DataFileError(name, f"{len(problems)} problem(s), nothing was imported: "
-                            f"{shown}{more}", row=problems[0]["row"],
-                            column=problems[0]["column"], problems=problems)
+        raise problems_error(name, problems)
     for obj, _, _ in objects:
         session.add(obj)
     session.flush()

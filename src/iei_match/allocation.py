@@ -25,7 +25,7 @@ import pandas as pd
 from .allocation_solvers import Problem, solve_flow, solve_mip
 from .errors import InputError
 from .inputs import as_table, check_known, require_columns, score_pairs, unique_ids, whole_numbers
-from .io import _fail
+from .io import problems_error
 
 __all__ = ["allocate", "AllocationReport", "gini"]
 
@@ -118,7 +118,7 @@ def _bases(bases, programs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[
             problems.append({"row": int(row), "column": "capacity",
                              "message": f"base {b!r} has capacity {cap_of[b]} on another row"})
     if problems:
-        raise _fail(source, problems)
+        raise problems_error(source, problems)
     index = {b: i for i, b in enumerate(ids)}
     row_of = {p: i for i, p in enumerate(programs["program_id"])}
     for p, b in zip(prog_ids, base_ids, strict=True):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .io import _fail, load_needs, load_programs, read_table
+from .io import load_needs, load_programs, problems_error, read_table
 
 __all__ = ["as_table", "whole_numbers", "real_numbers", "require_columns", "check_known",
            "unique_ids", "score_pairs"]
@@ -52,7 +52,7 @@ def require_columns(frame: pd.DataFrame, columns, source: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         found = ", ".join(map(str, frame.columns)) or "(none)"
-        raise _fail(source, [{"row": None, "column": c,
+        raise problems_error(source, [{"row": None, "column": c,
                               "message": f"missing required column '{c}'; columns found: "
                                          f"{found}"} for c in missing])
 
@@ -68,7 +68,7 @@ def _numbers(frame: pd.DataFrame, column: str, source: str, whole: bool, why: st
         bad |= (values < 0) | (values % 1 != 0)
     if bad.any():
         kind = "a whole number >= 0" if whole else "a number"
-        raise _fail(source, [{"row": int(r), "column": column,
+        raise problems_error(source, [{"row": int(r), "column": column,
                               "message": f"expected {kind}{why}, got {raw.loc[r]!r}"}
                              for r in frame.index[bad.to_numpy()]])
     return values.to_numpy(dtype=np.int64 if whole else float)
@@ -91,7 +91,7 @@ def check_known(frame: pd.DataFrame, column: str, known, source: str, what: str)
     values = frame[column].astype(str)
     unknown = ~values.isin(known)
     if unknown.any():
-        raise _fail(source, [{"row": int(r), "column": column,
+        raise problems_error(source, [{"row": int(r), "column": column,
                               "message": f"unknown {what} {values.loc[r]!r}"}
                              for r in frame.index[unknown.to_numpy()]])
 
@@ -105,7 +105,7 @@ def unique_ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     problems += [{"row": int(r), "column": column, "message": f"duplicate {column} {ids.loc[r]!r}"}
                  for r in frame.index[(ids.duplicated() & (ids != "")).to_numpy()]]
     if problems:
-        raise _fail(source, problems)
+        raise problems_error(source, problems)
     return ids
 
 
@@ -124,7 +124,7 @@ def score_pairs(scores, need_ids, prog_ids) -> pd.DataFrame:
     check_known(out, "program_id", prog_ids, source, "program_id")
     dup = out.duplicated(["need_id", "program_id"])
     if dup.any():
-        raise _fail(source, [{"row": int(r), "column": None, "message":
+        raise problems_error(source, [{"row": int(r), "column": None, "message":
                               f"pair ({out.loc[r, 'need_id']!r}, {out.loc[r, 'program_id']!r}) "
                               f"appears more than once"} for r in out.index[dup.to_numpy()]])
     return out

@@ -24,7 +24,7 @@ from iei_match.errors import DataFileError
 
 __all__ = [
     "read_table", "load_needs", "load_programs", "load_links", "check_links", "write_table",
-    "split_list",
+    "split_list", "problems_error",
 ]
 
 PathLike = str | os.PathLike
@@ -74,7 +74,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     long = [{"row": n, "column": None, "message": f"{len(r)} cells but {width} column names"}
             for n, r in enumerate(rows[1:], start=2) if any(c.strip() for c in r[width:])]
     if long:
-        raise _fail(path, long)
+        raise problems_error(path, long)
     return pd.DataFrame([r[:width] + [""] * (width - len(r)) for r in rows[1:]],
                         columns=header, dtype=str)
 
@@ -174,8 +174,9 @@ def _whole(value: str) -> int | None:
     return int(number) if number.is_integer() else None
 
 
-def _fail(path: PathLike, problems: list[dict]) -> DataFileError:
-    """Build one error listing every problem, the earliest row first."""
+def problems_error(path: PathLike, problems: list[dict]) -> DataFileError:
+    """One :class:`DataFileError` listing every problem (dicts with ``row``, ``column`` and
+    ``message``), the earliest row first; the first five are spelled out in the message."""
     problems = sorted(problems, key=lambda p: (p["row"] is not None, p["row"] or 0))
     shown = []
     for p in problems[:_SHOWN]:
@@ -198,7 +199,7 @@ def _load(path: PathLike, kind: str) -> pd.DataFrame:
                 "message": f"missing required column '{c}'; columns found: {found}"}
                for c in spec["required"] if c not in df.columns]
     if missing:
-        raise _fail(path, missing)
+        raise problems_error(path, missing)
     if df.empty:
         raise DataFileError(str(path), "no rows: the file has a header but no data")
     problems: list[dict] = []
@@ -234,7 +235,7 @@ def _load(path: PathLike, kind: str) -> pd.DataFrame:
     else:
         df[number] = pd.array([1 if high is not None else None] * len(df), dtype="Int64")
     if problems:
-        raise _fail(path, problems)
+        raise problems_error(path, problems)
     for col in spec["always"]:
         df[col] = df[col] if col in df.columns else ""
     known = [*spec["required"], *spec["optional"]]
@@ -331,7 +332,7 @@ def check_links(links: pd.DataFrame, needs: pd.DataFrame, programs: pd.DataFrame
                                  "column": col,
                                  "message": f"unknown {col} {value!r}"})
     if problems:
-        raise _fail(path, problems)
+        raise problems_error(path, problems)
 
 
 def _neutralise(value: object) -> object:

@@ -48,16 +48,24 @@ def org_brief(org: Organization) -> dict:
     return {"id": org.id, "name": org.name, "province": org.province, "city": org.city}
 
 
-def nearby_bases(s, program: Program, province: str, city: str, limit: int = 3) -> list[dict]:
-    """The program's college's training bases and others in the need's city, nearest first."""
-    conds = [TrainingBase.org_id == program.org_id]
+def nearby_bases(s, programs: list[Program], province: str, city: str,
+                 limit: int = 3) -> dict[int, list[dict]]:
+    """For each program, its college's training bases and others in the need's city,
+    nearest first (one query for all the programs)."""
+    colleges = {p.org_id for p in programs}
+    conds = [TrainingBase.org_id.in_(colleges)]
     if city:
         conds.append(TrainingBase.city == city)
     rows = s.scalars(select(TrainingBase).where(or_(*conds)).order_by(TrainingBase.id)
-                     .limit(50)).all()
-    rows.sort(key=lambda b: (b.city != city, b.province != province, b.org_id != program.org_id))
-    return [{"id": b.id, "name": b.name, "city": b.city, "capacity": b.capacity}
-            for b in rows[:limit]]
+                     .limit(1000)).all()
+    out = {}
+    for program in programs:
+        near = [b for b in rows if b.org_id == program.org_id or (city and b.city == city)]
+        near.sort(key=lambda b: (b.city != city, b.province != province,
+                                 b.org_id != program.org_id))
+        out[program.id] = [{"id": b.id, "name": b.name, "city": b.city, "capacity": b.capacity}
+                           for b in near[:limit]]
+    return out
 
 
 def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
@@ -74,11 +82,12 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
         hits = rank_programs(live.matcher, need, candidates, k)
     colleges = {o.id: o for o in s.scalars(select(Organization).where(
         Organization.id.in_({h["program"].org_id for h in hits})))}
+    bases = nearby_bases(s, [h["program"] for h in hits], province, city)
     items = [{"id": h["program"].id, "rank": h["rank"], "score": h["score"],
               "explanation": h["explanation"],
               "program": ProgramOut.model_validate(h["program"]),
               "college": org_brief(colleges[h["program"].org_id]),
-              "training_bases": nearby_bases(s, h["program"], province, city)} for h in hits]
+              "training_bases": bases[h["program"].id]} for h in hits]
     return {"model_version": live.version, "items": items}
 
 
