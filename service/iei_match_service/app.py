@@ -26,6 +26,7 @@ from .middleware import BodyLimit, RequestMetrics
 from .model_host import ModelHost
 from .retrain import train_first
 from .settings import Settings
+from .web import install as install_web
 
 log = logging.getLogger("iei_match_service")
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    resources.bases, matching.router, outcomes.router, models.router,
                    imports.router):
         app.include_router(router)
+    install_web(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)

@@ -15,7 +15,9 @@ from iei_match_service.db.tables import ApiKey
 
 # The only routes answered without a key. Adding one is a decision: add it here.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
-          "/openapi.json"}
+          "/openapi.json",
+          # the web page and its assets
+          "/", "/static/app.js", "/static/i18n.js", "/static/style.css", "/static/favicon.svg"}
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 # Sample values for path parameters; anything else gets "1".
 PARAM_VALUES = {"version": "v1", "kind": "needs"}
