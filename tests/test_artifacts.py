@@ -405,9 +405,50 @@ def _unknown_mode(directory):
     rehash(directory, "state.json")
 
 
+def _cut_ranker(directory):  # LightGBM's own parser aborts the process on this one
+    path = directory / "ranker-need.txt"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    rehash(directory, "ranker-need.txt")
+
+
+def _flipped_ranker(directory):
+    raw = bytearray((directory / "ranker-program.txt").read_bytes())
+    for i in range(len(raw) // 2, len(raw) // 2 + 16):
+        raw[i] ^= 0xFF
+    (directory / "ranker-program.txt").write_bytes(bytes(raw))
+    rehash(directory, "ranker-program.txt")
+
+
+def _cut_arrays(directory):
+    path = directory / "arrays.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    rehash(directory, "arrays.npz")
+
+
+def _flipped_arrays(directory):
+    flip_byte(directory / "arrays.npz")
+    rehash(directory, "arrays.npz")
+
+
 @pytest.mark.parametrize("damage", [_drop_state_key, _drop_array, _garbage_ranker,
-                                    _unknown_mode])
+                                    _unknown_mode, _cut_ranker, _flipped_ranker, _cut_arrays,
+                                    _flipped_arrays])
 def test_a_consistently_hashed_but_incomplete_model_is_an_integrity_error(model_copy, damage):
     damage(model_copy)
     with pytest.raises(ModelIntegrityError):
         load_model(model_copy)
+
+
+@pytest.mark.parametrize("manifest", ["[1, 2]", '"model"', "\udcff{"])
+def test_a_manifest_that_is_not_an_object_is_refused_and_not_listed(published, tmp_path,
+                                                                    manifest):
+    root = tmp_path / "root"
+    shutil.copytree(published[0], root)
+    bad = root / "20990101T000000Z"
+    shutil.copytree(published[1], bad)
+    (bad / "manifest.json").write_bytes(manifest.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ModelIntegrityError):
+        load_model(bad)
+    with pytest.raises(ModelIntegrityError):
+        activate_version(root, bad.name)
+    assert [v["version"] for v in list_versions(root)] == [published[1].name]

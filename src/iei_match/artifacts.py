@@ -12,7 +12,10 @@ Layout of a models root (one per model name)::
         ranker-program.txt
 
 Loading checks every file's sha256 against the manifest before parsing anything, so a
-tampered or truncated file is refused; nothing in an artifact is ever unpickled.
+tampered or truncated file is refused; nothing in an artifact is ever unpickled. A file whose
+manifest was edited to match but that has no valid format is refused too: the LightGBM
+rankers are parsed in a throwaway process first, since LightGBM's parser can abort the
+process on a malformed file instead of raising.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
+import zipfile
+import zlib
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -180,9 +187,12 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     if not path.is_file():
         raise ModelNotFoundError(f"no model in {directory}: {MANIFEST} is missing")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelIntegrityError(f"{path} is not a readable manifest: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ModelIntegrityError(f"{path} is not a readable manifest: not a JSON object")
+    return manifest
 
 
 def verify_model(directory: str | os.PathLike) -> dict:
@@ -224,7 +234,8 @@ def load_model(path: str | os.PathLike) -> Matcher:
     manifest = verify_model(directory)
     try:
         return _rebuild(directory, manifest)
-    except (KeyError, ValueError, TypeError, IndexError, lgb.basic.LightGBMError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError,
+            lgb.basic.LightGBMError) as exc:
         raise ModelIntegrityError(f"{directory} is not a complete model: {exc!r}") from exc
 
 
@@ -233,7 +244,7 @@ def _rebuild(directory: Path, manifest: dict) -> Matcher:
         state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
         with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ModelIntegrityError(f"{directory} cannot be read: {exc}") from exc
     m = Matcher(**state["params"])
     m.word_ = FieldVectorizer.from_state(state["word"], arrays["word.idf"])
@@ -252,12 +263,55 @@ def _rebuild(directory: Path, manifest: dict) -> Matcher:
     keys = state.get("dense_cache_keys", [])
     m.dense_cache_ = dict(zip(keys, arrays["dense_cache"], strict=True)) if keys else {}
     m.boosters_ = {}
-    for direction in ("need", "program"):
-        f = directory / f"ranker-{direction}.txt"
-        if m.mode_ == "learned":
+    if m.mode_ == "learned":
+        rankers = [directory / f"ranker-{direction}.txt" for direction in ("need", "program")]
+        _check_rankers(rankers)
+        for direction, f in zip(("need", "program"), rankers, strict=True):
             m.boosters_[direction] = lgb.Booster(model_str=f.read_text(encoding="utf-8"))
     m.model_dir_ = str(directory)
     return m
+
+
+# Parses LightGBM model files with LightGBM's C library alone (no Python package imports).
+_PARSE_RANKERS = """
+import ctypes, os, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.LGBM_GetLastError.restype = ctypes.c_char_p
+for path in sys.argv[2:]:
+    with open(path, "rb") as fh:
+        text = fh.read()
+    booster, iterations = ctypes.c_void_p(), ctypes.c_int()
+    if lib.LGBM_BoosterLoadModelFromString(ctypes.c_char_p(text), ctypes.byref(iterations),
+                                           ctypes.byref(booster)) != 0:
+        error = lib.LGBM_GetLastError().decode(errors="replace")[:300]
+        sys.exit(os.path.basename(path) + ": " + error)
+    lib.LGBM_BoosterFree(booster)
+"""
+
+
+def _check_rankers(paths: list[Path]) -> None:
+    """Parse the rankers in a throwaway process before this one does.
+
+    LightGBM's parser aborts or crashes the whole process on some malformed files (a
+    truncated tree, a cut parameter section) instead of raising; a file with a matching
+    sha256 but no valid format (a manifest edited to match) must not take a serving process
+    down with it.
+    """
+    lib = lgb.basic._LIB._name
+    try:
+        done = subprocess.run([sys.executable, "-c", _PARSE_RANKERS, lib, *map(str, paths)],
+                              capture_output=True, encoding="utf-8", errors="replace",
+                              timeout=300,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ModelIntegrityError(f"{paths[0].parent}: LightGBM did not finish reading the "
+                                  f"rankers; refusing to load them") from None
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [""])[-1]
+        if done.returncode < 0 or not why:
+            why = f"LightGBM's parser crashed on them (exit {done.returncode})"
+        raise ModelIntegrityError(f"{paths[0].parent}: the rankers are not LightGBM models "
+                                  f"this version can read: {why}")
 
 
 def resolve_model_dir(path: str | os.PathLike) -> Path:
@@ -286,7 +340,10 @@ def list_versions(root: str | os.PathLike) -> list[dict]:
     out = []
     dirs = [p for p in root.iterdir() if (p / MANIFEST).is_file()]
     for d in sorted(dirs, key=lambda p: (p.name.split("-")[0], len(p.name), p.name)):
-        man = read_manifest(d)
+        try:
+            man = read_manifest(d)
+        except ModelIntegrityError:  # not a version that could be loaded; not listed
+            continue
         out.append({"version": d.name, "live": d.name == live, "created": man.get("created"),
                     "mode": man.get("mode"), "metrics": man.get("metrics", {})})
     return out
