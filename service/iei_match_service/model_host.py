@@ -8,6 +8,7 @@ and then replaces the reference in one assignment, so no request is dropped or s
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,12 @@ from iei_match.artifacts import (
     publish_model,
     resolve_model_dir,
 )
-from iei_match.errors import IeiMatchError, ModelNotFoundError
+from iei_match.errors import (
+    IeiMatchError,
+    ModelCompatibilityError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+)
 from iei_match.matcher import Matcher
 
 from .errors import Unavailable
@@ -85,7 +91,13 @@ class ModelHost:
         with self._swap:
             if Path(version).name != version:
                 raise ModelNotFoundError(f"no version {version!r}")
-            live = LiveModel(version, load_model(self.root / version))
+            try:
+                live = LiveModel(version, load_model(self.root / version))
+            except (ModelIntegrityError, ModelCompatibilityError) as exc:
+                log.error("version %s refused, keeping the live one: %s", version, exc)
+                # The client hears what is wrong, not where the models are kept.
+                why = str(exc).replace(str(self.root) + os.sep, "")
+                raise type(exc)(f"version {version!r} is refused: {why}") from None
             activate_version(self.root, version)
             self._live = live
         return live
