@@ -1,0 +1,189 @@
+"""The alliance secretariat's page in Chromium: file import with row-level errors, the batch
+job with its progress, allocation, gap heatmap and downloads, model versions, retraining and
+rollback."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import openpyxl
+import pytest
+
+from .browser import expect
+
+BAD_NEEDS = ("名称,描述,技能,人数,层次\n"
+             "中药提取工,负责提取浓缩,GMP,3,高职专科\n"
+             ",没有名称的需求,,2,\n"
+             "制粒工,颗粒制粒,制粒,很多,\n")
+GOOD_NEEDS = ("名称,描述,技能,人数,层次\n"
+              "中药提取工,负责中药提取浓缩工序,GMP;提取浓缩,3,高职专科\n"
+              "喷雾干燥操作工,喷雾干燥塔操作与清洁,喷雾干燥,2,高职专科\n")
+
+
+def _csv(name: str, text: str) -> dict:
+    return {"name": name, "mimeType": "text/csv", "buffer": text.encode("utf-8")}
+
+
+def test_coordinator_imports_a_file_with_row_level_errors(tab, world):
+    page = tab.page
+    world.sign_in(tab, "nanhai")
+    expect(page.locator("#who")).to_contain_text("联盟秘书处")
+    expect(page.locator("[data-tab=import]")).to_have_text("导入数据")
+    expect(page.locator("#tab-import")).to_be_visible()
+    page.locator("#import-kind").select_option("needs")
+    owners = page.locator("#import-owner option").all_inner_texts()
+    assert any("南海本草颗粒制药" in o for o in owners), owners
+    assert not any("天府云数" in o for o in owners), owners  # another alliance's member
+    page.locator("#import-owner").select_option(label=next(o for o in owners if "南海本草" in o))
+
+    page.locator("#import-form button[type=submit]").click()
+    expect(page.locator("#import-status")).to_have_text("请选择文件。")
+
+    page.locator("#import-file").set_input_files(_csv("needs.csv", BAD_NEEDS))
+    page.locator("#import-form button[type=submit]").click()
+    expect(page.locator("#import-status")).to_contain_text("文件未导入")
+    rows = page.locator("#import-problems table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#import-problems thead")).to_contain_text("行")
+    cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(2)]
+    assert cells[0][0] == "3" and cells[0][1] in ("名称", "title"), cells
+    assert cells[1][0] == "4" and cells[1][1] in ("人数", "headcount"), cells
+    tab.shot("coordinator-import-errors")
+    with world.client("herbal") as c:
+        assert c.get("/api/v1/needs").json()["total"] == 2  # all rows or none
+
+    page.locator("#import-file").set_input_files(_csv("needs.csv", GOOD_NEEDS))
+    page.locator("#import-form button[type=submit]").click()
+    expect(page.locator("#import-status")).to_have_text("已导入 2 条记录。")
+    expect(page.locator("#import-problems table")).to_have_count(0)
+    with world.client("herbal") as c:
+        titles = [n["title"] for n in c.get("/api/v1/needs").json()["items"]]
+    assert "喷雾干燥操作工" in titles and len(titles) == 4
+
+
+def test_models_retrain_and_roll_back(tab, world):
+    page = tab.page
+    world.sign_in(tab, "nanhai")
+    page.locator("[data-tab=models]").click()
+    rows = page.locator("#models-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".badge.live")).to_have_text("当前使用")
+    first = rows.first.get_attribute("data-version")
+
+    page.locator("#retrain-force").check()
+    page.locator("#retrain").click()
+    expect(page.locator("#retrain-job")).to_be_visible()
+    expect(page.locator("#retrain-job-label")).to_contain_text("任务 #")
+    expect(page.locator("#retrain-job-label")).to_contain_text("已完成", timeout=120_000)
+    expect(page.locator("#retrain-job-pct")).to_have_text("100%")
+    expect(page.locator("#models-status")).to_contain_text("重新训练完成")
+    expect(rows).to_have_count(2)
+    newest = rows.first.get_attribute("data-version")
+    assert newest != first
+    expect(rows.first.locator(".badge.live")).to_be_visible()
+    expect(rows.first.locator(".metrics")).to_contain_text("holdout_ndcg10")
+    tab.shot("coordinator-models")
+
+    page.locator(f"#models-table tr[data-version='{first}'] button").click()
+    expect(page.locator("#models-status")).to_have_text(f"已启用版本 {first}。")
+    expect(page.locator(f"#models-table tr[data-version='{first}'] .badge.live")).to_be_visible()
+    expect(page.locator(f"#models-table tr[data-version='{newest}'] button")).to_be_visible()
+    with world.client("nanhai") as c:
+        live = [v["version"] for v in c.get("/api/v1/models").json()["items"] if v["live"]]
+    assert live == [first]
+    page.locator("#lang").click()
+    expect(page.locator("[data-tab=models]")).to_have_text("Models")
+    expect(page.locator(f"#models-table tr[data-version='{newest}'] button")).to_have_text(
+        "Activate (roll back)")
+
+
+def test_admin_gets_the_coordinators_page(tab, world):
+    page = tab.page
+    world.sign_in(tab, "admin")
+    expect(page.locator("#view-coordinator")).to_be_visible()
+    expect(page.locator("#who")).to_contain_text("管理员")
+
+
+def _require_batch_api(world):
+    with world.client() as c:
+        paths = c.get("/openapi.json").json()["paths"]
+    if "/api/v1/batch" not in paths:
+        pytest.skip("the batch API (POST /api/v1/batch) is not in this app")
+
+
+def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
+    _require_batch_api(world)
+    page = tab.page
+    world.sign_in(tab, "nanhai")
+    page.locator("[data-tab=batch]").click()
+    expect(page.locator("#tab-batch h2").first).to_have_text("批量匹配与分配")
+    expect(page.locator("#batch-needs")).to_be_hidden()  # the database is the default input
+    page.locator("#batch-topk").fill("5")
+    page.locator("#batch-start").click()
+    expect(page.locator("#batch-job")).to_be_visible()
+    expect(page.locator("#batch-job-label")).to_contain_text("任务 #")
+    expect(page.locator("#batch-job-label")).to_contain_text("已完成", timeout=120_000)
+    expect(page.locator("#batch-job-pct")).to_have_text("100%")
+    results = page.locator("#batch-results")
+    expect(results).to_be_visible()
+    expect(page.locator("#batch-summary")).to_contain_text("个需求")
+    expect(page.locator("#alloc-summary")).to_contain_text("分配：")
+    alloc_rows = page.locator("#alloc-table tbody tr")
+    expect(alloc_rows.first).to_be_visible()
+    expect(page.locator("#alloc-table thead")).to_contain_text("分配人数")
+    assert page.locator("#gap-heatmap td.short, #gap-heatmap td.ok").count() >= 1
+    expect(page.locator("#gap-heatmap thead")).to_contain_text("广东省")
+    tab.shot("coordinator-batch-results")
+
+    # Downloads: fetched with the key in a header, saved from a blob: URL.
+    with page.expect_download() as got:
+        page.locator("#downloads button[data-result=allocation][data-format=csv]").click()
+    download = got.value
+    assert download.url.startswith("blob:") and world.keys["nanhai"] not in download.url
+    assert download.suggested_filename.endswith("allocation.csv")
+    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8-sig").read())))
+    assert rows and {"need_id", "program_id", "assigned"} <= set(rows[0])
+    with page.expect_download() as got:
+        page.locator("#downloads button[data-result=gap][data-format=xlsx]").click()
+    sheet = openpyxl.load_workbook(got.value.path(), read_only=True).active
+    header = [c for c in next(sheet.iter_rows(values_only=True))]
+    assert {"category", "province", "shortfall"} <= set(header)
+
+    # After a reload the newest batch is shown again.
+    page.reload()
+    page.locator("[data-tab=batch]").click()
+    expect(page.locator("#alloc-table tbody tr").first).to_be_visible()
+    page.locator("#lang").click()
+    expect(page.locator("#alloc-table thead")).to_contain_text("Assigned")
+    expect(page.locator("#tab-batch h3").first).to_have_text(
+        "Supply–demand gap (program category × province)")
+    tab.shot("coordinator-batch-results-english")
+
+
+def test_batch_from_uploaded_files_reports_bad_rows(tab, world):
+    _require_batch_api(world)
+    page = tab.page
+    world.sign_in(tab, "nanhai")
+    page.locator("[data-tab=batch]").click()
+    page.locator("input[name=source][value=files]").check()
+    expect(page.locator("#batch-needs")).to_be_visible()
+    page.locator("#batch-start").click()
+    expect(page.locator("#batch-status")).to_have_text("请选择需求文件和专业文件。")
+    needs = "need_id,title,text,headcount\nn1,中药提取工,中药配方颗粒提取浓缩,3\nn2,,没有名称,2\n"
+    programs = ("program_id,title,text,graduates_per_year\n"
+                "p1,中药制药,中药配方颗粒生产与质量检验,40\n")
+    page.locator("#batch-needs").set_input_files(_csv("needs.csv", needs))
+    page.locator("#batch-programs").set_input_files(_csv("programs.csv", programs))
+    page.locator("#batch-start").click()
+    rows = page.locator("#batch-problems table tbody tr")
+    expect(rows.first).to_be_visible()
+    expect(page.locator("#batch-problems")).to_contain_text("title")
+    tab.shot("coordinator-batch-upload-errors")
+
+    good = needs.replace("n2,,没有名称,2", "n2,喷雾干燥操作工,喷雾干燥塔操作,2")
+    page.locator("#batch-needs").set_input_files(_csv("needs.csv", good))
+    page.locator("#batch-start").click()
+    expect(page.locator("#batch-job-label")).to_contain_text("已完成", timeout=120_000)
+    expect(page.locator("#batch-summary")).to_contain_text("2 个需求，1 个专业")
+    expect(page.locator("#batch-problems table")).to_have_count(0)
