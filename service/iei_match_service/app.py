@@ -18,12 +18,13 @@ from iei_match.errors import IeiMatchError
 from .api import health, imports, matching, models, orgs, outcomes, resources
 from .api.deps import Services
 from .db.engine import Database, upgrade
-from .errors import ServiceError, body, from_engine
+from .errors import ServiceError, body, from_engine, unreadable_body
 from .jobs import JobRunner
 from .limits import Gate, RateLimiter
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
 from .model_host import ModelHost
+from .openapi import install as install_openapi
 from .retrain import train_first
 from .settings import Settings
 from .web import install as install_web
@@ -66,7 +67,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException):
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        detail = exc.detail if isinstance(exc.detail, str) else code
+        detail = unreadable_body(exc) or (exc.detail if isinstance(exc.detail, str) else code)
         return _error(exc.status_code, code, detail[:300])
 
     @app.exception_handler(IntegrityError)
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "(产教融合). Send `Authorization: Bearer <API key>`.")
     app.state.metrics = Metrics()
     install_error_handlers(app)
+    install_openapi(app)
     for router in (health.router, orgs.router, resources.needs, resources.programs,
                    resources.bases, matching.router, outcomes.router, models.router,
                    imports.router):

@@ -74,5 +74,19 @@ def from_engine(exc: IeiMatchError) -> ServiceError:
     return Invalid(str(exc)[:500], code=exc.code)
 
 
+def unreadable_body(exc: Exception) -> str | None:
+    """What was wrong with a request body the framework could not parse (its 400 says only
+    "There was an error parsing the body"), or None."""
+    if getattr(exc, "status_code", None) != 400:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"the request body is not UTF-8 text (byte {cause.start}); send JSON "
+                "encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply"
+    return None
+
+
 def body(code: str, message: str, **extra) -> dict:
     return {"error": {"code": code, "message": message, **extra}}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -18,7 +18,9 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and a model is live")
+@router.get("/readyz", summary="The database answers and a model is live",
+            responses={503: {"description": "Not ready: the database or the model is not "
+                                            "available (same body, which says which)"}})
 def readyz(svc: ServicesDep):
     checks = {"database": "ok", "model": "ok"}
     try:
@@ -34,7 +36,7 @@ def readyz(svc: ServicesDep):
                         status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 def metrics(request: Request, svc: ServicesDep) -> Response:
     m = request.app.state.metrics
     m.model_ready.set(1 if svc.models.ready else 0)
