@@ -77,7 +77,7 @@ def import_file(session: Session, who: Principal, kind: str, path: str | os.Path
     objects = []
     for row_no, row in zip(df.index, df.to_dict("records"), strict=True):
         try:
-            body = schema.model_validate(_row_values(row, schema, list_cols))
+            body = schema.model_validate(_row_values(row, schema, list_cols), strict=False)
         except ValidationError as exc:
             for err in exc.errors(include_input=False, include_url=False):
                 col = str(err["loc"][0]) if err["loc"] else None

@@ -6,18 +6,57 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from iei_match.features import LEVELS
 from iei_match.text import normalize
 
 from .db.tables import COLLEGE_TYPES, EVENTS, ORG_KINDS, ROLES
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=20_000)]
-Place = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _drop_controls(value: str) -> str:
+    """Control characters (NUL and the like; not tab or newline) are removed from text."""
+    return _CONTROL.sub("", value)
+
+
+def _clean(value: str) -> str:
+    return _drop_controls(value).strip()
+
+
+def _not_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must contain text, not only spaces or control characters")
+    return value
+
+
+def text(max_length: int, *, strip: bool = True, required: bool = False):
+    """A string type whose length limits apply to what the client sent (as the API document
+    says), and which is then cleaned: control characters dropped and, with ``strip``,
+    surrounding spaces; ``required`` text must not be empty after cleaning."""
+    parts: list = [StringConstraints(min_length=1 if required else None,
+                                     max_length=max_length),
+                   AfterValidator(_clean if strip else _drop_controls)]
+    if required:
+        parts.append(AfterValidator(_not_empty))
+    return Annotated[(str, *parts)]  # type: ignore[return-value]
+
+
+Title = text(200, required=True)
+Text = text(20_000, strip=False)
+Place = text(50)
+Short = text(100)
+Code = text(32)
+Note = text(2000, strip=False)
+OptionalTitle = text(200)
 Level = Literal[LEVELS + ("",)]  # type: ignore[valid-type]
 Items = Annotated[list[Short], Field(max_length=50)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
@@ -25,25 +64,12 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _drop_controls(value):
-    """Control characters (NUL and the like; not tab or newline) are removed from text."""
-    if isinstance(value, str):
-        return _CONTROL.sub("", value)
-    if isinstance(value, list):
-        return [_drop_controls(v) for v in value]
-    return value
-
-
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=20_000)
+    """A request body: no unknown fields, and JSON types as documented (``false`` is not
+    the number 0, nor ``0`` a boolean, nor ``"3"`` a number). File imports, whose cells
+    are all text, validate with ``strict=False``."""
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_controls(cls, value):
-        return _drop_controls(value)
+    model_config = ConfigDict(extra="forbid", str_max_length=20_000, strict=True)
 
 
 def _clean_items(values: list[str]) -> list[str]:
@@ -89,7 +115,7 @@ class NeedPatch(Strict):
 
 
 class NeedOut(NeedFields):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, strict=False)
     id: int
     org_id: int
     created_at: datetime
@@ -125,7 +151,7 @@ class ProgramPatch(Strict):
 
 
 class ProgramOut(ProgramFields):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, strict=False)
     id: int
     org_id: int
     created_at: datetime
@@ -157,7 +183,7 @@ class BasePatch(Strict):
 
 
 class BaseOut(BaseFields):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, strict=False)
     id: int
     org_id: int
     created_at: datetime
@@ -201,7 +227,7 @@ class MeOut(BaseModel):
 
 
 class MatchIn(Strict):
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    title: OptionalTitle = ""
     description: Text = ""
     skills: Items = []
     certificates: Items = []
@@ -280,7 +306,7 @@ class OutcomeIn(Strict):
     need_id: Id
     program_id: Id
     event: Literal[EVENTS]  # type: ignore[valid-type]
-    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    note: Note = ""
 
 
 class OutcomeOut(BaseModel):
