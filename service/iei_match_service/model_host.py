@@ -60,21 +60,46 @@ class ModelHost:
         return live
 
     def load_current(self) -> LiveModel | None:
-        """Load the version ``CURRENT`` names; keep serving the old one if that fails."""
+        """Load the version ``CURRENT`` names; keep serving the old one if that fails.
+
+        At a start (nothing live yet), a version that ``CURRENT`` names but that is refused
+        (damaged, tampered with, missing) gives way to the newest other published version
+        that loads; the refusal is logged and ``CURRENT`` is left as it is. Only a models
+        root without ``CURRENT`` has no model yet.
+        """
         try:
             path = resolve_model_dir(self.root)
             live = LiveModel(path.name, load_model(path))
-        except ModelNotFoundError as exc:
-            self.last_error = str(exc)
-            return None
         except IeiMatchError as exc:
             self.last_error = str(exc)
-            log.error("model refused, keeping the previous one: %s", exc)
-            return None
+            if isinstance(exc, ModelNotFoundError) and not (self.root / "CURRENT").is_file():
+                return None
+            if self._live is not None:
+                log.error("model refused, keeping the previous one: %s", exc)
+                return None
+            log.error("model refused: %s", exc)
+            live = self._fallback()
+            if live is None:
+                return None
         with self._swap:
             self._live = live
         self.last_error = None
         return live
+
+    def _fallback(self) -> LiveModel | None:
+        named = (self.root / "CURRENT").read_text(encoding="utf-8", errors="replace").strip()
+        for v in reversed(list_versions(self.root)):
+            if v["version"] == named:
+                continue
+            try:
+                live = LiveModel(v["version"], load_model(self.root / v["version"]))
+            except IeiMatchError as exc:
+                log.error("model refused: %s", exc)
+                continue
+            log.error("the version CURRENT names (%r) was refused; serving %s, the newest "
+                      "published version that loads", named[:100], live.version)
+            return live
+        return None
 
     def publish(self, matcher: Matcher, metrics: dict, data_sha256: str) -> LiveModel:
         """Publish ``matcher`` as a new version, verify it by loading it back, make it live."""

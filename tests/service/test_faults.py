@@ -339,3 +339,13 @@ def test_a_corrupted_or_tampered_model_is_refused_and_the_live_one_kept(tmp_path
                 assert str(prep.data_dir) not in err["message"]  # no server paths
                 serving_good(svc)
         assert live_version(root) == good
+
+    # A version that went bad on disk after it was made live is refused at the next start;
+    # the newest intact version is served instead (no first model is trained).
+    (root / "CURRENT").write_text(f"{good}-rehashed-ranker\n")
+    with ServiceProcess(prep) as svc:
+        svc.start()
+        serving_good(svc)
+        log = svc.log()
+        assert f"{good}-rehashed-ranker" in log and "refused" in log, log[-3000:]
+        assert "training the first one" not in log
