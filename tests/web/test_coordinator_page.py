@@ -142,11 +142,14 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
     download = got.value
     assert download.url.startswith("blob:") and world.keys["nanhai"] not in download.url
     assert download.suggested_filename.endswith("allocation.csv")
-    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8-sig").read())))
+    with open(download.path(), encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
     assert rows and {"need_id", "program_id", "assigned"} <= set(rows[0])
     with page.expect_download() as got:
         page.locator("#downloads button[data-result=gap][data-format=xlsx]").click()
-    sheet = openpyxl.load_workbook(got.value.path(), read_only=True).active
+    assert got.value.suggested_filename.endswith("gap.xlsx")
+    with open(got.value.path(), "rb") as fh:
+        sheet = openpyxl.load_workbook(io.BytesIO(fh.read()), read_only=True).active
     header = [c for c in next(sheet.iter_rows(values_only=True))]
     assert {"category", "province", "shortfall"} <= set(header)
 

@@ -118,3 +118,20 @@ def test_markup_in_data_is_shown_as_text(tab, world):
     expect(page.locator("#need-list a.active .title")).to_have_text(title)
     assert page.evaluate("window.__xss") is None
     tab.shot("enterprise-markup-as-text")
+
+
+def test_signing_out_leaves_nothing_for_the_next_enterprise(tab, world):
+    page = tab.page
+    world.sign_in(tab, "herbal")
+    page.locator("#need-list a").first.click()
+    expect(page.locator("#rec-list > li.card").first).to_be_visible()
+    page.locator("#signout").click()
+    expect(page.locator("#signin")).to_be_visible()
+    assert "中药配方颗粒" not in page.locator("body").inner_text()
+    page.locator("#key").fill(world.keys["soft"])
+    page.locator("#signin-form button[type=submit]").click()
+    expect(page.locator("#who")).to_contain_text("天府云数科技有限公司")
+    expect(page.locator("#need-list")).to_contain_text("Java后端开发工程师")
+    body = page.locator("body").inner_text()
+    assert "中药" not in body and "南海本草" not in body
+    assert page.locator("#need-title").input_value() == ""

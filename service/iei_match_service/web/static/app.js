@@ -14,7 +14,8 @@
   const OUTCOMES = ["contacted", "visited", "agreement_signed", "rejected"];
   const POLL_MS = 500;
 
-  const state = { me: null, view: null };
+  // ``gen`` changes at every sign-out: answers to requests of an earlier session are dropped.
+  const state = { me: null, view: null, gen: 0 };
 
   /* ---------- DOM helpers ---------- */
 
@@ -114,6 +115,7 @@
   /** Call /api/v1``path``; the key goes in the Authorization header only. */
   async function request(method, path, options) {
     const opts = options || {};
+    const gen = state.gen;
     const key = opts.key || getKey();
     const headers = { Accept: "application/json" };
     if (key) headers.Authorization = "Bearer " + key;
@@ -130,8 +132,9 @@
         method, headers, body, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
       });
     } catch (e) {
-      throw new ApiError(0, "network", e.message || String(e));
+      throw new ApiError(0, gen === state.gen ? "network" : "stale", e.message || String(e));
     }
+    if (gen !== state.gen) throw new ApiError(0, "stale", "an answer for an earlier session");
     if (!response.ok) {
       let code = "http_error";
       let message = response.statusText;
@@ -163,6 +166,7 @@
   /** A message for people: localised by the error's kind, with the server's words. */
   function describe(err) {
     if (!(err instanceof ApiError)) return String(err && err.message ? err.message : err);
+    if (err.code === "stale") return "";
     if (err.status === 0) return t("error.network", { message: err.message });
     if (err.status === 404) return t("error.not_found") + " (" + err.message + ")";
     if (err.status === 403) return t("error.forbidden") + " (" + err.message + ")";
@@ -561,7 +565,9 @@
     if (!items.length) return el("p", { class: "muted" }, t("none"));
     const keys = Object.keys(items[0]);
     const cols = (preferred || []).filter((k) => keys.includes(k)).concat(keys.filter((k) => !(preferred || []).includes(k)));
-    const head = el("tr", {}, ...cols.map((k) => el("th", {}, t("col." + k) === "col." + k ? k : t("col." + k))));
+    const numeric = (k) => typeof items[0][k] === "number";
+    const head = el("tr", {}, ...cols.map((k) => el("th", { class: numeric(k) ? "num" : "" },
+      t("col." + k) === "col." + k ? k : t("col." + k))));
     const body = el("tbody", {});
     for (const item of items) body.append(el("tr", {}, ...cols.map((k) => el("td", { class: typeof item[k] === "number" ? "num" : "" }, fmt(item[k])))));
     const wrap = el("div", { class: "tablewrap" }, el("table", { class: "data" }, el("thead", {}, head), body));
@@ -703,8 +709,12 @@
         const r = await api.upload("/imports/" + $("import-kind").value, form);
         setStatus(status, t("co.import.ok", { n: r.created }), "ok");
       } catch (e) {
-        setStatus(status, e.status === 422 ? t("co.import.failed", { message: e.message }) : describe(e), "error");
-        if (e.problems && e.problems.length) problems.append(problemsTable(e.problems));
+        if (e.problems && e.problems.length) {
+          setStatus(status, t("co.import.failed", { message: t("problems.count", { n: e.problems.length }) }), "error");
+          problems.append(problemsTable(e.problems));
+        } else {
+          setStatus(status, e.status === 422 ? t("co.import.failed", { message: e.message }) : describe(e), "error");
+        }
       }
     },
 
@@ -744,8 +754,10 @@
         }
       } catch (e) {
         if (e.status === 404 || e.status === 405) setStatus(status, t("co.batch.unavailable", { message: e.message }), "error");
-        else setStatus(status, describe(e), "error");
-        if (e.problems && e.problems.length) problems.append(problemsTable(e.problems));
+        else if (e.problems && e.problems.length) {
+          setStatus(status, t("co.batch.refused", { message: t("problems.count", { n: e.problems.length }) }), "error");
+          problems.append(problemsTable(e.problems));
+        } else setStatus(status, describe(e), "error");
         return;
       }
       show($("batch-results"), false);
@@ -855,7 +867,7 @@
             onclick: () => this.activate(v.version),
           }, t("co.models.activate"));
         body.append(el("tr", { class: v.live ? "live" : "", dataset: { version: v.version } },
-          el("td", { class: "mono" }, v.version), el("td", {}, v.created ? String(v.created).replace("T", " ").slice(0, 19) : ""),
+          el("td", { class: "mono" }, v.version), el("td", { class: "nowrap" }, v.created ? String(v.created).replace("T", " ").slice(0, 16) : ""),
           el("td", {}, v.mode || ""), el("td", { class: "metrics" }, metrics.join(" · ")), el("td", {}, action)));
       }
       box.append(el("div", { class: "tablewrap" }, el("table", { class: "data" }, el("thead", {}, head), body)));
@@ -981,8 +993,28 @@
     await enterRole(me);
   }
 
+  /** Forget everything the last session put on the page (another may sign in next). */
+  function resetViews() {
+    for (const id of ["need-list", "rec-list", "program-select", "partner-list", "import-owner",
+      "import-problems", "batch-problems", "downloads", "gap-heatmap", "alloc-table", "unmet-table",
+      "models-table"]) clear($(id));
+    for (const id of ["program-info", "partners-status", "recs-status", "need-form-status", "import-status",
+      "batch-status", "batch-summary", "alloc-summary", "models-status"]) $(id).textContent = "";
+    for (const id of ["batch-results", "batch-job", "batch-cancel", "retrain-job"]) show($(id), false);
+    for (const form of ["need-form", "import-form", "batch-form"]) $(form).reset();
+    $("batch-start").disabled = false;
+    $("retrain").disabled = false;
+    $("retrain-force").checked = false;
+    for (const label of document.querySelectorAll("#batch-form .files")) show(label, false);
+    Object.assign(enterprise, { needs: [], current: null, recs: null, stages: new Map() });
+    Object.assign(college, { programs: [], current: null, partners: null, stages: new Map() });
+    Object.assign(coordinator, { tab: "import", owners: [], batchJob: null, results: null, models: null });
+  }
+
   function signOut(message) {
     try { window.sessionStorage.removeItem(KEY_STORE); } catch (e) { /* ignore */ }
+    state.gen += 1;
+    resetViews();
     state.me = null;
     state.view = null;
     delete document.body.dataset.role;
