@@ -14,7 +14,7 @@ from iei_match import batch_worker
 from iei_match.artifacts import publish_model
 from iei_match.batch import default_outputs, run_batch
 from iei_match.batch_store import JobStore
-from iei_match.batch_worker import Catalog, ModelPayload, score_partition
+from iei_match.batch_worker import CatalogFrame, ModelPayload, score_partition
 from iei_match.errors import DataFileError, InputError, JobCancelledError, JobConflictError
 from iei_match.matcher import Matcher
 from synthetic import make_catalog
@@ -209,10 +209,19 @@ def test_the_model_travels_as_its_files_with_a_stable_digest(world):
 
 def test_a_worker_vectorises_the_catalog_once(world, reference):
     payload = ModelPayload.from_directory(world["model"])
-    catalog = Catalog(world["programs"], "programs-key")
+    catalog = CatalogFrame(world["programs"], "programs-key")
     needs = world["needs"]
     parts = [score_partition(payload, catalog, needs.iloc[i:i + 10], "need", 4, 5)
              for i in range(0, len(needs), 10)]
     assert_same(pd.concat(parts), reference["need"])
-    prepared = batch_worker._prepared[(payload.digest, "programs-key", "need", None)]
-    assert prepared.word_.hits == len(parts) and prepared.char_.hits == len(parts)
+    matcher, prepared = batch_worker._prepared[(payload.digest, "programs-key", "need", None)]
+    assert len(batch_worker._prepared) == 1  # one preparation served every partition
+    assert list(prepared.ids) == world["programs"]["program_id"].astype(str).tolist()
+    calls = []
+    real_prepare = type(matcher).prepare
+    try:
+        type(matcher).prepare = lambda self, *a: calls.append(a) or real_prepare(self, *a)
+        score_partition(payload, catalog, needs.iloc[:5], "need", 4, 5)
+    finally:
+        type(matcher).prepare = real_prepare
+    assert calls == []

@@ -36,7 +36,7 @@ import pandas as pd
 from . import __version__
 from .artifacts import data_fingerprint
 from .batch_store import JobStore, plan_partitions
-from .batch_worker import ID_COLUMN, Catalog, ModelPayload, forget, score_partition
+from .batch_worker import ID_COLUMN, CatalogFrame, ModelPayload, forget, score_partition
 from .errors import DataFileError, InputError, JobCancelledError, JobConflictError
 from .io import load_needs, load_programs, write_table
 from .matcher import EXPLAIN_TOP, Matcher, _check_frame
@@ -324,8 +324,8 @@ def _compute(store, plans, frames, payload, settings, scheduler, n_workers, prog
         raise JobCancelledError(f"job {store.job_id!r} was cancelled before it started")
     from .dask_runner import DaskRunner  # dask is imported only when there is work to do
 
-    catalog = {"need": Catalog(frames["program"], settings["programs"]),
-               "program": Catalog(frames["need"], settings["needs"])}
+    catalog = {"need": CatalogFrame(frames["program"], settings["programs"]),
+               "program": CatalogFrame(frames["need"], settings["needs"])}
     with _forgetting(), DaskRunner(scheduler, n_workers) as runner:
         payload_ref = runner.share(payload)
         catalog_refs = {d: runner.share(catalog[d]) for d in plans}

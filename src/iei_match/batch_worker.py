@@ -3,11 +3,12 @@
 The model travels as the bytes of its artifact files (:class:`ModelPayload`), never as a
 pickled object: a worker writes them to a temporary directory and reads them back with
 :func:`~iei_match.artifacts.load_model`, which checks every file against the sha256 in the
-manifest. A worker keeps the loaded matcher for the whole job, and the vectorised *catalog*
-(every program when needs are ranked, every need when programs are), so that a partition
-only vectorises its own rows. Scores are those of :meth:`Matcher.rank` and
-:meth:`Matcher.partners` on the same rows: a need's result does not depend on the other
-needs of its call, nor a program's on the other programs.
+manifest. A worker keeps the loaded matcher for the whole job, and the side every partition
+is searched against (every program when needs are ranked, every need when programs are)
+prepared once as a :class:`~iei_match.catalog.Catalog` (vectors, retrieval indexes, link
+history), so that a partition only vectorises its own rows. Scores are those of
+:meth:`Matcher.rank` and :meth:`Matcher.partners` on the same rows: a need's result does
+not depend on the other needs of its call, nor a program's on the other programs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import io
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,17 +34,16 @@ from .artifacts import (
     save_model,
     verify_model,
 )
-from .features import document_texts
-from .matcher import Matcher, _check_frame
-from .vectorize import FieldMatrices, FieldVectorizer
+from .catalog import Catalog
+from .matcher import Matcher
 
-__all__ = ["ModelPayload", "Catalog", "score_partition", "forget", "ID_COLUMN"]
+__all__ = ["ModelPayload", "CatalogFrame", "score_partition", "forget", "ID_COLUMN"]
 
 ID_COLUMN = {"need": "need_id", "program": "program_id"}
 _CACHE_SIZE = 2  # models and prepared catalogs a worker keeps (one job, both directions)
 _lock = threading.Lock()
 _models: OrderedDict[str, Matcher] = OrderedDict()
-_prepared: OrderedDict[tuple, Matcher] = OrderedDict()
+_prepared: OrderedDict[tuple, tuple[Matcher, Catalog]] = OrderedDict()
 
 
 def _content_digest(files: dict[str, bytes]) -> str:
@@ -107,59 +106,18 @@ class ModelPayload:
 
 
 @dataclass(frozen=True)
-class Catalog:
-    """The side every partition is scored against: all programs, or all needs.
+class CatalogFrame:
+    """The side every partition is searched against: all programs, or all needs.
 
     Attributes
     ----------
     frame : DataFrame
     key : str
-        A fingerprint of ``frame`` (what a worker caches its vectors under).
+        A fingerprint of ``frame`` (what a worker caches its prepared catalog under).
     """
 
     frame: pd.DataFrame
     key: str
-
-
-def _documents_key(titles: Sequence[str], texts: Sequence[str]) -> bytes:
-    h = hashlib.blake2b(digest_size=20)
-    for part in (titles, texts):
-        h.update(np.array([len(s) for s in part], dtype=np.int64).tobytes())
-        h.update("".join(part).encode("utf-8", "surrogatepass"))
-    return h.digest()
-
-
-class KnownDocuments:
-    """A fitted :class:`FieldVectorizer` that remembers its transform of one set of documents.
-
-    Transforming exactly those documents again returns the stored matrices (counted in
-    ``hits``); any other documents are transformed as usual. Every other attribute is the
-    wrapped vectorizer's.
-
-    Parameters
-    ----------
-    vectorizer : FieldVectorizer
-    titles, texts : sequence of str
-        The documents to remember.
-    """
-
-    def __init__(self, vectorizer: FieldVectorizer, titles: Sequence[str],
-                 texts: Sequence[str]):
-        self.vectorizer = vectorizer
-        self.key = _documents_key(titles, texts)
-        self.size = len(titles)
-        self.matrices: FieldMatrices = vectorizer.transform(titles, texts)
-        self.hits = 0
-
-    def transform(self, titles: Sequence[str], texts: Sequence[str]) -> FieldMatrices:
-        """The stored matrices for the remembered documents, else the vectorizer's transform."""
-        if len(titles) == self.size and _documents_key(titles, texts) == self.key:
-            self.hits += 1
-            return self.matrices
-        return self.vectorizer.transform(titles, texts)
-
-    def __getattr__(self, name: str):
-        return getattr(self.__dict__["vectorizer"], name)
 
 
 def _remember(cache: OrderedDict, key, make):
@@ -183,29 +141,23 @@ def forget() -> None:
         _prepared.clear()
 
 
-def _catalog_matcher(payload: ModelPayload, catalog: Catalog, direction: str,
-                     threads: int | None) -> Matcher:
-    """A copy of the payload's matcher that has the catalog's vectors ready."""
+def _prepared_catalog(payload: ModelPayload, catalog: CatalogFrame, direction: str,
+                      threads: int | None) -> tuple[Matcher, Catalog]:
+    """The payload's matcher (a copy with ``n_jobs=threads``) and the catalog it searches,
+    prepared once per worker."""
     base = _remember(_models, payload.digest, payload.load)
 
-    def prepare() -> Matcher:
-        kind = "program" if direction == "need" else "need"
-        frame = _check_frame(catalog.frame, ID_COLUMN[kind], f"{kind}s")
-        titles, texts = document_texts(frame)
-        m = copy.copy(base)
+    def prepare() -> tuple[Matcher, Catalog]:
+        m = copy.copy(base)  # shares the fitted state, so the catalog fits both
         if threads is not None:
             m.n_jobs = threads
-        m.word_ = KnownDocuments(base.word_, titles, texts)
-        m.char_ = KnownDocuments(base.char_, titles, texts)
-        if base.dense_:  # embed the catalog once into this copy's own cache
-            m.dense_cache_ = dict(base.dense_cache_)
-            m._embed(frame, remember=True)
-        return m
+        kind = "program" if direction == "need" else "need"
+        return m, m.prepare(catalog.frame, kind)
 
     return _remember(_prepared, (payload.digest, catalog.key, direction, threads), prepare)
 
 
-def score_partition(payload: ModelPayload, catalog: Catalog, queries: pd.DataFrame,
+def score_partition(payload: ModelPayload, catalog: CatalogFrame, queries: pd.DataFrame,
                     direction: str, top_k: int, explain: int,
                     threads: int | None = None) -> pd.DataFrame:
     """Rank one partition: its needs' best programs, or its programs' best needs.
@@ -213,7 +165,7 @@ def score_partition(payload: ModelPayload, catalog: Catalog, queries: pd.DataFra
     Parameters
     ----------
     payload : ModelPayload
-    catalog : Catalog
+    catalog : CatalogFrame
         All programs (``direction="need"``) or all needs (``direction="program"``).
     queries : DataFrame
         The partition's needs or programs.
@@ -230,9 +182,9 @@ def score_partition(payload: ModelPayload, catalog: Catalog, queries: pd.DataFra
     DataFrame
         What :meth:`Matcher.rank` (or :meth:`Matcher.partners`) returns for these rows.
     """
-    matcher = _catalog_matcher(payload, catalog, direction, threads)
+    matcher, prepared = _prepared_catalog(payload, catalog, direction, threads)
     if threads is not None:  # numba's setting belongs to the calling thread
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     if direction == "need":
-        return matcher.rank(queries, catalog.frame, k=top_k, explain=explain)
-    return matcher.partners(queries, catalog.frame, k=top_k, explain=explain)
+        return matcher.rank(queries, prepared, k=top_k, explain=explain)
+    return matcher.partners(queries, prepared, k=top_k, explain=explain)

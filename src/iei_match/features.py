@@ -9,7 +9,9 @@ ranking.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,16 +23,22 @@ from .retrieval import PostingIndex
 from .text import normalize
 from .vectorize import FieldMatrices, FieldVectorizer, bm25_weights
 
-__all__ = ["Side", "Memory", "pair_features", "candidate_pairs", "code_prefix",
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+__all__ = ["Side", "Memory", "pair_features", "candidate_pairs", "links_to_programs", "code_prefix",
            "document_texts", "describe_feature", "FEATURE_LABELS"]
 
 LEVELS = ("中职", "高职专科", "职教本科", "本科", "技工院校")
 
 
+_NOT_CODE = re.compile(r"[^0-9a-z]")
+
+
 def code_prefix(codes: pd.Series, length: int) -> np.ndarray:
     """The first ``length`` letters or digits of a taxonomy code (separators dropped)."""
-    clean = codes.astype(str).map(normalize).str.replace(r"[^0-9a-z]", "", regex=True)
-    return clean.str.slice(0, length).to_numpy(dtype=object)
+    return np.array([_NOT_CODE.sub("", normalize(str(c)))[:length] for c in codes],
+                    dtype=object)
 
 
 def document_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -157,7 +165,17 @@ class Memory:
                 counts = table.groupby(["n", "p"])["g"].sum()
                 totals = table.groupby("n")["g"].sum()
                 prob = (counts / totals.reindex(counts.index.get_level_values(0)).to_numpy())
-                self.priors[(ln, lp)] = (prob, totals)
+                pair_keys = pd.Index(_pair_keys(prob.index.get_level_values(0),
+                                                prob.index.get_level_values(1)))
+                self.priors[(ln, lp)] = (pair_keys, prob.to_numpy(np.float64),
+                                         pd.Index(totals.index))
+        # Known programs' categories (code prefixes): index of each, and program -> category.
+        self.categories = {}
+        for length in self.program_prefix_len:
+            cats, idx = np.unique(code_prefix(self.programs.codes, length), return_inverse=True)
+            onehot = sp.csr_matrix((np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
+                                   shape=(len(idx), len(cats)))
+            self.categories[length] = ({c: i for i, c in enumerate(cats)}, onehot)
 
     def neighbours(self, queries: Side) -> sp.csr_matrix:
         """Each query need's ``knn`` most similar known needs (mean of word and char cosine)."""
@@ -197,21 +215,29 @@ class Memory:
                          in zip(programs.ids, programs.codes, strict=True)], dtype=np.int64)
 
 
-def _collab_scores(memory: Memory, nbrs: sp.csr_matrix, prog_cols: np.ndarray) -> sp.csr_matrix:
-    """Neighbour-weighted link scores of every query need for every given program."""
+def links_to_programs(memory: Memory, prog_cols: np.ndarray) -> sp.csr_matrix:
+    """Links of every known need to each given program (columns ``prog_cols`` of
+    ``memory.links``; none for programs never seen): ``nbrs @`` it is the collaborative
+    score of each query need for each given program."""
     known = prog_cols >= 0
     to_given = sp.csr_matrix(
         (np.ones(known.sum(), np.float32), (prog_cols[known], np.flatnonzero(known))),
         shape=(memory.links.shape[1], len(prog_cols)))
-    return sp.csr_matrix(nbrs @ memory.links @ to_given)
+    return sp.csr_matrix(memory.links @ to_given)
 
 
-def dense_topk(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
-    """Rows of the ``k`` documents with the largest dot product, best first (ties: lower row)."""
+def dense_topk(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 2048,
+               blocked: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the ``k`` documents with the largest dot product, best first (ties: lower row).
+
+    ``blocked`` documents rank last (callers drop them).
+    """
     k = min(k, len(docs))
     out = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), chunk):
         sims = queries[start:start + chunk] @ docs.T
+        if blocked is not None:
+            sims[:, blocked] = -np.inf
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         vals = np.take_along_axis(sims, part, axis=1)
         order = np.lexsort((part, -vals), axis=1)
@@ -220,32 +246,44 @@ def dense_topk(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 2048)
 
 
 def candidate_pairs(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matrix,
-                    k: int, direction: str) -> tuple[np.ndarray, np.ndarray]:
+                    k: int, direction: str, catalog: Catalog | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Union of the top ``k`` by word TF-IDF, char TF-IDF and collaborative score.
 
     ``direction`` is ``"need"`` (top programs of each need) or ``"program"`` (top needs of
-    each program). Returns (need rows, program rows), unique pairs, sorted.
+    each program). ``catalog``, when given, is the side being searched (``programs`` for
+    ``"need"``, ``needs`` for ``"program"``) prepared with its indexes and link history,
+    and may block some of its rows. Returns (need rows, program rows), unique pairs, sorted.
     """
-    collab = _collab_scores(memory, nbrs, memory.program_columns(programs))
     if direction == "need":
-        q_word, d_word, q_char, d_char = needs.word.full, programs.word.full, needs.char.full, \
-            programs.char.full
+        queries, docs = needs, programs
+        history = (catalog.history if catalog is not None
+                   else links_to_programs(memory, memory.program_columns(programs)))
+        collab = sp.csr_matrix(nbrs @ history)
     else:
-        q_word, d_word, q_char, d_char = programs.word.full, needs.word.full, programs.char.full, \
-            needs.char.full
-        collab = collab.T.tocsr()
-    kk = min(k, d_word.shape[0])
-    parts = [PostingIndex(d_word).search(q_word, kk)[0], PostingIndex(d_char).search(q_char, kk)[0],
-             topk_rows(collab, kk)[0]]
-    if needs.dense is not None and programs.dense is not None:
-        q_dense, d_dense = ((needs.dense, programs.dense) if direction == "need"
-                            else (programs.dense, needs.dense))
-        parts.append(dense_topk(q_dense, d_dense, kk))
-    q = np.repeat(np.arange(q_word.shape[0]), kk)
+        queries, docs = programs, needs
+        collab = sp.csr_matrix(nbrs @ links_to_programs(memory, memory.program_columns(programs))
+                               ).T.tocsr()
+    blocked = catalog.blocked if catalog is not None else None
+    if blocked is not None:
+        collab = sp.csr_matrix(collab @ sp.diags((~blocked).astype(np.float32)))
+        collab.eliminate_zeros()
+    kk = min(k, len(docs))
+    if catalog is not None:
+        found = list(catalog.search(queries.word.full, queries.char.full, kk))
+    else:
+        found = [PostingIndex(docs.word.full).search(queries.word.full, kk)[0],
+                 PostingIndex(docs.char.full).search(queries.char.full, kk)[0]]
+    parts = [*found, topk_rows(collab, kk)[0]]
+    if queries.dense is not None and docs.dense is not None:
+        parts.append(dense_topk(queries.dense, docs.dense, kk, blocked=blocked))
+    q = np.repeat(np.arange(len(queries)), kk)
     rows = np.concatenate([q] * len(parts))
     cols = np.concatenate([p.ravel() for p in parts])
     ok = cols >= 0
-    n_d = d_word.shape[0]
+    if blocked is not None:
+        ok &= ~blocked[np.maximum(cols, 0)]
+    n_d = len(docs)
     pairs = np.unique(rows[ok] * n_d + cols[ok])
     q_rows, d_rows = pairs // n_d, pairs % n_d
     return (q_rows, d_rows) if direction == "need" else (d_rows, q_rows)
@@ -289,16 +327,23 @@ def _region_capacity(needs: Side, programs: Side, n_rows, p_rows) -> dict[str, n
     return out
 
 
+def _pair_keys(a, b) -> np.ndarray:
+    """One hashable key per (a, b) pair of code prefixes."""
+    return np.asarray(a, dtype=object) + "\x00" + np.asarray(b, dtype=object)
+
+
 def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
+    """Share of the links of past needs with the same code prefix that went to the program's
+    prefix; NaN when no past need had the need's prefix."""
     out = {}
-    for (ln, lp), (prob, totals) in memory.priors.items():
+    for (ln, lp), (pair_keys, prob, seen_prefixes) in memory.priors.items():
         n_pre = code_prefix(needs.codes, ln)[n_rows]
         p_pre = code_prefix(programs.codes, lp)[p_rows]
-        idx = pd.MultiIndex.from_arrays([n_pre, p_pre])
-        seen = totals.reindex(n_pre).to_numpy()
-        val = prob.reindex(idx).to_numpy(dtype=np.float64)
-        val = np.where(np.isnan(seen), np.nan, np.nan_to_num(val, nan=0.0))
-        out[f"prior_n{ln}_p{lp}"] = val.astype(np.float32)
+        at = pair_keys.get_indexer(_pair_keys(n_pre, p_pre))
+        val = np.zeros(len(at), np.float64)
+        val[at >= 0] = prob[at[at >= 0]]
+        seen = seen_prefixes.get_indexer(n_pre) >= 0
+        out[f"prior_n{ln}_p{lp}"] = np.where(seen, val, np.nan).astype(np.float32)
     return out
 
 
@@ -308,14 +353,9 @@ def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, programs: S
 
     ``neighbour_links`` is ``nbrs @ memory.links``: each query's neighbour-weighted links.
     """
-    known_cat = code_prefix(memory.programs.codes, length)
-    cats, known_idx = np.unique(known_cat, return_inverse=True)
-    onehot = sp.csr_matrix((np.ones(len(known_idx), np.float32),
-                            (np.arange(len(known_idx)), known_idx)),
-                           shape=(len(known_idx), len(cats)))
+    lookup, onehot = memory.categories[length]
     per_cat = sp.csr_matrix(neighbour_links @ onehot)
     total = np.asarray(per_cat.sum(axis=1)).ravel()
-    lookup = {c: i for i, c in enumerate(cats)}
     given = np.array([lookup.get(c, -1) for c in code_prefix(programs.codes, length)])
     gc = given[p_rows]
     val = np.zeros(len(n_rows), np.float32)
@@ -330,7 +370,21 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
 
     ``nbrs`` is ``memory.neighbours(needs)``. Group-relative features (share of the best
     score in the query's list) are added later by the ranker, per direction.
+
+    Every feature depends only on the pair (and the memory), so the work is done on the
+    rows that occur in some pair: its cost follows the number of pairs, not the size of
+    the sides.
     """
+    used_n, n_rows = np.unique(n_rows, return_inverse=True)
+    used_p, p_rows = np.unique(p_rows, return_inverse=True)
+    if len(used_n) < len(needs):
+        needs, nbrs = needs.take(used_n), sp.csr_matrix(nbrs)[used_n]
+    else:
+        n_rows = used_n[n_rows]
+    if len(used_p) < len(programs):
+        programs = programs.take(used_p)
+    else:
+        p_rows = used_p[p_rows]
     f: dict[str, np.ndarray] = {}
     nw, pw, nc, pc = needs.word, programs.word, needs.char, programs.char
     known_cols = memory.program_columns(programs)[p_rows]

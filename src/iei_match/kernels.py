@@ -9,23 +9,38 @@ import scipy.sparse as sp
 __all__ = ["pair_dots", "neighbour_link_stats", "topk_rows"]
 
 
+@numba.njit(cache=True, inline="always")
+def _dot(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, i, j):
+    x, x_end = a_ptr[i], a_ptr[i + 1]
+    y, y_end = b_ptr[j], b_ptr[j + 1]
+    s = 0.0
+    while x < x_end and y < y_end:
+        if a_ind[x] == b_ind[y]:
+            s += float(a_val[x]) * float(b_val[y])
+            x += 1
+            y += 1
+        elif a_ind[x] < b_ind[y]:
+            x += 1
+        else:
+            y += 1
+    return s
+
+
 @numba.njit(parallel=True, cache=True)
 def _pair_dots(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, out):
     for n in numba.prange(len(rows)):
-        i, j = rows[n], cols[n]
-        x, x_end = a_ptr[i], a_ptr[i + 1]
-        y, y_end = b_ptr[j], b_ptr[j + 1]
-        s = 0.0
-        while x < x_end and y < y_end:
-            if a_ind[x] == b_ind[y]:
-                s += a_val[x] * b_val[y]
-                x += 1
-                y += 1
-            elif a_ind[x] < b_ind[y]:
-                x += 1
-            else:
-                y += 1
-        out[n] = s
+        out[n] = _dot(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows[n], cols[n])
+
+
+@numba.njit(cache=True)
+def _pair_dots_serial(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, out):
+    for n in range(len(rows)):
+        out[n] = _dot(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows[n], cols[n])
+
+
+# Below this many pairs, waking a thread pool costs more than it saves (a single request's
+# few hundred pairs), so the kernels run in the calling thread.
+SERIAL_BELOW = 4096
 
 
 def _csr(m: sp.spmatrix) -> sp.csr_matrix:
@@ -51,9 +66,9 @@ def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray
     a, b = _csr(a), _csr(b)
     out = np.zeros(len(rows), dtype=np.float64)
     if len(rows):
-        _pair_dots(a.indptr, a.indices, a.data.astype(np.float64), b.indptr, b.indices,
-                   b.data.astype(np.float64), np.asarray(rows, np.int64),
-                   np.asarray(cols, np.int64), out)
+        kernel = _pair_dots_serial if len(rows) < SERIAL_BELOW else _pair_dots
+        kernel(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data,
+               np.asarray(rows, np.int64), np.asarray(cols, np.int64), out)
     return out.astype(np.float32)
 
 

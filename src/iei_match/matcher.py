@@ -12,9 +12,19 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
+from .catalog import Catalog
+from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
-from .features import Memory, Side, candidate_pairs, document_texts, pair_features
+from .features import (
+    Memory,
+    Side,
+    candidate_pairs,
+    document_texts,
+    links_to_programs,
+    pair_features,
+)
 from .kernels import topk_rows
+from .retrieval import PostingIndex
 from .vectorize import FieldVectorizer
 
 __all__ = ["Matcher", "Match"]
@@ -39,16 +49,40 @@ class Match:
     contributions: dict[str, float] = field(default_factory=dict)
 
 
+def _group_max_and_rank(values: np.ndarray, groups: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per element: the largest value of its group, and its rank in the group (1 = largest;
+    ties share the smallest rank; NaN stays NaN and is not counted), as pandas' groupby
+    ``max`` and ``rank(ascending=False, method="min")`` give them."""
+    n = len(values)
+    ok = ~np.isnan(values)
+    key = np.where(ok, -values, np.inf)  # NaN last within its group
+    order = np.lexsort((key, groups))
+    g, v = groups[order], key[order]
+    new_group = np.r_[True, g[1:] != g[:-1]]
+    group_start = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+    new_value = new_group | np.r_[True, v[1:] != v[:-1]]
+    tie_start = np.maximum.accumulate(np.where(new_value, np.arange(n), 0))
+    rank = np.empty(n, dtype=np.float64)
+    rank[order] = tie_start - group_start + 1
+    rank[~ok] = np.nan
+    best = np.empty(n, dtype=np.float64)
+    first = v[group_start]  # the group's largest value (negated), or inf if all NaN
+    best[order] = np.where(np.isinf(first), np.nan, -first)
+    return best, rank
+
+
 def _add_relative(table: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
-    g = pd.Series(groups)
+    groups = np.asarray(groups)
     extra = {}
     for name in RELATIVE:
         if name not in table:
             continue
-        col = table[name].astype(np.float32)
-        best = col.groupby(g.values).transform("max").to_numpy()
+        col = table[name].to_numpy(np.float32)
+        best, rank = _group_max_and_rank(col.astype(np.float64), groups)
+        best = best.astype(np.float32)
         extra[f"{name}_rel"] = np.where(best > 0, col / np.where(best > 0, best, 1), 0.0)
-        extra[f"{name}_rank"] = col.groupby(g.values).rank(ascending=False, method="min")
+        extra[f"{name}_rank"] = rank
     return pd.concat([table.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
 
 
@@ -367,20 +401,71 @@ class Matcher(BaseEstimator):
         return np.asarray(self.boosters_[direction].predict(x.to_numpy(np.float32),
                                                             num_threads=self.n_jobs))
 
-    def _run(self, needs: pd.DataFrame, programs: pd.DataFrame, k: int, direction: str,
+    def prepare(self, frame: pd.DataFrame, kind: str = "program") -> Catalog:
+        """Vectorise and index a set of programs (or needs) once, for repeated ranking.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Programs (``kind="program"``) or needs (``kind="need"``), as for :meth:`rank`.
+        kind : {"program", "need"}
+
+        Returns
+        -------
+        Catalog
+            Pass it as the ``programs`` of :meth:`rank` or the ``needs`` of
+            :meth:`partners`: results are those on ``frame``, without redoing its vectors,
+            indexes and link history on every call. It belongs to this fitted model.
+        """
+        self._check_fitted()
+        kind = catalog_kind(kind)
+        id_col = f"{kind}_id"
+        frame = _check_frame(frame, id_col, f"{kind}s")
+        side = Side.build(frame, id_col, self.word_, self.char_, self._embed(frame))
+        memory = self.memory_
+        history = (links_to_programs(memory, memory.program_columns(side)) if kind == "program"
+                   else memory.neighbours(side))
+        return Catalog(kind, side, PostingIndex(side.word.full), PostingIndex(side.char.full),
+                       history, (self.word_, self.char_))
+
+    def _side(self, data, kind: str, searched: bool) -> tuple[Side, Catalog | None]:
+        if isinstance(data, Catalog):
+            if not searched:
+                searched_side = "programs of rank" if kind == "program" else "needs of partners"
+                raise InputError(f"a Catalog can only be the side being searched (the "
+                                 f"{searched_side}); pass these {kind}s as a DataFrame")
+            if data.kind != kind:
+                raise InputError(f"this Catalog holds {data.kind}s, not {kind}s")
+            if data.vectorizers[0] is not self.word_ or data.vectorizers[1] is not self.char_:
+                raise InputError("this Catalog was prepared by another model: prepare it "
+                                 "again with this one")
+            return data.side, data
+        frame = _check_frame(data, f"{kind}_id", f"{kind}s")
+        return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame)), None
+
+    def _run(self, needs, programs, k: int, direction: str,
              explain: bool | int) -> pd.DataFrame:
         self._check_fitted()
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a whole number of at least 1, got {k!r}")
-        needs = _check_frame(needs, "need_id", "needs")
-        programs = _check_frame(programs, "program_id", "programs")
-        need_side = Side.build(needs, "need_id", self.word_, self.char_, self._embed(needs))
-        prog_side = Side.build(programs, "program_id", self.word_, self.char_,
-                               self._embed(programs))
+        need_side, need_cat = self._side(needs, "need", searched=direction == "program")
+        prog_side, prog_cat = self._side(programs, "program", searched=direction == "need")
+        catalog = need_cat or prog_cat
+        if explain is True:
+            n_explain = EXPLAIN_TOP
+        elif isinstance(explain, (bool, int, np.integer)) and explain >= 0:
+            n_explain = int(explain)
+        else:
+            raise InputError(f"explain must be True, False or a whole number, got {explain!r}")
         memory = self.memory_
-        nbrs = memory.neighbours(need_side)
+        nbrs = need_cat.history if need_cat is not None else memory.neighbours(need_side)
         n_cand = max(self.n_candidates, k)
-        n_rows, p_rows = candidate_pairs(memory, need_side, prog_side, nbrs, n_cand, direction)
+        n_rows, p_rows = candidate_pairs(memory, need_side, prog_side, nbrs, n_cand, direction,
+                                         catalog)
+        if len(n_rows) == 0:  # nothing shares a term (or everything is filtered out)
+            n_rows = p_rows = np.zeros(0, dtype=np.int64)
+            return self._table(need_side, prog_side, n_rows, p_rows, n_rows, n_rows, None,
+                               np.zeros(0), direction, n_explain)
         groups = n_rows if direction == "need" else p_rows
         x = _add_relative(pair_features(memory, need_side, prog_side, nbrs, n_rows, p_rows),
                           groups)
@@ -391,25 +476,26 @@ class Matcher(BaseEstimator):
         start = np.r_[0, np.flatnonzero(np.diff(g_sorted)) + 1]
         rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
         keep = order[rank < k]
+        return self._table(need_side, prog_side, n_rows, p_rows, keep, rank[rank < k] + 1, x,
+                           score, direction, n_explain)
+
+    def _table(self, need_side: Side, prog_side: Side, n_rows, p_rows, keep, rank,
+               x: pd.DataFrame | None, score, direction: str, n_explain: int) -> pd.DataFrame:
+        """The kept pairs as the result table, with explanations for the top rows."""
         out = pd.DataFrame({
             "need_id": need_side.ids[n_rows[keep]], "program_id": prog_side.ids[p_rows[keep]],
-            "rank": (rank[rank < k] + 1).astype(int), "score": score[keep].astype(float),
+            "rank": np.asarray(rank, dtype=int), "score": score[keep].astype(float),
         })
         if direction == "program":
             out = out[["program_id", "need_id", "rank", "score"]]
-        if explain is True:
-            n_explain = EXPLAIN_TOP
-        elif isinstance(explain, (bool, int, np.integer)) and explain >= 0:
-            n_explain = int(explain)
-        else:
-            raise InputError(f"explain must be True, False or a whole number, got {explain!r}")
         if n_explain > 0:
             out["matched_terms"] = self._matched_terms(need_side, prog_side, n_rows[keep],
                                                        p_rows[keep])
             # Feature contributions (TreeSHAP, ~1 ms a row) for the top rows of each list.
             factors = np.full(len(keep), "", dtype=object)
             top = np.flatnonzero(out["rank"].to_numpy() <= n_explain)
-            factors[top] = self._factors(x.iloc[keep[top]], direction)
+            if x is not None and len(top):
+                factors[top] = self._factors(x.iloc[keep[top]], direction)
             out["top_factors"] = factors
         return out.reset_index(drop=True)
 
@@ -435,7 +521,7 @@ class Matcher(BaseEstimator):
                                                 num_threads=self.n_jobs)
         return np.asarray(out)[:, :-1]
 
-    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame, k: int = 10,
+    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = 10,
              explain: bool | int = True) -> pd.DataFrame:
         """The best ``k`` programs for each need.
 
@@ -444,7 +530,8 @@ class Matcher(BaseEstimator):
         needs, programs : DataFrame
             Columns ``need_id`` / ``program_id``, ``title``, ``text``; optional ``level``,
             ``code``, ``skills``, ``industry``, ``province``, ``city``, ``headcount`` /
-            ``graduates_per_year``.
+            ``graduates_per_year``. ``programs`` may be a :class:`Catalog` made by
+            :meth:`prepare` (same results, much faster for repeated calls).
         k : int
             How many programs per need (fewer when fewer share anything with the need).
         explain : bool or int, default=True
@@ -460,11 +547,12 @@ class Matcher(BaseEstimator):
         """
         return self._run(needs, programs, k, "need", explain)
 
-    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame, k: int = 10,
+    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = 10,
                  explain: bool | int = True) -> pd.DataFrame:
         """The best ``k`` needs for each program: columns ``program_id, need_id, rank, score``.
 
-        The other direction of :meth:`rank`, with the same parameters and explanations.
+        The other direction of :meth:`rank`, with the same parameters and explanations;
+        ``needs`` may be a :class:`Catalog` of needs made by :meth:`prepare`.
         """
         return self._run(needs, programs, k, "program", explain)
 

@@ -49,31 +49,40 @@ def _select_topk(acc, touched, n_touched, k, out_idx, out_score):
         out_score[r] = 0.0
 
 
+@numba.njit(cache=True, nogil=True)
+def _search_block(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, lo, hi, blocked,
+                  out_idx, out_score):
+    # A blocked document starts out "seen", so it never enters ``touched``: it accumulates
+    # (never read, never reset) but is never selected, at no cost per posting.
+    acc = np.zeros(n_docs, dtype=np.float32)
+    seen = blocked.copy()
+    touched = np.empty(n_docs, dtype=np.int64)
+    for q in range(lo, hi):
+        n_touched = 0
+        for a in range(q_ptr[q], q_ptr[q + 1]):
+            t = q_ind[a]
+            w = q_val[a]
+            for b in range(p_ptr[t], p_ptr[t + 1]):
+                d = p_ind[b]
+                acc[d] += w * p_val[b]
+                if not seen[d]:
+                    seen[d] = True
+                    touched[n_touched] = d
+                    n_touched += 1
+        _select_topk(acc, touched, n_touched, k, out_idx[q], out_score[q])
+        for i in range(n_touched):
+            acc[touched[i]] = 0.0
+            seen[touched[i]] = False
+
+
 @numba.njit(parallel=True, cache=True)
-def _topk_kernel(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, n_blocks, out_idx, out_score):
+def _topk_kernel(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, n_blocks, blocked,
+                 out_idx, out_score):
     n_q = len(q_ptr) - 1
     for blk in numba.prange(n_blocks):
-        acc = np.zeros(n_docs, dtype=np.float32)
-        seen = np.zeros(n_docs, dtype=np.bool_)
-        touched = np.empty(n_docs, dtype=np.int64)
-        lo = blk * n_q // n_blocks
-        hi = (blk + 1) * n_q // n_blocks
-        for q in range(lo, hi):
-            n_touched = 0
-            for a in range(q_ptr[q], q_ptr[q + 1]):
-                t = q_ind[a]
-                w = q_val[a]
-                for b in range(p_ptr[t], p_ptr[t + 1]):
-                    d = p_ind[b]
-                    acc[d] += w * p_val[b]
-                    if not seen[d]:
-                        seen[d] = True
-                        touched[n_touched] = d
-                        n_touched += 1
-            _select_topk(acc, touched, n_touched, k, out_idx[q], out_score[q])
-            for i in range(n_touched):
-                acc[touched[i]] = 0.0
-                seen[touched[i]] = False
+        _search_block(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k,
+                      blk * n_q // n_blocks, (blk + 1) * n_q // n_blocks, blocked, out_idx,
+                      out_score)
 
 
 class PostingIndex:
@@ -102,8 +111,17 @@ class PostingIndex:
         self._ind = postings.indices.astype(np.int64)
         self._val = postings.data.astype(np.float32)
 
-    def search(self, queries: sp.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: sp.spmatrix, k: int,
+               blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` documents for each query row.
+
+        Parameters
+        ----------
+        queries : sparse matrix of shape (n_queries, n_terms)
+        k : int
+        blocked : ndarray of bool of shape (n_docs,), optional
+            Documents never to return (e.g. filtered out by a hard rule), so that a
+            filtered search needs no index of its own.
 
         Returns
         -------
@@ -119,12 +137,23 @@ class PostingIndex:
         if q.shape[1] != self.n_terms:
             raise InputError(f"queries have {q.shape[1]} terms, the index {self.n_terms}")
         k = min(k, max(self.n_docs, 1))
+        if blocked is None:
+            blocked = np.zeros(self.n_docs, dtype=np.bool_)
+        else:
+            blocked = np.asarray(blocked, dtype=np.bool_)
+            if blocked.shape != (self.n_docs,):
+                raise InputError(f"blocked must have one entry per document ({self.n_docs}), "
+                                 f"got shape {blocked.shape}")
         out_idx = np.full((q.shape[0], k), -1, dtype=np.int64)
         out_score = np.zeros((q.shape[0], k), dtype=np.float32)
-        if q.shape[0] and self.n_docs:
-            _topk_kernel(q.indptr.astype(np.int64), q.indices.astype(np.int64), q.data,
-                         self._ptr, self._ind, self._val, self.n_docs, k,
-                         min(q.shape[0], numba.get_num_threads() * 8), out_idx, out_score)
+        q_ptr, q_ind = q.indptr.astype(np.int64), q.indices.astype(np.int64)
+        if q.shape[0] == 1:  # one query (a request): no thread pool to wake
+            _search_block(q_ptr, q_ind, q.data, self._ptr, self._ind, self._val, self.n_docs,
+                          k, 0, 1, blocked, out_idx, out_score)
+        elif q.shape[0] and self.n_docs:
+            _topk_kernel(q_ptr, q_ind, q.data, self._ptr, self._ind, self._val, self.n_docs, k,
+                         min(q.shape[0], numba.get_num_threads() * 8), blocked, out_idx,
+                         out_score)
         return out_idx, out_score
 
 

@@ -135,10 +135,11 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         if counts.shape[0] == 0:
             return counts.copy()
-        m = counts.copy()
+        m = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+        m.sum_duplicates()
         np.log1p(m.data, out=m.data)
-        m = m @ sp.diags(self.idf_)
-        return l2_normalize(m.tocsr(), copy=False)
+        m.data *= self.idf_[m.indices]  # (counts @ diag(idf)) without a vocabulary-sized diag
+        return l2_normalize(m, copy=False)
 
     def transform(self, titles: Sequence[str], texts: Sequence[str]) -> FieldMatrices:
         """Vectorise documents with the learned vocabulary; unknown terms are ignored."""
