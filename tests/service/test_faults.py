@@ -15,17 +15,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from iei_match.artifacts import list_versions, load_model, verify_model
+from iei_match_service.api.deps import session
 from iei_match_service.db.engine import Database
 from iei_match_service.db.tables import Need, OutcomeEvent, Partnership, Program
 from iei_match_service.model_host import ModelHost
 
-from .faultkit import ServiceProcess, prepare
+from .faultkit import ServiceProcess, TcpProxy, prepare
 
 # --- kill -9 during a stream of writes -------------------------------------------------
 
@@ -135,7 +137,6 @@ def test_kill9_during_writes_loses_no_acknowledged_write(backend, tmp_path, mode
             assert r.status_code == 200 and r.json()["title"] == body["title"]
             r = c.post("/api/v1/needs", json={"title": "重启后", "description": "写入"})
             assert r.status_code == 201, r.text
-
 
 
 # --- kill -9 during a model publish ----------------------------------------------------
@@ -264,7 +265,6 @@ def test_kill9_at_every_publish_step_and_random_moments(tmp_path, model_root):
     assert live_version(root) != live_version(model_root)
 
 
-
 # --- a corrupted, truncated or tampered model ------------------------------------------
 
 
@@ -349,3 +349,75 @@ def test_a_corrupted_or_tampered_model_is_refused_and_the_live_one_kept(tmp_path
         log = svc.log()
         assert f"{good}-rehashed-ranker" in log and "refused" in log, log[-3000:]
         assert "training the first one" not in log
+
+
+# --- the database goes away and comes back ---------------------------------------------
+
+
+def test_postgresql_going_away_gives_503_quickly_and_the_service_recovers(tmp_path,
+                                                                         model_root,
+                                                                         pg_factory):
+    url = pg_factory()
+    prep = prepare(tmp_path / "data", model_root, url)
+    proxy = TcpProxy(("127.0.0.1", 5432)).start()
+    proxied = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    assert proxied != url
+    need = {"title": "数控车工", "description": "数控车床加工"}
+    match = {"title": "中药制剂工", "description": "中药提取浓缩与制粒", "k": 3}
+    try:
+        with ServiceProcess(prep, database_url=proxied) as svc:
+            svc.start()
+            with svc.client(prep.keys["herbal"], timeout=30) as c:
+                need_id = c.post("/api/v1/needs", json=need).json()["id"]
+                calls = [("GET", "/api/v1/needs", None), ("POST", "/api/v1/needs", need),
+                         ("GET", f"/api/v1/needs/{need_id}/recommendations", None),
+                         ("POST", "/api/v1/match", match),
+                         ("POST", "/api/v1/outcomes", {"need_id": need_id, "program_id": 1,
+                                                       "event": "viewed"})]
+                assert c.get(calls[2][1]).status_code == 200
+                assert proxy.accepted >= 1
+
+                proxy.cut()
+                for _ in range(3):
+                    for method, path, body in calls:
+                        t0 = time.monotonic()
+                        r = c.request(method, path, json=body)
+                        took = time.monotonic() - t0
+                        assert r.status_code == 503, (method, path, r.status_code, r.text)
+                        assert r.json()["error"]["code"] == "database_unavailable"
+                        assert took < 5, (method, path, took)
+                assert c.get("/healthz").status_code == 200
+                r = c.get("/readyz")
+                assert r.status_code == 503 and r.json()["database"] == "unavailable"
+
+                proxy.restore()  # no restart: the next requests reconnect
+                r = c.get("/api/v1/needs")
+                assert r.status_code == 200, r.text
+                r = c.post("/api/v1/needs", json=need)
+                assert r.status_code == 201, r.text
+                assert c.get(f"/api/v1/needs/{r.json()['id']}").json()["title"] == need["title"]
+                r = c.post("/api/v1/match", json=match)
+                assert r.status_code == 200 and r.json()["items"], r.text
+                assert c.get("/readyz").status_code == 200
+            assert svc.proc.poll() is None
+    finally:
+        proxy.cut()
+
+
+def test_a_database_lost_after_the_answer_is_not_the_requests_error(pg_factory):
+    # A request's session is rolled back after its answer was sent. A database gone by
+    # then made that rollback raise: the error reached the server after the response had
+    # started and the client's kept-alive connection was dropped (its next request failed
+    # with a connection reset instead of getting a 503).
+    proxy = TcpProxy(("127.0.0.1", 5432)).start()
+    db = Database(pg_factory().replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/"))
+    try:
+        request = session(SimpleNamespace(db=db))
+        s = next(request)
+        assert s.execute(text("SELECT 1")).scalar() == 1  # a transaction is open
+        proxy.cut()
+        with pytest.raises(StopIteration):
+            next(request)  # the teardown after the answer
+    finally:
+        proxy.cut()
+        db.dispose()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..auth import Principal, authenticate
@@ -16,6 +18,8 @@ from ..jobs import JobRunner
 from ..limits import Gate, RateLimiter
 from ..model_host import ModelHost
 from ..settings import Settings
+
+log = logging.getLogger("iei_match_service")
 
 
 @dataclass
@@ -39,7 +43,12 @@ def session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
         try:
             yield s
         finally:
-            s.rollback()
+            try:
+                s.rollback()
+            except DBAPIError as exc:
+                # This runs after the answer was sent: a database that went away since then
+                # is not the request's error (raising here dropped the client's connection).
+                log.warning("rollback after a request failed: %s", exc.__class__.__name__)
 
 
 def principal(request: Request, svc: Annotated[Services, Depends(services)],
