@@ -122,8 +122,10 @@ class ServiceProcess:
 
 
 class TcpProxy:
-    """Forwards a local port to ``target``; ``cut()`` closes the listener and every
-    connection (the database is gone), ``restore()`` listens again on the same port."""
+    """Forwards a local port to ``target``. ``cut()`` closes the listener and every
+    connection (the database is gone: connections are refused); ``stall()`` drops every
+    connection and leaves new ones waiting unanswered (a network partition or a hung
+    server); ``restore()`` forwards again on the same port."""
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
@@ -132,9 +134,14 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._open = False
+        self._stalled = False
         self.accepted = 0
 
     def restore(self) -> TcpProxy:
+        with self._lock:
+            self._stalled = False
+            if self._listener is not None:
+                return self
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -152,6 +159,10 @@ class TcpProxy:
             with self._lock:
                 if self._listener is not listener:
                     return
+                stalled = self._stalled
+            if stalled:  # the kernel completes their handshakes; nobody answers
+                time.sleep(0.05)
+                continue
             try:
                 client, _ = listener.accept()
             except TimeoutError:
@@ -193,6 +204,13 @@ class TcpProxy:
         except OSError:
             pass
         sock.close()
+
+    def stall(self) -> None:
+        with self._lock:
+            self._stalled = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._close(sock)
 
     def cut(self) -> None:
         with self._lock:

@@ -399,6 +399,28 @@ def test_postgresql_going_away_gives_503_quickly_and_the_service_recovers(tmp_pa
                 r = c.post("/api/v1/match", json=match)
                 assert r.status_code == 200 and r.json()["items"], r.text
                 assert c.get("/readyz").status_code == 200
+
+                # The database stops answering (a partition, a hung server): requests wait
+                # for the connect timeout, then get 503; /healthz answers meanwhile.
+                proxy.stall()
+
+                def timed(method, path, body):
+                    with svc.client(prep.keys["herbal"], timeout=30) as c2:
+                        t0 = time.monotonic()
+                        r = c2.request(method, path, json=body)
+                        return r.status_code, r.json()["error"]["code"], time.monotonic() - t0
+
+                with ThreadPoolExecutor(2) as pool:
+                    waiting = [pool.submit(timed, *calls[0]), pool.submit(timed, *calls[3])]
+                    time.sleep(0.5)
+                    assert svc.client(timeout=3).get("/healthz").status_code == 200
+                    for f in waiting:
+                        status, code, took = f.result()
+                        assert (status, code) == (503, "database_unavailable")
+                        assert took < 10, took
+                proxy.restore()
+                assert c.get("/api/v1/needs").status_code == 200
+                assert c.post("/api/v1/match", json=match).status_code == 200
             assert svc.proc.poll() is None
     finally:
         proxy.cut()

@@ -2,7 +2,8 @@
 
 SQLite (the embedded default) runs with write-ahead logging, foreign keys on, full
 synchronous commits (a write the API acknowledged survives a crash) and a busy timeout so
-concurrent writers wait instead of failing. PostgreSQL URLs are used as given.
+concurrent writers wait instead of failing. PostgreSQL URLs are used as given, with a
+connect timeout of 5 s unless the URL sets ``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -39,7 +40,11 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A server that accepts connections but does not answer (a network partition, a hung
+    # server) would otherwise hold each request, and then every worker thread, for good.
+    connect = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 5}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         connect_args=connect)
 
 
 def alembic_config(engine: Engine) -> Config:
