@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from iei_match import cli as engine_cli
@@ -38,9 +39,17 @@ def _serve(settings: Settings) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # LightGBM threads yield the CPU
     print(f"serving on http://{settings.host}:{settings.port}/ (API docs at /docs); "
           f"data in {settings.data_dir}", file=sys.stderr, flush=True)
+    # On SIGTERM uvicorn stops taking connections, finishes the requests in flight (up to
+    # 30 s), shuts the app down and then raises SIGTERM again; that one ends the process
+    # with status 0, as a stop that was asked for and carried out.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=30)
     return 0
+
+
+def _stopped(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def cmd_serve(args) -> int:

@@ -3,6 +3,8 @@ prepared data directory (models, database, demo organisations, keys)."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -222,3 +224,35 @@ class TcpProxy:
             self._close(sock)
 
     close = cut
+
+
+class SlowRequest:
+    """An HTTP/1.1 request on its own connection whose body is sent in two parts: it is in
+    flight (the server has started it) until ``finish()`` sends the rest."""
+
+    def __init__(self, port: int, method: str, path: str, key: str, body: dict):
+        data = json.dumps(body).encode()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        self.sock.sendall(head + data[: len(data) // 2])
+        self.rest = data[len(data) // 2:]
+
+    def finish(self) -> tuple[int, dict]:
+        """Send the rest of the body; the status and the complete JSON answer."""
+        try:
+            self.sock.sendall(self.rest)
+            response = http.client.HTTPResponse(self.sock)
+            response.begin()
+            return response.status, json.loads(response.read())
+        finally:
+            self.sock.close()
+
+
+def in_flight(url: str) -> int:
+    """Requests the service is serving, the asking one excluded (from /metrics)."""
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("iei_match_requests_in_flight "):
+            return int(float(line.split()[1])) - 1
+    raise AssertionError("no in-flight gauge in /metrics")

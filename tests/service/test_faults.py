@@ -8,6 +8,7 @@ import json
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from iei_match_service.db.engine import Database
 from iei_match_service.db.tables import Need, OutcomeEvent, Partnership, Program
 from iei_match_service.model_host import ModelHost
 
-from .faultkit import ServiceProcess, TcpProxy, prepare
+from .faultkit import ServiceProcess, SlowRequest, TcpProxy, in_flight, prepare
 
 # --- kill -9 during a stream of writes -------------------------------------------------
 
@@ -442,4 +443,45 @@ def test_a_database_lost_after_the_answer_is_not_the_requests_error(pg_factory):
             next(request)  # the teardown after the answer
     finally:
         proxy.cut()
+        db.dispose()
+
+
+
+# --- graceful shutdown -----------------------------------------------------------------
+
+
+def test_sigterm_finishes_the_requests_in_flight_and_exits_0(tmp_path, model_root):
+    prep = prepare(tmp_path / "data", model_root)
+    with ServiceProcess(prep) as svc:
+        svc.start()
+        key = prep.keys["herbal"]
+        need = {"title": "关机时写入的需求", "description": "中药提取浓缩与制粒，GMP车间"}
+        match = {"title": "中药制剂工", "description": "中药提取浓缩与制粒", "k": 50}
+        # Four requests the server has started (headers and half the body received): two
+        # writes and two rankings, each on its own connection.
+        slow = [SlowRequest(svc.port, "POST", "/api/v1/needs", key, need),
+                SlowRequest(svc.port, "POST", "/api/v1/match", key, match),
+                SlowRequest(svc.port, "POST", "/api/v1/needs", key, {**need, "headcount": 2}),
+                SlowRequest(svc.port, "POST", "/api/v1/match", key, {**match, "k": 5})]
+        deadline = time.monotonic() + 30
+        while in_flight(svc.url) < len(slow):
+            assert time.monotonic() < deadline, "the requests never reached the server"
+            time.sleep(0.05)
+        svc.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert svc.proc.poll() is None  # waiting for the requests in flight
+        with pytest.raises(ConnectionRefusedError):  # and taking no new ones
+            socket.create_connection(("127.0.0.1", svc.port), timeout=5).close()
+        t0 = time.monotonic()
+        answers = [r.finish() for r in slow]
+        assert [status for status, _ in answers] == [201, 200, 201, 200], answers
+        assert answers[1][1]["items"] and len(answers[3][1]["items"]) == 5
+        assert svc.wait(15) == 0, svc.log()[-3000:]
+        assert time.monotonic() - t0 < 10
+    db = Database(prep.database_url)
+    try:
+        with db.session() as s:
+            for _, got in (answers[0], answers[2]):
+                assert s.get(Need, got["id"]).title == need["title"]
+    finally:
         db.dispose()
