@@ -61,6 +61,27 @@ def test_coordinator_imports_a_file_with_row_level_errors(tab, world):
         titles = [n["title"] for n in c.get("/api/v1/needs").json()["items"]]
     assert "喷雾干燥操作工" in titles and len(titles) == 4
 
+    # Programs from a spreadsheet, for one of the alliance's colleges.
+    book = openpyxl.Workbook()
+    book.active.append(["专业名称", "专业代码", "描述", "层次", "毕业生人数"])
+    book.active.append(["中药制药（现代学徒制班）", "520415", "中药配方颗粒提取、浓缩、制粒",
+                        "高职专科", 30])
+    buf = io.BytesIO()
+    book.save(buf)
+    page.locator("#import-kind").select_option("programs")
+    college = next(o for o in page.locator("#import-owner option").all_inner_texts()
+                   if "佛山南海职业技术学院" in o)
+    page.locator("#import-owner").select_option(label=college)
+    page.locator("#import-file").set_input_files({
+        "name": "programs.xlsx", "buffer": buf.getvalue(),
+        "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
+    page.locator("#import-form button[type=submit]").click()
+    expect(page.locator("#import-status")).to_have_text("已导入 1 条记录。")
+    with world.client("fsvc") as c:
+        programs = c.get("/api/v1/programs").json()["items"]
+    assert any(p["title"] == "中药制药（现代学徒制班）" and p["graduates_per_year"] == 30
+               for p in programs)
+
 
 def test_models_retrain_and_roll_back(tab, world):
     page = tab.page

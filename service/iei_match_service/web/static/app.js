@@ -426,8 +426,8 @@
       const c = hit.college;
       const place = [c.city, c.province].filter(Boolean).filter((x, i, a) => a.indexOf(x) === i).join(" · ");
       const bases = hit.training_bases.length
-        ? hit.training_bases.map((b) => b.name + (b.city ? "（" + b.city + "）" : "") +
-          (b.capacity ? " " + t("rec.capacity", { n: b.capacity }) : "")).join("； ")
+        ? hit.training_bases.map((b) => b.name + (b.city ? t("paren", { x: b.city }) : "") +
+          (b.capacity ? " " + t("rec.capacity", { n: b.capacity }) : "")).join(t("sep"))
         : t("rec.bases.none");
       return el("li", { class: "card", dataset: { program: p.id } },
         el("div", { class: "head" },
