@@ -75,16 +75,16 @@ def owner_for_new(session: Session, who: Principal, kinds: tuple[str, ...],
     return org_id
 
 
-def needs_visible_to_college(session: Session, who: Principal, program: Program) -> Select:
-    """The needs a program's partner list may show to ``who``."""
-    stmt = select(Need)
+def needs_visible_owners(session: Session, who: Principal, program: Program) -> set[int] | None:
+    """The organisations whose needs a program's partner list may show to ``who`` (None:
+    every organisation's)."""
     if who.is_admin:
-        return stmt
+        return None
     if who.role == "coordinator":
-        return stmt.where(Need.org_id.in_(members(session, who.org_id)))
+        return members(session, who.org_id)
     shared = alliances_of(session, program.org_id)
-    peers = select(Membership.member_id).where(Membership.alliance_id.in_(shared))
-    return stmt.where(Need.org_id.in_(peers))
+    return set(session.scalars(select(Membership.member_id)
+                               .where(Membership.alliance_id.in_(shared))))
 
 
 def may_record_outcome(session: Session, who: Principal, need: Need, program: Program) -> bool:

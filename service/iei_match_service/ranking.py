@@ -1,54 +1,24 @@
 """Recommendations and partner lists: hard filters, the engine's ranking, explanations.
 
-The engine ranks; this module decides which rows it may rank (level, region and required
-certificates are hard rules applied before ranking) and dresses its output with what a
-person needs to act on: the program's college and nearby training bases, the matched terms,
-the skills the program does not cover, and the features that moved the score.
+The engine ranks a prepared catalog (:mod:`.catalogs`) restricted to the rows the hard
+rules allow (level, region, required certificates, who may see what); this module dresses
+its output with what a person needs to act on: the matched terms, the skills the other side
+does not cover, and the features that moved the score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from iei_match.features import describe_feature
 from iei_match.matcher import Matcher
 from iei_match.text import normalize, tokenize
 
-from .frames import key_id, need_key, need_record, needs_frame, program_key, programs_frame
-
-
-def _near(place_of, province: str, city: str, near: str):
-    """Predicate: is a (province, city) within ``near`` of the given place."""
-    province, city = normalize(province), normalize(city)
-
-    def ok(obj) -> bool:
-        p, c = place_of(obj)
-        if near == "city" and city:
-            return normalize(c) == city
-        if near in ("city", "province") and province:
-            return normalize(p) == province
-        return True
-
-    return ok
-
-
-def _has_certificates(required: Sequence[str], program) -> bool:
-    if not required:
-        return True
-    offered = normalize(" ".join(program.certificates or []) + " " + program.title + " "
-                        + (program.description or ""))
-    return all(normalize(c) in offered for c in required)
-
-
-def filter_programs(programs: Sequence, *, level: str = "", province: str = "", city: str = "",
-                    near: str = "anywhere", certificates: Sequence[str] = ()) -> list:
-    """Programs that pass the hard rules: level, region and the need's certificates."""
-    near_ok = _near(lambda p: (p.province, p.city), province, city, near)
-    return [p for p in programs
-            if (not level or p.level == level) and near_ok(p)
-            and _has_certificates(certificates, p)]
+from .catalogs import Prepared
+from .frames import need_key, need_record, programs_frame
 
 
 def missing_skills(skills: Sequence[str], text: str) -> list[str]:
@@ -76,37 +46,40 @@ def _explanation(match, skills: Sequence[str], other_text: str) -> dict:
     }
 
 
-def rank_programs(matcher: Matcher, need, programs: Sequence, k: int) -> list[dict]:
-    """The best ``k`` of ``programs`` for one need (a row or a :class:`MatchIn`).
+def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarray,
+                  k: int) -> list[dict]:
+    """The best ``k`` of the ``allowed`` prepared programs for one need (a stored need or a
+    :class:`MatchIn`).
 
-    Returns dicts with ``program`` (the row), ``rank``, ``score`` and ``explanation``.
+    Returns dicts with ``row`` (the program's :class:`Row`), ``rank``, ``score`` and
+    ``explanation``.
     """
-    if not programs:
+    if not allowed.any():
         return []
     needs = pd.DataFrame([need_record(need, need_key(getattr(need, "id", 0) or 0))])
-    ranked = matcher.rank(needs, programs_frame(programs), k=k, explain=k)
-    by_key = {program_key(p.id): p for p in programs}
-    out = []
-    for m in matcher.explain(ranked):
-        program = by_key[m.program_id]
-        out.append({"program": program, "rank": m.rank, "score": m.score,
-                    "explanation": _explanation(m, need.skills or [], " ".join(
-                        [program.title, program.description or "",
-                         " ".join(program.certificates or [])]))})
-    return out
+    ranked = matcher.rank(needs, programs.catalog.restrict(allowed), k=k, explain=k)
+    return _hits(matcher, ranked, programs, "program_id", lambda row: (need.skills or [],
+                                                                      row.text))
 
 
-def rank_needs(matcher: Matcher, program, needs: Sequence, k: int) -> list[dict]:
-    """The best ``k`` of ``needs`` for one program (its partner list)."""
-    if not needs:
+def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
+               k: int) -> list[dict]:
+    """The best ``k`` of the ``allowed`` prepared needs for one program (its partner list)."""
+    if not allowed.any():
         return []
-    ranked = matcher.partners(programs_frame([program]), needs_frame(needs), k=k, explain=k)
-    by_id = {n.id: n for n in needs}
+    ranked = matcher.partners(programs_frame([program]), needs.catalog.restrict(allowed), k=k,
+                              explain=k)
     program_text = " ".join([program.title, program.description or "",
                              " ".join(program.certificates or [])])
+    return _hits(matcher, ranked, needs, "need_id", lambda row: (row.skills, program_text))
+
+
+def _hits(matcher: Matcher, ranked: pd.DataFrame, prepared: Prepared, id_col: str,
+          skills_and_text) -> list[dict]:
+    position = {key: i for i, key in enumerate(prepared.catalog.ids)}
     out = []
     for m in matcher.explain(ranked):
-        need = by_id[key_id(m.need_id)]
-        out.append({"need": need, "rank": m.rank, "score": m.score,
-                    "explanation": _explanation(m, need.skills or [], program_text)})
+        row = prepared.rows[position[getattr(m, id_col)]]
+        out.append({"row": row, "rank": m.rank, "score": m.score,
+                    "explanation": _explanation(m, *skills_and_text(row))})
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..auth import Principal, authenticate
+from ..catalogs import Catalogs
 from ..db.engine import Database
 from ..errors import Forbidden
 from ..jobs import JobRunner
@@ -30,6 +31,7 @@ class Services:
     jobs: JobRunner
     rate: RateLimiter
     gate: Gate
+    catalogs: Catalogs = field(default_factory=Catalogs)
 
 
 def services(request: Request) -> Services:

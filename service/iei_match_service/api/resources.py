@@ -9,9 +9,9 @@ from sqlalchemy import or_, select
 
 from iei_match.features import LEVELS
 
-from ..access import get_owned, needs_visible_to_college
+from ..access import get_owned, needs_visible_owners
 from ..db.tables import Need, Organization, Program, TrainingBase
-from ..ranking import filter_programs, rank_needs, rank_programs
+from ..ranking import rank_needs, rank_programs
 from ..schemas import (
     BaseIn,
     BaseOut,
@@ -48,7 +48,7 @@ def org_brief(org: Organization) -> dict:
     return {"id": org.id, "name": org.name, "province": org.province, "city": org.city}
 
 
-def nearby_bases(s, programs: list[Program], province: str, city: str,
+def nearby_bases(s, programs: list, province: str, city: str,
                  limit: int = 3) -> dict[int, list[dict]]:
     """For each program, its college's training bases and others in the need's city,
     nearest first (one query for all the programs)."""
@@ -75,19 +75,20 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
     province = need.province if province is None else province
     city = need.city if city is None else city
     level = need.level if level is None else level
-    candidates = filter_programs(s.scalars(select(Program)).all(), level=level,
-                                 province=province, city=city, near=near,
-                                 certificates=need.certificates or [])
+    hits = []
     with svc.gate.slot():
-        hits = rank_programs(live.matcher, need, candidates, k)
+        programs = svc.catalogs.programs(s, live)
+        if programs is not None:
+            allowed = programs.mask(level=level, province=province, city=city, near=near,
+                                    certificates=need.certificates or [])
+            hits = rank_programs(live.matcher, need, programs, allowed, k)
     colleges = {o.id: o for o in s.scalars(select(Organization).where(
-        Organization.id.in_({h["program"].org_id for h in hits})))}
-    bases = nearby_bases(s, [h["program"] for h in hits], province, city)
-    items = [{"id": h["program"].id, "rank": h["rank"], "score": h["score"],
-              "explanation": h["explanation"],
-              "program": ProgramOut.model_validate(h["program"]),
-              "college": org_brief(colleges[h["program"].org_id]),
-              "training_bases": bases[h["program"].id]} for h in hits]
+        Organization.id.in_({h["row"].org_id for h in hits})))}
+    bases = nearby_bases(s, [h["row"] for h in hits], province, city)
+    items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
+              "explanation": h["explanation"], "program": h["row"].out,
+              "college": org_brief(colleges[h["row"].org_id]),
+              "training_bases": bases[h["row"].id]} for h in hits]
     return {"model_version": live.version, "items": items}
 
 
@@ -106,15 +107,16 @@ def partners(obj_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep, k: K 
              level: LevelQ = None):
     program = get_owned(s, who, Program, obj_id, "program")
     live = svc.models.live()
-    stmt = needs_visible_to_college(s, who, program)
-    if level:
-        stmt = stmt.where(Need.level == level)
-    candidates = s.scalars(stmt.order_by(Need.id).limit(20_000)).all()
+    visible = needs_visible_owners(s, who, program)
+    hits = []
     with svc.gate.slot():
-        hits = rank_needs(live.matcher, program, candidates, k)
+        needs_ = svc.catalogs.needs(s, live)
+        if needs_ is not None:
+            allowed = needs_.mask(level=level or "", orgs=visible)
+            hits = rank_needs(live.matcher, program, needs_, allowed, k)
     orgs = {o.id: o for o in s.scalars(select(Organization).where(
-        Organization.id.in_({h["need"].org_id for h in hits})))}
-    items = [{"id": h["need"].id, "rank": h["rank"], "score": h["score"],
-              "explanation": h["explanation"], "need": NeedOut.model_validate(h["need"]),
-              "enterprise": org_brief(orgs[h["need"].org_id])} for h in hits]
+        Organization.id.in_({h["row"].org_id for h in hits})))}
+    items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
+              "explanation": h["explanation"], "need": h["row"].out,
+              "enterprise": org_brief(orgs[h["row"].org_id])} for h in hits]
     return {"model_version": live.version, "items": items}

@@ -1,0 +1,65 @@
+"""The prepared catalogs are reused between requests and never stale: a program or need
+created, changed or deleted (through the API, or by another process writing to the same
+database) is seen by the very next ranking."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+
+from iei_match_service.db.engine import Database
+from iei_match_service.db.tables import Program
+
+PROGRAM = {"title": "航空复合材料成型技术", "code": "460610",
+           "description": "碳纤维预浸料铺贴、热压罐固化、无损检测，面向大飞机复合材料构件制造",
+           "level": "高职专科", "province": "上海市", "city": "上海市",
+           "graduates_per_year": 40}
+NEED = {"title": "复合材料铺贴工", "description": "碳纤维预浸料铺贴与热压罐固化，无损检测",
+        "headcount": 5, "level": "高职专科", "province": "上海市", "city": "上海市"}
+
+
+def ranked_ids(c, need_id, **params) -> list[int]:
+    r = c.get(f"/api/v1/needs/{need_id}/recommendations", params={"k": 20, **params})
+    assert r.status_code == 200, r.text
+    return [i["id"] for i in r.json()["items"]]
+
+
+def test_rankings_follow_every_change_to_the_programs(world):
+    with world.client("herbal") as ent, world.client("fsvc") as col:
+        need = ent.post("/api/v1/needs", json=NEED).json()
+        before = ranked_ids(ent, need["id"])
+        program = col.post("/api/v1/programs", json=PROGRAM)
+        assert program.status_code == 201, program.text
+        pid = program.json()["id"]
+        assert pid not in before
+        assert ranked_ids(ent, need["id"])[0] == pid  # created: ranked at once, on top
+        # changed through the API: a level the need does not ask for filters it out
+        r = col.patch(f"/api/v1/programs/{pid}", json={"level": "本科"})
+        assert r.status_code == 200, r.text
+        assert pid not in ranked_ids(ent, need["id"])
+        assert pid in ranked_ids(ent, need["id"], level="本科")
+        # changed by another process straight in the database: seen too
+        db = Database(world.db.engine.url.render_as_string(hide_password=False))
+        try:
+            with db.session() as s:
+                s.execute(update(Program).where(Program.id == pid)
+                          .values(level="高职专科", title="航空复合材料成型技术（订单班）"))
+            top = ent.get(f"/api/v1/needs/{need['id']}/recommendations").json()["items"][0]
+            assert top["id"] == pid and top["program"]["title"].endswith("（订单班）")
+            with db.session() as s:
+                s.execute(delete(Program).where(Program.id == pid))
+        finally:
+            db.dispose()
+        assert pid not in ranked_ids(ent, need["id"])
+        assert ranked_ids(ent, need["id"]) == before
+
+
+def test_partner_lists_follow_new_needs_and_show_only_shared_alliances(world):
+    with world.client("herbal") as ent, world.client("fsvc") as col:
+        program = col.post("/api/v1/programs", json=PROGRAM).json()
+        first = col.get(f"/api/v1/programs/{program['id']}/partners", params={"k": 50})
+        assert first.status_code == 200, first.text
+        need = ent.post("/api/v1/needs", json=NEED).json()
+        after = col.get(f"/api/v1/programs/{program['id']}/partners",
+                        params={"k": 50}).json()["items"]
+        assert after[0]["id"] == need["id"]
+        assert need["id"] not in [i["id"] for i in first.json()["items"]]
