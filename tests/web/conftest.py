@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import uvicorn
 
-from iei_match.artifacts import publish_model
+from iei_match.artifacts import list_versions, publish_model
 from iei_match.bundled import catalog_dir
 from iei_match.io import load_links, load_needs, load_programs
 from iei_match.matcher import Matcher
@@ -70,13 +70,15 @@ def web_model_root(tmp_path_factory) -> Path:
     if os.environ.get("IEI_MATCH_TEST_MODEL_ROOT"):
         return Path(os.environ["IEI_MATCH_TEST_MODEL_ROOT"])
     for current in sorted(tmp_path_factory.getbasetemp().glob("models*/CURRENT")):
-        return current.parent
+        live = [v for v in list_versions(current.parent) if v["live"]]
+        if live and live[0]["metrics"] == {"purpose": "tests"}:  # tests/service's, not another
+            return current.parent
     root = tmp_path_factory.mktemp("web-models")
     src = catalog_dir("cn-vocational")
     matcher = Matcher(**SMALL_MODEL).fit(load_needs(src / "needs.csv"),
                                          load_programs(src / "programs.csv"),
                                          load_links(src / "links.csv"))
-    publish_model(matcher, root, metrics={"purpose": "tests"})
+    publish_model(matcher, root, metrics={"purpose": "web tests"})
     return root
 
 
