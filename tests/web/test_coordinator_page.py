@@ -141,10 +141,13 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
     expect(page.locator("#tab-batch h2").first).to_have_text("批量匹配与分配")
     expect(page.locator("#batch-needs")).to_be_hidden()  # the database is the default input
     page.locator("#batch-topk").fill("5")
-    page.locator("#batch-start").click()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/batch")) as started:
+        page.locator("#batch-start").click()
+    job = started.value.json()
+    assert started.value.status == 202 and job["kind"] == "batch"
     expect(page.locator("#batch-job")).to_be_visible()
-    expect(page.locator("#batch-job-label")).to_contain_text("任务 #")
-    expect(page.locator("#batch-job-label")).to_contain_text("已完成", timeout=120_000)
+    expect(page.locator("#batch-job-label")).to_have_text(f"任务 #{job['id']}：已完成",
+                                                          timeout=120_000)
     expect(page.locator("#batch-job-pct")).to_have_text("100%")
     results = page.locator("#batch-results")
     expect(results).to_be_visible()
@@ -155,6 +158,7 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
     expect(page.locator("#alloc-table thead")).to_contain_text("分配人数")
     assert page.locator("#gap-heatmap td.short, #gap-heatmap td.ok").count() >= 1
     expect(page.locator("#gap-heatmap thead")).to_contain_text("广东省")
+    expect(page.locator("#gap-heatmap tbody")).to_contain_text("52 医药卫生大类")
     tab.shot("coordinator-batch-results")
 
     # Downloads: fetched with the key in a header, saved from a blob: URL.
@@ -180,6 +184,7 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
     expect(page.locator("#alloc-table tbody tr").first).to_be_visible()
     page.locator("#lang").click()
     expect(page.locator("#alloc-table thead")).to_contain_text("Assigned")
+    expect(page.locator("#gap-heatmap tbody")).to_contain_text("52 medicine and health")
     expect(page.locator("#tab-batch h3").first).to_have_text(
         "Supply–demand gap (program category × province)")
     tab.shot("coordinator-batch-results-english")
@@ -207,7 +212,11 @@ def test_batch_from_uploaded_files_reports_bad_rows(tab, world):
 
     good = needs.replace("n2,,没有名称,2", "n2,喷雾干燥操作工,喷雾干燥塔操作,2")
     page.locator("#batch-needs").set_input_files(_csv("needs.csv", good))
-    page.locator("#batch-start").click()
-    expect(page.locator("#batch-job-label")).to_contain_text("已完成", timeout=120_000)
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/batch/upload")) as started:
+        page.locator("#batch-start").click()
+    assert started.value.status == 202
+    job = started.value.json()
+    expect(page.locator("#batch-job-label")).to_have_text(f"任务 #{job['id']}：已完成",
+                                                          timeout=120_000)
     expect(page.locator("#batch-summary")).to_contain_text("2 个需求，1 个专业")
     expect(page.locator("#batch-problems table")).to_have_count(0)

@@ -579,15 +579,41 @@
     return frag;
   }
 
+  // The 19 categories (大类) of China's vocational catalog, in code order; their codes are
+  // 61-79 for 中职, 41-59 for 高职专科 and 21-39 for 职教本科 majors.
+  const CN_CATEGORIES = ["农林牧渔", "资源环境与安全", "能源动力与材料", "土木建筑", "水利", "装备制造",
+    "生物与化工", "轻工纺织", "食品药品与粮食", "交通运输", "电子与信息", "医药卫生", "财经商贸", "旅游",
+    "文化艺术", "新闻传播", "教育与体育", "公安与司法", "公共管理与服务"];
+  const CN_CATEGORIES_EN = ["agriculture, forestry, animal husbandry and fishery",
+    "resources, environment and safety", "energy, power and materials", "civil engineering and architecture",
+    "water conservancy", "equipment manufacturing", "biology and chemical engineering",
+    "light industry and textiles", "food, drugs and grain", "transport", "electronics and information",
+    "medicine and health", "finance and commerce", "tourism", "culture and arts",
+    "journalism and communication", "education and sports", "public security and justice",
+    "public administration and services"];
+  const CN_LEVEL_BASE = { "中职": 61, "高职专科": 41, "职教本科": 21 };
+
+  function categoryLabel(code, level) {
+    if (code === "(no program)") return t("co.gap.noprogram");
+    if (code === "(unknown)") return t("co.gap.unknown");
+    const base = CN_LEVEL_BASE[level];
+    const i = /^\d{2}$/.test(code) && base ? Number(code) - base : -1;
+    if (i < 0 || i >= CN_CATEGORIES.length) return code;
+    return code + " " + (I.lang === "zh" ? CN_CATEGORIES[i] + "大类" : CN_CATEGORIES_EN[i]);
+  }
+
   /** A category × province grid, coloured by shortfall (demand − supply). */
   function heatmap(rows) {
     if (!rows.length) return el("p", { class: "muted" }, t("co.gap.none"));
+    const labels = new Map();
     const cells = new Map();
     const catTotal = new Map();
     const provTotal = new Map();
     for (const r of rows) {
       const cat = r.category || "—";
       const prov = r.province || "—";
+      const label = categoryLabel(cat, r.level);
+      if (!labels.has(cat) || labels.get(cat) === cat) labels.set(cat, label);
       const key = cat + "\u0000" + prov;
       const c = cells.get(key) || { demand: 0, supply: 0, shortfall: 0 };
       c.demand += Number(r.demand) || 0;
@@ -604,7 +630,7 @@
       ...provs.map((p) => el("th", { scope: "col" }, p)));
     const body = el("tbody", {});
     for (const cat of cats) {
-      const row = el("tr", {}, el("th", { scope: "row" }, cat));
+      const row = el("tr", {}, el("th", { scope: "row" }, labels.get(cat) || cat));
       for (const prov of provs) {
         const c = cells.get(cat + "\u0000" + prov);
         if (!c) {
@@ -728,6 +754,9 @@
       const minScore = $("batch-minscore").value;
       const maxPartners = $("batch-maxpartners").value;
       setStatus(status, "");
+      show($("batch-results"), false);
+      show($("batch-job"), false);
+      this.results = null;
       let job;
       try {
         if (fromFiles) {
@@ -755,12 +784,11 @@
       } catch (e) {
         if (e.status === 404 || e.status === 405) setStatus(status, t("co.batch.unavailable", { message: e.message }), "error");
         else if (e.problems && e.problems.length) {
-          setStatus(status, t("co.batch.refused", { message: t("problems.count", { n: e.problems.length }) }), "error");
+          setStatus(status, t("co.batch.refused", { message: e.message }), "error");
           problems.append(problemsTable(e.problems));
         } else setStatus(status, describe(e), "error");
         return;
       }
-      show($("batch-results"), false);
       await this.watchBatch(job);
     },
 
@@ -799,7 +827,19 @@
       const names = (job.result && job.result.results) || [];
       const get = (name, limit) => (names.includes(name)
         ? api.get(base + name + "?format=json&limit=" + limit) : Promise.resolve({ items: [], total: 0 }));
-      const [allocation, unmet, gap] = await Promise.all([get("allocation", 200), get("unmet", 200), get("gap", 5000)]);
+      // The heatmap needs every gap row: pages of 1000 (the API's largest), at most 10.
+      const getAll = async (name) => {
+        const all = { items: [], total: 0 };
+        if (!names.includes(name)) return all;
+        do {
+          const page = await api.get(base + name + "?format=json&limit=1000&offset=" + all.items.length);
+          all.total = page.total;
+          all.items.push(...page.items);
+          if (!page.items.length) break;
+        } while (all.items.length < all.total && all.items.length < 10000);
+        return all;
+      };
+      const [allocation, unmet, gap] = await Promise.all([get("allocation", 200), get("unmet", 200), getAll("gap")]);
       this.results = { job, allocation, unmet, gap };
       this.renderResults();
     },
@@ -811,6 +851,8 @@
       show($("batch-results"), true);
       $("batch-summary").textContent = t("job.label", { id: r.job.id, state: t("job.state." + r.job.state) }) +
         " · " + t("co.summary", { needs: fmt(res.needs), programs: fmt(res.programs) });
+      const notes = clear($("batch-notes"));
+      for (const note of res.notes || []) notes.append(el("li", {}, note));
       const a = res.allocation;
       $("alloc-summary").textContent = a
         ? t("co.alloc.summary", {
@@ -833,7 +875,7 @@
       }
       clear($("gap-heatmap")).append(heatmap(r.gap.items || []));
       clear($("alloc-table")).append(dataTable(r.allocation,
-        ["need_id", "need_title", "program_id", "program_title", "college", "assigned", "score"]));
+        ["need_id", "need_title", "enterprise", "program_id", "program_title", "college", "assigned", "score"]));
       const unmet = clear($("unmet-table"));
       const open = { items: (r.unmet.items || []).filter((x) => Number(x.unmet) > 0), total: undefined };
       if (!open.items.length) unmet.append(el("p", { class: "muted" }, t("co.unmet.none")));
@@ -996,7 +1038,7 @@
   /** Forget everything the last session put on the page (another may sign in next). */
   function resetViews() {
     for (const id of ["need-list", "rec-list", "program-select", "partner-list", "import-owner",
-      "import-problems", "batch-problems", "downloads", "gap-heatmap", "alloc-table", "unmet-table",
+      "import-problems", "batch-problems", "batch-notes", "downloads", "gap-heatmap", "alloc-table", "unmet-table",
       "models-table"]) clear($(id));
     for (const id of ["program-info", "partners-status", "recs-status", "need-form-status", "import-status",
       "batch-status", "batch-summary", "alloc-summary", "models-status"]) $(id).textContent = "";
