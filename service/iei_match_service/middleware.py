@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from starlette.exceptions import HTTPException
+
 from .errors import body
 
 UPLOAD_PREFIX = "/api/v1/imports/"
@@ -51,7 +53,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge()
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message):
@@ -67,8 +69,13 @@ class BodyLimit:
                 await _send_json(send, 413, too_big)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised while a body streams in past the limit. An HTTPException, so that the framework,
+    which turns any other error while reading a body into a 400 "error parsing the body",
+    lets it through to the 413 handler."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
 class RequestMetrics:
