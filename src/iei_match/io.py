@@ -335,10 +335,16 @@ def check_links(links: pd.DataFrame, needs: pd.DataFrame, programs: pd.DataFrame
         raise problems_error(path, problems)
 
 
-def _neutralise(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _NUMBER.fullmatch(
-            value):
-        return "'" + value
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list for CSV injection
+
+
+def _neutralise(value: object, csv: bool = False) -> object:
+    if not isinstance(value, str):
+        return value
+    if value[:1] in _FORMULA_START and not _NUMBER.fullmatch(value):
+        value = "'" + value
+    if csv and "\r" in value:  # a bare CR is not quoted by the CSV writer and ends the row
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     return value
 
 
@@ -347,8 +353,10 @@ def write_table(df: pd.DataFrame, path: PathLike) -> None:
 
     The data goes to a temporary file in the target directory that then replaces ``path``,
     so readers never see a half-written file. For CSV and XLSX, text cells starting with
-    ``=``, ``+``, ``-`` or ``@`` that are not numbers get a leading apostrophe so that a
-    spreadsheet does not run them as formulas (the apostrophe stays when read back).
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return that are not numbers get a leading
+    apostrophe so that a spreadsheet does not run them as formulas (the apostrophe stays
+    when read back). Line breaks inside cells are written as ``\\n`` (XLSX stores them so;
+    in CSV a bare ``\\r`` would end the row).
 
     Examples
     --------
@@ -367,7 +375,7 @@ def write_table(df: pd.DataFrame, path: PathLike) -> None:
         df = df.copy()
         for col in df.columns:
             if pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col]):
-                df[col] = df[col].map(_neutralise)
+                df[col] = df[col].map(lambda v: _neutralise(v, csv=ext == ".csv"))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{ext}", dir=path.parent)
     os.close(fd)
     try:
