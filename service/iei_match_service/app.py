@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from contextlib import asynccontextmanager
 
@@ -37,6 +38,8 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 def _error(status: int, code: str, message: str, **extra) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after" in extra:
+        headers = {"Retry-After": str(max(1, math.ceil(extra["retry_after"])))}
     return JSONResponse(body(code, message, **extra), status_code=status, headers=headers)
 
 

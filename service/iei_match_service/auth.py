@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db.tables import ROLES, ApiKey, Organization
+from .db.tables import ROLES, ApiKey, Organization, utcnow
 from .errors import Invalid, NotFound, Unauthorized
 
 # Which organisation kind each role must belong to (admin: any).
@@ -55,6 +55,23 @@ def create_key(session: Session, org_id: int, role: str) -> str:
     session.add(ApiKey(prefix=prefix, key_hash=hash_key(key), role=role, org_id=org_id))
     session.flush()
     return key
+
+
+def revoke_key(session: Session, prefix: str) -> tuple[ApiKey, bool]:
+    """Revoke the key with ``prefix`` (``iem_<prefix>`` and a whole key are accepted too, and
+    only their prefix is used); returns the key and whether it was revoked already. A revoked
+    key is refused from the next request on: nothing caches keys."""
+    parts = prefix.strip().split("_")
+    if len(parts) >= 2 and parts[0] == "iem":
+        prefix = parts[1]
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix.strip()))
+    if row is None:
+        raise NotFound(f"no API key with prefix {prefix.strip()[:20]!r}")
+    if row.revoked_at is not None:
+        return row, True
+    row.revoked_at = utcnow()
+    session.flush()
+    return row, False
 
 
 def authenticate(session: Session, header: str | None) -> Principal:

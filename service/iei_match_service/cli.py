@@ -99,6 +99,34 @@ def cmd_create_key(args) -> int:
     return 0
 
 
+def cmd_list_keys(args) -> int:
+    from sqlalchemy import select
+
+    from .db.tables import ApiKey
+
+    db = _database(_settings(args))
+    with db.session() as s:
+        rows = s.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+        print("prefix        role         org  created                    revoked")
+        for k in rows:
+            revoked = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "-"
+            print(f"{k.prefix:<13} {k.role:<12} {k.org_id:>4}  "
+                  f"{k.created_at.isoformat(timespec='seconds'):<26} {revoked}")
+    return 0
+
+
+def cmd_revoke_key(args) -> int:
+    from .auth import revoke_key
+
+    db = _database(_settings(args))
+    with db.session() as s:
+        key, already = revoke_key(s, args.prefix)
+        when = key.revoked_at.isoformat(timespec="seconds")
+    print(f"key {key.prefix} ({key.role}, organisation {key.org_id}) "
+          f"{'was already revoked' if already else 'revoked'} at {when}")
+    return 0
+
+
 def cmd_import(args) -> int:
     from .auth import Principal
     from .imports import import_file
@@ -135,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-serve", action="store_true", help="seed and print keys only")
         p.set_defaults(func=func)
 
-    admin = sub.add_parser("admin", help="organisations, API keys and bulk import")
+    admin = sub.add_parser("admin", help="organisations, API keys (create, list, revoke) "
+                           "and bulk import")
     asub = admin.add_subparsers(dest="admin_command", required=True)
     o = asub.add_parser("create-org", help="create an organisation; prints its id")
     o.add_argument("--kind", required=True, choices=("enterprise", "college", "alliance"))
@@ -152,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("enterprise", "college", "coordinator", "admin"))
     _db_options(k)
     k.set_defaults(func=cmd_create_key)
+    lk = asub.add_parser("list-keys", help="list API keys by prefix (never the keys)")
+    _db_options(lk)
+    lk.set_defaults(func=cmd_list_keys)
+    rk = asub.add_parser("revoke-key", help="revoke an API key at once, by its prefix")
+    rk.add_argument("prefix", help="the key's prefix: the part after 'iem_' up to the next "
+                    "'_' (as list-keys shows it)")
+    _db_options(rk)
+    rk.set_defaults(func=cmd_revoke_key)
     i = asub.add_parser("import", help="import a CSV/XLSX file: every row or none")
     i.add_argument("--kind", required=True,
                    choices=("needs", "programs", "bases", "organizations"))
