@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from iei_match import __version__
 from iei_match.errors import IeiMatchError
 
-from .api import health, imports, matching, models, orgs, outcomes, resources
+from .api import batch, health, imports, matching, models, orgs, outcomes, resources
 from .api.deps import Services
 from .db.engine import Database, upgrade
 from .errors import ServiceError, body, from_engine, unreadable_body
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     for router in (health.router, orgs.router, resources.needs, resources.programs,
                    resources.bases, matching.router, outcomes.router, models.router,
-                   imports.router):
+                   imports.router, batch.router):
         app.include_router(router)
     install_web(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

@@ -332,6 +332,17 @@ class RetrainIn(Strict):
     force: bool = False
 
 
+class BatchIn(Strict):
+    """A batch job over the alliance's stored needs and programs."""
+
+    top_k: int = Field(10, ge=1, le=100, description="programs per need, and needs per program")
+    allocate: bool = Field(True, description="also plan who serves whom under the capacities")
+    min_score: float | None = Field(None, ge=-1e6, le=1e6,
+                                    description="pairs scoring lower are not allocated")
+    max_partners_per_college: int | None = Field(
+        None, ge=1, le=100_000, description="needs one college may serve at most")
+
+
 class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

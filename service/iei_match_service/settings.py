@@ -61,6 +61,13 @@ class Settings:
     max_concurrent_rankings : int
         Rankings computed at once; further ones wait up to ``queue_timeout_s`` and are then
         refused with 503 so that overload is shed quickly.
+    batch_scheduler : str or None
+        Dask scheduler of batch jobs (``IEI_MATCH_BATCH_SCHEDULER``): unset, ``threads`` or
+        ``processes`` for a local cluster started per job, or ``tcp://HOST:PORT`` of a
+        running cluster.
+    batch_workers : int
+        Workers of a local batch cluster (``IEI_MATCH_BATCH_WORKERS``, default 1, so that a
+        job leaves a core to interactive requests on a small machine).
     train_params : dict
         Parameters of :class:`iei_match.Matcher` for (re)training, as JSON in
         ``IEI_MATCH_TRAIN_PARAMS`` (e.g. ``{"n_estimators": 200}``).
@@ -80,6 +87,8 @@ class Settings:
     max_concurrent_rankings: int = 4
     queue_timeout_s: float = 2.0
     seed: int = 0
+    batch_scheduler: str | None = None
+    batch_workers: int = 1
     train_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,6 +124,8 @@ class Settings:
             "max_list": _int(env, "MAX_LIST", 200),
             "rate_limit_per_minute": _int(env, "RATE_LIMIT_PER_MINUTE", 1200),
             "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", 4),
+            "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,
+            "batch_workers": _int(env, "BATCH_WORKERS", 1),
         }
         raw = env.get(PREFIX + "TRAIN_PARAMS") or "{}"
         try:

@@ -48,7 +48,8 @@ def activate(version: Version, who: Steward, svc: ServicesDep) -> dict:
     return {"version": live.version, "live": True}
 
 
-def _job(s, who: Principal, job_id: int) -> Job:
+def find_job(s, who: Principal, job_id: int) -> Job:
+    """The job ``job_id`` if ``who`` may see it, else :class:`NotFound`."""
     job = s.get(Job, job_id)
     reach = owners_in_reach(s, who)
     if job is None or (reach is not None and job.org_id != who.org_id):
@@ -66,12 +67,12 @@ def jobs(who: Caller, s: SessionDep, limit: Limit = 50) -> dict[str, list[JobOut
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state and progress")
 def job(job_id: PathId, who: Caller, s: SessionDep):
-    return _job(s, who, job_id)
+    return find_job(s, who, job_id)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
 def cancel(job_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep):
-    j = _job(s, who, job_id)
+    j = find_job(s, who, job_id)
     if j.state not in ("queued", "running"):
         raise Conflict(f"job {job_id} is {j.state}; only a queued or running job can be "
                        "cancelled")

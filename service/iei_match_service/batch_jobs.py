@@ -1,0 +1,198 @@
+"""A coordinator's batch job: score every need against every program, allocate, report gaps.
+
+The inputs are the needs and programs of the coordinator's alliance in the database, or two
+uploaded files. The job runs :func:`iei_match.batch.run_batch` (on Dask: a local cluster by
+default, or the one ``IEI_MATCH_BATCH_SCHEDULER`` names) with the live model, then
+:func:`iei_match.allocation.allocate` and :func:`iei_match.gap.gap_report`. Every result is
+a Parquet file in the job's directory, served as JSON, CSV, XLSX or Parquet.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from iei_match.allocation import allocate
+from iei_match.batch import BatchProgress, run_batch
+from iei_match.errors import DataFileError, JobCancelledError
+from iei_match.gap import gap_report
+from iei_match.gap_plot import write_gap_plot
+from iei_match.inputs import whole_numbers
+from iei_match.io import load_needs, load_programs, problems_error
+
+from .access import owners_in_reach
+from .auth import Principal
+from .db.tables import Need, Organization, Program
+from .errors import Invalid
+from .frames import needs_frame, programs_frame
+from .jobs import Cancelled, JobContext
+from .settings import Settings
+
+# name: (file, what it holds)
+RESULTS = {
+    "scores": "the best programs of every need (need_id, program_id, rank, score, reasons)",
+    "partners": "the best needs of every program (program_id, need_id, rank, score, reasons)",
+    "allocation": "who serves whom: need_id, program_id, assigned people, score",
+    "unmet": "each need's headcount, people placed and unmet demand",
+    "gap": "demand vs supply by program category x province x level",
+}
+PLOTS = {"gap.png": "image/png", "gap.html": "text/html; charset=utf-8"}
+
+
+@dataclass
+class BatchInputs:
+    """What a batch job scores: needs and programs as the engine's tables."""
+
+    needs: pd.DataFrame
+    programs: pd.DataFrame
+    source: str
+    notes: list[str]
+
+
+def from_database(s: Session, who: Principal) -> BatchInputs:
+    """The needs and programs owned by the organisations in reach of ``who``."""
+    reach = owners_in_reach(s, who)
+    need_stmt, prog_stmt = select(Need).order_by(Need.id), select(Program).order_by(Program.id)
+    if reach is not None:
+        need_stmt = need_stmt.where(Need.org_id.in_(reach))
+        prog_stmt = prog_stmt.where(Program.org_id.in_(reach))
+    needs, programs = s.scalars(need_stmt).all(), s.scalars(prog_stmt).all()
+    if not needs or not programs:
+        raise Invalid(f"the alliance has {len(needs)} needs and {len(programs)} programs; a "
+                      "batch job needs at least one of each", code="nothing_to_score")
+    names = dict(s.execute(select(Organization.id, Organization.name).where(
+        Organization.id.in_({x.org_id for x in [*needs, *programs]}))).all())
+    n = needs_frame(needs).assign(need_title=[x.title for x in needs],
+                                  org_id=[x.org_id for x in needs],
+                                  enterprise=[names.get(x.org_id, "") for x in needs])
+    p = programs_frame(programs).assign(program_title=[x.title for x in programs],
+                                        org_id=[x.org_id for x in programs],
+                                        college=[names.get(x.org_id, "") for x in programs])
+    notes = []
+    unknown = p["graduates_per_year"].isna()
+    if unknown.any():
+        notes.append(f"{int(unknown.sum())} programs do not say how many graduates they have "
+                     "a year: the allocation places no one there")
+    p["graduates_per_year"] = p["graduates_per_year"].fillna(0).astype("int64")
+    n["headcount"] = n["headcount"].fillna(0).astype("int64")
+    return BatchInputs(n, p, "database", notes)
+
+
+def from_files(needs_path: Path, needs_name: str, programs_path: Path, programs_name: str,
+               allocate_too: bool) -> BatchInputs:
+    """Load and check two uploaded tables; problems are reported with the client's names."""
+    frames = []
+    for path, name, load in ((needs_path, needs_name, load_needs),
+                             (programs_path, programs_name, load_programs)):
+        try:
+            frames.append(load(path))
+        except DataFileError as exc:
+            raise problems_error(name, [dict(p) for p in exc.problems]) from None
+    needs, programs = frames
+    if allocate_too:
+        for frame, name, column in ((needs, needs_name, "headcount"),
+                                    (programs, programs_name, "graduates_per_year")):
+            if column not in frame or frame[column].isna().all():
+                raise problems_error(name, [{"row": None, "column": column, "message":
+                                             f"the allocation needs a {column} column"}])
+            whole_numbers(frame, column, name, " (the allocation counts people)")
+    needs = needs.assign(need_title=needs["title"])
+    programs = programs.assign(program_title=programs["title"])
+    return BatchInputs(needs, programs, "upload", [])
+
+
+def job_dir(settings: Settings, job_id: int) -> Path:
+    return Path(settings.data_dir) / "jobs" / str(int(job_id))
+
+
+def run(ctx: JobContext, settings: Settings, model_dir: Path, inputs: BatchInputs,
+        top_k: int, allocate_too: bool, min_score: float | None,
+        max_partners_per_college: int | None) -> dict:
+    """The job's work; returns what the job's ``result`` shows."""
+    out = job_dir(settings, ctx.job_id)
+    if out.exists():  # an earlier, interrupted attempt under the same id
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    ctx.report(0.0, "scoring")
+
+    def progress(p: BatchProgress) -> None:
+        if not ctx.cancelled and p.total:
+            ctx.report(0.85 * p.done / p.total,
+                       f"scoring: {p.done} of {p.total} partitions, {p.rows} rows")
+
+    try:
+        batch = run_batch(model_dir, inputs.needs, inputs.programs, out / "scores.parquet",
+                          top_k, partners_output=out / "partners.parquet",
+                          job_id=f"service-job-{ctx.job_id}", work_dir=out / "work",
+                          scheduler=settings.batch_scheduler, n_workers=settings.batch_workers,
+                          progress=progress, cancel=lambda: ctx.cancelled, cleanup=True)
+    except JobCancelledError:
+        raise Cancelled() from None
+    scores = pd.read_parquet(out / "scores.parquet")
+    result: dict = {"source": inputs.source, "needs": len(inputs.needs),
+                    "programs": len(inputs.programs),
+                    "rows": {"scores": batch.rows.get("need", 0),
+                             "partners": batch.rows.get("program", 0)},
+                    "seconds": round(batch.seconds, 2), "notes": inputs.notes,
+                    "results": ["scores", "partners"]}
+    _label(scores, inputs).to_parquet(out / "scores.parquet", index=False)
+    if allocate_too:
+        ctx.report(0.9, "allocating")
+        plan, report = allocate(scores, inputs.needs, inputs.programs,
+                                max_partners_per_college=max_partners_per_college,
+                                min_score=min_score)
+        _label(plan, inputs).to_parquet(out / "allocation.parquet", index=False)
+        _label(report.unmet, inputs).to_parquet(out / "unmet.parquet", index=False)
+        result["allocation"] = {
+            "objective": round(float(report.objective), 4), "assigned": int(report.assigned),
+            "demand": int(report.demand), "supply": int(report.supply),
+            "unmet": int(report.demand - report.assigned), "gini": round(float(report.gini), 4),
+            "status": report.status, "pairs": int(report.pairs)}
+        result["rows"].update(allocation=len(plan), unmet=len(report.unmet))
+        result["results"] += ["allocation", "unmet"]
+    if "headcount" in inputs.needs and "graduates_per_year" in inputs.programs and \
+            not inputs.needs["headcount"].isna().any() and \
+            not inputs.programs["graduates_per_year"].isna().any():
+        ctx.report(0.95, "gap report")
+        gap = gap_report(inputs.needs, inputs.programs, scores, min_score=min_score)
+        gap.to_parquet(out / "gap.parquet", index=False)
+        write_gap_plot(gap, out / "gap.png")
+        write_gap_plot(gap, out / "gap.html")
+        result["rows"]["gap"] = len(gap)
+        result["results"].append("gap")
+    return result
+
+
+def _label(table: pd.DataFrame, inputs: BatchInputs) -> pd.DataFrame:
+    """``table`` with the titles (and owners) of the needs and programs it names."""
+    out = table
+    for frame, key, cols in ((inputs.needs, "need_id", ("need_title", "enterprise")),
+                             (inputs.programs, "program_id", ("program_title", "college"))):
+        if key not in out:
+            continue
+        cols = [c for c in cols if c in frame and c not in out]
+        if cols:
+            lookup = frame.assign(**{key: frame[key].astype(str)}).set_index(key)[cols]
+            out = out.join(lookup, on=key)
+    return out
+
+
+def submit(svc, who: Principal, inputs: BatchInputs, params: dict,
+           work: Callable | None = None) -> int:
+    """Queue a batch job with the live model; returns its id."""
+    live = svc.models.live()  # 503 while the first model is still being trained
+    model_dir = Path(svc.models.root) / live.version
+    params = {**params, "source": inputs.source, "model_version": live.version,
+              "needs": len(inputs.needs), "programs": len(inputs.programs)}
+
+    def job(ctx: JobContext) -> dict:
+        return run(ctx, svc.settings, model_dir, inputs, params["top_k"], params["allocate"],
+                   params.get("min_score"), params.get("max_partners_per_college"))
+
+    return svc.jobs.submit("batch", who.org_id, params, work or job)
