@@ -64,7 +64,10 @@ def fuzz(world, role: str, examples: int, phases: list[str]) -> tuple[int, list[
                                         f"{info.failure.title}\n{info.failure.message}\n"
                                         f"{info.code_sample}")
         elif isinstance(event, (events.NonFatalError, events.FatalError)):
-            failures.append(f"engine error: {getattr(event, 'info', event)!r}"[:2000])
+            info = getattr(event, "info", None)
+            label = getattr(event, "label", "")
+            failures.append(f"[{label}] engine error: "
+                            f"{info.title if info else ''}\n{info or event}"[:3000])
     return cases, sorted(set(failures))
 
 
