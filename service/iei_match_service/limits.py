@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import AsyncIterator
 from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from .errors import RateLimited, Unavailable
 
@@ -32,12 +36,35 @@ class RateLimiter:
 
 
 class Gate:
-    """At most ``limit`` rankings at once; a request that cannot start within ``timeout``
-    seconds gets a fast 503 instead of queueing without end."""
+    """At most ``limit`` rankings at once, and at most ``queue`` more waiting for one.
 
-    def __init__(self, limit: int, timeout: float):
+    A ranking request is first *admitted* (:meth:`admitted`, on the event loop, before it
+    takes a worker thread or a database connection): when ``limit + queue`` requests are
+    admitted already, it gets a 503 ``overloaded`` at once. An admitted request waits for
+    one of the ``limit`` slots (:meth:`slot`) up to ``timeout`` seconds, then gets the same
+    503. Without the bound, a flood queued for worker threads and database connections
+    (answered after tens of seconds, or with a pool timeout) and delayed everything else.
+    """
+
+    def __init__(self, limit: int, timeout: float, queue: int | None = None):
         self._sem = threading.BoundedSemaphore(limit)
         self.timeout = timeout
+        self.limit = limit
+        self.queue = 2 * limit if queue is None else queue
+        self._admitted = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def admitted(self):
+        with self._lock:
+            if self._admitted >= self.limit + self.queue:
+                raise Unavailable("the service is busy; retry shortly", code="overloaded")
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._admitted -= 1
 
     @contextmanager
     def slot(self):
@@ -47,3 +74,14 @@ class Gate:
             yield
         finally:
             self._sem.release()
+
+
+async def admission(request: Request) -> AsyncIterator[None]:
+    """A ranking route's first dependency: admitted by the service's :class:`Gate` or a
+    503 at once (it runs on the event loop: a refused request costs no thread)."""
+    with request.app.state.services.gate.admitted():
+        yield
+
+
+# Declared before the key check and the session, so that a refused request does no work.
+Admitted = Annotated[None, Depends(admission, scope="function")]

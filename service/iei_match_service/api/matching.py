@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ..errors import Invalid
+from ..limits import Admitted
 from ..schemas import MatchIn, ProgramHits
 from .deps import Caller, ServicesDep, SessionDep
 from .resources import recommend
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["matching"])
 
 @router.post("/match", response_model=ProgramHits,
              summary="Rank programs for a need given in the request (nothing is stored)")
-def match(body: MatchIn, who: Caller, s: SessionDep, svc: ServicesDep):
+def match(body: MatchIn, _: Admitted, who: Caller, s: SessionDep, svc: ServicesDep):
     if not (body.title or body.description or body.skills):
         raise Invalid("give at least a title, a description or skills", code="empty_need")
     return recommend(svc, s, body, k=body.k, level=None, province=None, city=None,

@@ -11,6 +11,7 @@ from iei_match.features import LEVELS
 
 from ..access import get_owned, needs_visible_owners
 from ..db.tables import Need, Organization, Program, TrainingBase
+from ..limits import Admitted
 from ..ranking import rank_needs, rank_programs
 from ..schemas import (
     BaseIn,
@@ -94,8 +95,8 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
 
 @needs.get("/{obj_id}/recommendations", response_model=ProgramHits,
            summary="Ranked programs for a need, with college, training bases and reasons")
-def recommendations(obj_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
-                    level: LevelQ = None, province: PlaceQ = None, city: PlaceQ = None,
+def recommendations(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: ServicesDep,
+                    k: K = 10, level: LevelQ = None, province: PlaceQ = None, city: PlaceQ = None,
                     near: Near = "anywhere"):
     need = get_owned(s, who, Need, obj_id, "need")
     return recommend(svc, s, need, k=k, level=level, province=province, city=city, near=near)
@@ -103,8 +104,8 @@ def recommendations(obj_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep
 
 @programs.get("/{obj_id}/partners", response_model=NeedHits,
               summary="Ranked enterprise needs for a program (needs shared in its alliances)")
-def partners(obj_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep, k: K = 10,
-             level: LevelQ = None):
+def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: ServicesDep,
+             k: K = 10, level: LevelQ = None):
     program = get_owned(s, who, Program, obj_id, "program")
     live = svc.models.live()
     visible = needs_visible_owners(s, who, program)
