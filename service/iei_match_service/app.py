@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from iei_match import __version__
@@ -82,6 +83,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def database_down(_: Request, exc: DBAPIError):
         log.warning("database error: %s", exc.__class__.__name__)
         return _error(503, "database_unavailable", "the database is not answering; retry")
+
+    @app.exception_handler(PoolTimeout)
+    async def no_connection(_: Request, exc: PoolTimeout):
+        # Every pooled database connection stayed busy for the pool's timeout (30 s).
+        log.warning("no database connection was free in time")
+        return _error(503, "overloaded", "the service is busy; retry shortly")
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception):
