@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from iei_match.catalog import Catalog
@@ -90,9 +90,17 @@ class Catalogs:
         self._kept: dict[str, tuple[tuple, Prepared]] = {}
 
     @staticmethod
-    def _state(s: Session, table) -> tuple:
-        return tuple(s.execute(select(func.count(table.id), func.max(table.id),
-                                      func.max(table.updated_at))).one())
+    def _state_query(table) -> Select:
+        # Three scalar subqueries, so that each is answered from an index (the primary key,
+        # ``updated_at``'s): as one SELECT's aggregates they made SQLite read the whole table
+        # (42 ms a request for 10,000 programs, and growing with the table).
+        return select(select(func.count()).select_from(table).scalar_subquery(),
+                      select(func.max(table.id)).scalar_subquery(),
+                      select(func.max(table.updated_at)).scalar_subquery())
+
+    @classmethod
+    def _state(cls, s: Session, table) -> tuple:
+        return tuple(s.execute(cls._state_query(table)).one())
 
     def _get(self, kind: str, s: Session, live: LiveModel, table, build: Callable) -> Prepared:
         key = (live.version, id(live.matcher), self._state(s, table))

@@ -109,7 +109,9 @@ class Need(Base):
     province: Mapped[str] = mapped_column(String(50), default="")
     city: Mapped[str] = mapped_column(String(50), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # indexed: the prepared catalogs' state check reads the latest change per request
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow,
+                                                 index=True)
 
 
 class Program(Base):
@@ -129,7 +131,9 @@ class Program(Base):
     city: Mapped[str] = mapped_column(String(50), default="")
     graduates_per_year: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # indexed: the prepared catalogs' state check reads the latest change per request
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow,
+                                                 index=True)
 
 
 class TrainingBase(Base):
