@@ -158,11 +158,9 @@ def world(tmp_path_factory, web_model_root, small_catalog):
     """A fresh demo world per test module: SQLite, the small model, keys for each role."""
     data_dir = tmp_path_factory.mktemp("web-world") / "data"
     shutil.copytree(web_model_root, data_dir / "models")
-    # Batch jobs on threads in this process: no local Dask cluster to start per job.
-    batch = ({"batch_scheduler": "threads"} if "batch_scheduler" in Settings.__dataclass_fields__
-             else {})
+    # Batch jobs run on threads in this process: no local Dask cluster to start per job.
     cfg = Settings(data_dir=data_dir, catalog_dir=small_catalog, train_params=SMALL_MODEL,
-                   **batch)
+                   batch_scheduler="threads")
     db = Database(cfg.database_url)
     upgrade(db.engine)
     with db.session() as s:

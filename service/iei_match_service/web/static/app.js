@@ -1135,8 +1135,10 @@
     wire();
     relabel();
     const key = getKey();
-    if (key) signIn(key, true);
-    else {
+    if (key) {
+      show($("signin"), false); // signed in already in this tab: no flash of the form
+      signIn(key, true);
+    } else {
       show($("signin"), true);
       $("key").focus();
     }
