@@ -36,7 +36,10 @@ class JobContext:
         return self.job_id in self.runner._cancel
 
     def report(self, progress: float, message: str) -> None:
-        if self.cancelled:
+        """Record progress; raises :class:`Cancelled` if a cancel was asked for, unless the
+        work reports that it is done (``progress >= 1``: what it did, e.g. a publish, has
+        happened and the job must say so)."""
+        if self.cancelled and progress < 1.0:
             raise Cancelled()
         self.runner._set(self.job_id, progress=max(0.0, min(1.0, progress)), message=message)
 
