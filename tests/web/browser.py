@@ -10,6 +10,10 @@ try:
     from playwright.sync_api import expect
 except ImportError:  # the fixtures then skip (or fail under CI) with the reason
     expect = None
+else:
+    # Rankings on a busy 2-core machine can take seconds: wait up to 20 s for what the page
+    # should show (Playwright's default is 5 s).
+    expect.set_options(timeout=20_000)
 
 SCREENSHOTS = Path(os.environ.get("IEI_MATCH_SCREENSHOTS",
                                   Path(__file__).parent / "screenshots"))
