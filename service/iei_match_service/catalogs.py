@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from iei_match.catalog import Catalog
-from iei_match.text import normalize
+from iei_match.text import normalize, tokenize
 
 from .db.tables import Need, Program
 from .frames import needs_frame, programs_frame
 from .model_host import LiveModel
 from .schemas import NeedOut, ProgramOut
+
+WORDS_KEPT = 4096  # rows whose words are kept for the skills check (~13 KB each)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,18 @@ class Prepared:
     province: np.ndarray
     city: np.ndarray
     haystack: np.ndarray  # normalised text searched for required certificates
+    position: dict[str, int]  # catalog id -> row (built once: a request's hits look it up)
+    _words: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    def words(self, i: int) -> frozenset[str]:
+        """Row ``i``'s words (its text split when first asked for, then kept: at most
+        :data:`WORDS_KEPT` rows' words at once)."""
+        found = self._words.get(i)
+        if found is None:
+            if len(self._words) >= WORDS_KEPT:
+                self._words.clear()
+            found = self._words[i] = frozenset(tokenize(self.rows[i].text))
+        return found
 
     def mask(self, *, level: str = "", province: str = "", city: str = "",
              near: str = "anywhere", certificates=(), orgs: set[int] | None = None
@@ -133,7 +147,8 @@ def _arrays(objs, rows: list[Row], catalog: Catalog | None) -> Prepared:
         level=np.array([o.level or "" for o in objs], dtype=object),
         province=np.array([normalize(o.province or "") for o in objs], dtype=object),
         city=np.array([normalize(o.city or "") for o in objs], dtype=object),
-        haystack=np.array([normalize(r.text) for r in rows], dtype=object))
+        haystack=np.array([normalize(r.text) for r in rows], dtype=object),
+        position={} if catalog is None else {key: i for i, key in enumerate(catalog.ids)})
 
 
 def _build_programs(s: Session, live: LiveModel) -> Prepared:

@@ -8,7 +8,8 @@ does not cover, and the features that moved the score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence, Set
 
 import numpy as np
 import pandas as pd
@@ -21,25 +22,36 @@ from .catalogs import Prepared
 from .frames import need_key, need_record, programs_frame
 
 
-def missing_skills(skills: Sequence[str], text: str) -> list[str]:
-    """The stated skills that a text does not mention (by phrase, or by all its words)."""
-    haystack = normalize(text)
-    words = set(tokenize(text))
+def missing_skills(skills: Sequence[str], text: str, *, haystack: str | None = None,
+                   words: Callable[[], Set[str]] | None = None) -> list[str]:
+    """The stated skills that a text does not mention (by phrase, or by all its words).
+
+    ``haystack`` (the normalised text) and ``words`` (returns its set of words) may be given
+    when they are known; the text is only split into words when a skill is not found as a
+    phrase.
+    """
+    haystack = normalize(text) if haystack is None else haystack
+    known: Set[str] | None = None
     out = []
     for skill in skills:
         s = normalize(skill)
         if not s or s in haystack:
             continue
         toks = tokenize(skill)
-        if not toks or not all(t in words for t in toks):
-            out.append(skill)
+        if toks:
+            if known is None:
+                known = words() if words is not None else set(tokenize(text))
+            if all(t in known for t in toks):
+                continue
+        out.append(skill)
     return out
 
 
-def _explanation(match, skills: Sequence[str], other_text: str) -> dict:
+def _explanation(match, skills: Sequence[str], text: str, haystack: str,
+                 words: Callable[[], Set[str]]) -> dict:
     return {
         "matched_terms": match.matched_terms,
-        "missing_skills": missing_skills(skills, other_text),
+        "missing_skills": missing_skills(skills, text, haystack=haystack, words=words),
         "factors": [{"feature": name, "label": describe_feature(name, "en"),
                      "label_zh": describe_feature(name, "zh"), "contribution": round(v, 4)}
                     for name, v in match.contributions.items()],
@@ -58,8 +70,9 @@ def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarra
         return []
     needs = pd.DataFrame([need_record(need, need_key(getattr(need, "id", 0) or 0))])
     ranked = matcher.rank(needs, programs.catalog.restrict(allowed), k=k, explain=k)
-    return _hits(matcher, ranked, programs, "program_id", lambda row: (need.skills or [],
-                                                                      row.text))
+    skills = need.skills or []
+    return _hits(matcher, ranked, programs, "program_id", lambda i: (
+        skills, programs.rows[i].text, programs.haystack[i], lambda: programs.words(i)))
 
 
 def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
@@ -69,17 +82,20 @@ def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
         return []
     ranked = matcher.partners(programs_frame([program]), needs.catalog.restrict(allowed), k=k,
                               explain=k)
-    program_text = " ".join([program.title, program.description or "",
-                             " ".join(program.certificates or [])])
-    return _hits(matcher, ranked, needs, "need_id", lambda row: (row.skills, program_text))
+    text = " ".join([program.title, program.description or "",
+                     " ".join(program.certificates or [])])
+    haystack, words = normalize(text), functools.cache(lambda: set(tokenize(text)))
+    return _hits(matcher, ranked, needs, "need_id", lambda i: (
+        needs.rows[i].skills, text, haystack, words))
 
 
 def _hits(matcher: Matcher, ranked: pd.DataFrame, prepared: Prepared, id_col: str,
-          skills_and_text) -> list[dict]:
-    position = {key: i for i, key in enumerate(prepared.catalog.ids)}
+          skills_and_text: Callable[[int], tuple]) -> list[dict]:
+    """``skills_and_text(i)`` gives, for row ``i`` of ``prepared``, the skills asked and the
+    other side's text (as it is, normalised, and a function giving its words)."""
     out = []
     for m in matcher.explain(ranked):
-        row = prepared.rows[position[getattr(m, id_col)]]
-        out.append({"row": row, "rank": m.rank, "score": m.score,
-                    "explanation": _explanation(m, *skills_and_text(row))})
+        i = prepared.position[getattr(m, id_col)]
+        out.append({"row": prepared.rows[i], "rank": m.rank, "score": m.score,
+                    "explanation": _explanation(m, *skills_and_text(i))})
     return out
