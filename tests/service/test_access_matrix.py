@@ -31,6 +31,8 @@ CANCEL = "/api/v1/jobs/{job_id}/cancel"
 ORG = "/api/v1/organizations/{org_id}"
 ACTIVATE = "/api/v1/models/{version}/activate"
 IMPORT = "/api/v1/imports/{kind}"
+RESULTS = "/api/v1/jobs/{job_id}/results/{name}"
+PLOTS = "/api/v1/jobs/{job_id}/plots/{name}"
 
 # Reads of one owned object: template -> the targets it is tried on.
 READS = {
@@ -53,8 +55,9 @@ WRITE_TARGETS = {NEED: ("need:herbal", "need:soft"), PROGRAM: ("program:fsvc", "
                  BASE: ("base:herbal", "base:fsvc", "base:cdit"),
                  CANCEL: ("job:nanhai", "job:chengyu", "job:shanghai", "job:herbal")}
 # Templated routes that do not address an owned object; tested below by role and by the
-# owner of what they would create.
-OTHER_TEMPLATED = {(ACTIVATE, "POST"), (IMPORT, "POST")}
+# owner of what they would create. A batch job's results and plots are its starter's (and
+# the admin's): tests/service/test_batch_api.py calls them with every role and alliance.
+OTHER_TEMPLATED = {(ACTIVATE, "POST"), (IMPORT, "POST"), (RESULTS, "GET"), (PLOTS, "GET")}
 COVERED = {(t, "GET") for t in READS} | WRITES | OTHER_TEMPLATED
 # Callers whose access to a target the rules leave open: a job is its starter's, and whether
 # the coordinator also sees the jobs of its members (no route starts one yet) is not decided.

@@ -29,6 +29,24 @@ Steward = Annotated[Principal, Depends(roles("coordinator", "admin"))]
 FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
            "parquet": "application/vnd.apache.parquet"}
+NOT_FINISHED = {409: {"description": "The job has not succeeded (yet)",
+                      "content": {"application/json": {
+                          "schema": {"$ref": "#/components/schemas/Error"}}}}}
+FILE = {"schema": {"type": "string", "format": "binary"}}
+RESULT_RESPONSES = {200: {"description": "A page of rows (JSON) or the whole table as a file",
+                          "content": {
+                              "application/json": {"schema": {
+                                  "type": "object", "required": ["total", "offset", "items"],
+                                  "properties": {
+                                      "total": {"type": "integer"},
+                                      "offset": {"type": "integer"},
+                                      "items": {"type": "array",
+                                                "items": {"type": "object"}}}}},
+                              **{media.split(";")[0]: FILE for media in FORMATS.values()}}},
+                    **NOT_FINISHED}
+PLOT_RESPONSES = {200: {"description": "The gap heatmap",
+                        "content": {media.split(";")[0]: FILE for media in PLOTS.values()}},
+                  **NOT_FINISHED}
 
 
 @router.post("/batch", status_code=202, response_model=JobOut,
@@ -85,7 +103,7 @@ def _finished_batch(s, who: Principal, job_id: int) -> Job:
     return job
 
 
-@router.get("/jobs/{job_id}/results/{name}",
+@router.get("/jobs/{job_id}/results/{name}", responses=RESULT_RESPONSES,
             summary="A finished batch job's result table: JSON (paged) or a file to download")
 def result(job_id: PathId, name: Literal["scores", "partners", "allocation", "unmet", "gap"],
            who: Annotated[Principal, Depends(roles("coordinator", "admin"))], s: SessionDep,
@@ -111,7 +129,8 @@ def result(job_id: PathId, name: Literal["scores", "partners", "allocation", "un
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-@router.get("/jobs/{job_id}/plots/{name}", summary="A finished batch job's gap heatmap")
+@router.get("/jobs/{job_id}/plots/{name}", responses=PLOT_RESPONSES, response_class=Response,
+            summary="A finished batch job's gap heatmap")
 def plot(job_id: PathId, name: Literal["gap.png", "gap.html"],
          who: Annotated[Principal, Depends(roles("coordinator", "admin"))], s: SessionDep,
          svc: ServicesDep):
