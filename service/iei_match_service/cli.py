@@ -70,6 +70,8 @@ def cmd_demo(args) -> int:
         print(f"  {role:<12} {org}\n               {key}")
     if args.no_serve:
         return 0
+    print(f"Open http://{settings.host}:{settings.port}/ in a browser and sign in with one of "
+          "these keys (在浏览器中打开上面的地址，用其中一个密钥登录).")
     return _serve(settings)
 
 
