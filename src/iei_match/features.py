@@ -265,8 +265,9 @@ def candidate_pairs(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_ma
         collab = sp.csr_matrix(nbrs @ links_to_programs(memory, memory.program_columns(programs))
                                ).T.tocsr()
     blocked = catalog.blocked if catalog is not None else None
-    if blocked is not None:
-        collab = sp.csr_matrix(collab @ sp.diags((~blocked).astype(np.float32)))
+    if blocked is not None:  # drop the blocked columns' entries (and stored zeros)
+        collab = collab.copy()
+        collab.data[blocked[collab.indices]] = 0
         collab.eliminate_zeros()
     kk = min(k, len(docs))
     if catalog is not None:

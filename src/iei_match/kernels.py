@@ -6,6 +6,9 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import InputError
+from .retrieval import _select_topk
+
 __all__ = ["pair_dots", "neighbour_link_stats", "topk_rows"]
 
 
@@ -72,43 +75,55 @@ def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray
     return out.astype(np.float32)
 
 
+@numba.njit(cache=True, inline="always")
+def _link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, none_rank, out, n):
+    q, p = rows[n], cols[n]
+    total = 0.0
+    best = 0.0
+    best_sim = -1.0  # similarity of the most similar neighbour linked to the item
+    weight = 0.0
+    for a in range(s_ptr[q], s_ptr[q + 1]):
+        nb = s_ind[a]
+        sim = s_val[a]
+        weight += sim
+        lo, hi = l_ptr[nb], l_ptr[nb + 1]
+        while lo < hi:  # binary search for program p among the neighbour's links
+            mid = (lo + hi) // 2
+            if l_ind[mid] < p:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < l_ptr[nb + 1] and l_ind[lo] == p:
+            g = l_val[lo] * sim
+            total += g
+            if g > best:
+                best = g
+            if sim > best_sim:
+                best_sim = sim
+    rank = 1
+    if best_sim < 0:
+        rank = none_rank
+    else:
+        for a in range(s_ptr[q], s_ptr[q + 1]):
+            if s_val[a] > best_sim:
+                rank += 1
+    out[n, 0] = total
+    out[n, 1] = best
+    out[n, 2] = total / weight if weight > 0 else 0.0
+    out[n, 3] = rank
+
+
 @numba.njit(parallel=True, cache=True)
 def _neighbour_link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, none_rank, out):
     for n in numba.prange(len(rows)):
-        q, p = rows[n], cols[n]
-        total = 0.0
-        best = 0.0
-        best_sim = -1.0  # similarity of the most similar neighbour linked to the item
-        weight = 0.0
-        for a in range(s_ptr[q], s_ptr[q + 1]):
-            nb = s_ind[a]
-            sim = s_val[a]
-            weight += sim
-            lo, hi = l_ptr[nb], l_ptr[nb + 1]
-            while lo < hi:  # binary search for program p among the neighbour's links
-                mid = (lo + hi) // 2
-                if l_ind[mid] < p:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < l_ptr[nb + 1] and l_ind[lo] == p:
-                g = l_val[lo] * sim
-                total += g
-                if g > best:
-                    best = g
-                if sim > best_sim:
-                    best_sim = sim
-        rank = 1
-        if best_sim < 0:
-            rank = none_rank
-        else:
-            for a in range(s_ptr[q], s_ptr[q + 1]):
-                if s_val[a] > best_sim:
-                    rank += 1
-        out[n, 0] = total
-        out[n, 1] = best
-        out[n, 2] = total / weight if weight > 0 else 0.0
-        out[n, 3] = rank
+        _link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, none_rank, out, n)
+
+
+@numba.njit(cache=True)
+def _neighbour_link_stats_serial(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols,
+                                 none_rank, out):
+    for n in range(len(rows)):
+        _link_stats(s_ptr, s_ind, s_val, l_ptr, l_ind, l_val, rows, cols, none_rank, out, n)
 
 
 def neighbour_link_stats(
@@ -139,16 +154,47 @@ def neighbour_link_stats(
     if none_rank is None:
         none_rank = int(np.diff(neighbours.indptr).max(initial=0)) + 1
     if len(rows):
-        _neighbour_link_stats(
+        kernel = (_neighbour_link_stats_serial if len(rows) < SERIAL_BELOW
+                  else _neighbour_link_stats)
+        kernel(
             neighbours.indptr, neighbours.indices, neighbours.data.astype(np.float64),
             links.indptr, links.indices, links.data.astype(np.float64),
             np.asarray(rows, np.int64), np.asarray(cols, np.int64), int(none_rank), out)
     return out.astype(np.float32)
 
 
-def topk_rows(m: sp.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest stored entries of each row (columns, values), best first, ``-1`` padded."""
-    from .retrieval import PostingIndex
+@numba.njit(cache=True)
+def _topk_stored(ptr, ind, val, k, out_idx, out_score):
+    for r in range(len(ptr) - 1):
+        lo, hi = ptr[r], ptr[r + 1]
+        # positions within the row: ties go to the lower position, i.e. the lower column
+        _select_topk(val[lo:hi], np.arange(hi - lo), hi - lo, k, out_idx[r], out_score[r])
+        for j in range(k):
+            if out_idx[r, j] >= 0:
+                out_idx[r, j] = ind[lo + out_idx[r, j]]
 
+
+def topk_rows(m: sp.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest stored entries of each row (columns, values), best first, ``-1`` padded.
+
+    Values are compared as float32; ties go to the lower column. The same as a
+    :class:`~iei_match.retrieval.PostingIndex` search over the identity matrix, without
+    building one (its cost followed the number of columns, e.g. every program of a
+    catalog, on each call).
+
+    Examples
+    --------
+    >>> cols, vals = topk_rows(sp.csr_matrix([[0.0, 3.0, 1.0, 3.0]]), 3)
+    >>> cols.tolist(), vals.tolist()
+    ([[1, 3, 2]], [[3.0, 3.0, 1.0]])
+    """
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
     m = _csr(m)
-    return PostingIndex(sp.identity(m.shape[1], dtype=np.float32, format="csr")).search(m, k)
+    k = min(k, max(m.shape[1], 1))
+    out_idx = np.full((m.shape[0], k), -1, dtype=np.int64)
+    out_score = np.zeros((m.shape[0], k), dtype=np.float32)
+    if m.shape[0]:
+        _topk_stored(m.indptr.astype(np.int64), m.indices.astype(np.int64),
+                     m.data.astype(np.float32), k, out_idx, out_score)
+    return out_idx, out_score
