@@ -34,6 +34,9 @@ RELATIVE = ("word_full", "char_full", "word_title", "bm25_need_query", "bm25_pro
             "knn_sum", "neighbour_programs_vs_program", "need_vs_program_history",
             "dense_cosine")
 EXPLAIN_TOP = 5  # rows per list that get feature contributions when explain=True
+# Fewer rows than these are scored / explained by LightGBM in the calling thread only.
+PREDICT_SERIAL_BELOW = 4096
+CONTRIB_SERIAL_BELOW = 64
 CONTENT_ONLY_WEIGHTS = {"word_full": 0.5, "char_full": 0.3, "word_title": 0.2}
 
 
@@ -398,8 +401,13 @@ class Matcher(BaseEstimator):
             return sum(w * x[name].to_numpy(np.float64) for name, w in
                        CONTENT_ONLY_WEIGHTS.items())
         x = x.reindex(columns=self.feature_names_)
-        return np.asarray(self.boosters_[direction].predict(x.to_numpy(np.float32),
-                                                            num_threads=self.n_jobs))
+        return np.asarray(self.boosters_[direction].predict(
+            x.to_numpy(np.float32), num_threads=self._threads(len(x), PREDICT_SERIAL_BELOW)))
+
+    def _threads(self, rows: int, serial_below: int) -> int:
+        # A request's few hundred rows: waking OpenMP threads costs more than it saves, and
+        # concurrent requests already use the other cores. Same results either way.
+        return 1 if rows < serial_below else self.n_jobs
 
     def prepare(self, frame: pd.DataFrame, kind: str = "program") -> Catalog:
         """Vectorise and index a set of programs (or needs) once, for repeated ranking.
@@ -517,8 +525,9 @@ class Matcher(BaseEstimator):
     def contributions(self, x: pd.DataFrame, direction: str) -> np.ndarray:
         """Per-feature contributions (SHAP values from LightGBM) to each pair's score."""
         x = x.reindex(columns=self.feature_names_)
-        out = self.boosters_[direction].predict(x.to_numpy(np.float32), pred_contrib=True,
-                                                num_threads=self.n_jobs)
+        out = self.boosters_[direction].predict(
+            x.to_numpy(np.float32), pred_contrib=True,
+            num_threads=self._threads(len(x), CONTRIB_SERIAL_BELOW))
         return np.asarray(out)[:, :-1]
 
     def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = 10,
