@@ -1,0 +1,58 @@
+"""The service benchmarks still run, at a tiny size (the figures come from full-size runs;
+see benchmarks/README.md). They reuse the tests' small model instead of training one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str, timeout: float = 600) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture
+def work(tmp_path, model_root):
+    shutil.copytree(model_root, tmp_path / "models")
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_recommend_latency_runs(work):
+    out = _run("recommend_latency.py", "--sizes", "200", "--requests", "5",
+               "--work", str(work), "--output", str(work / "latency.md"))
+    table = (work / "latency.md").read_text()
+    assert "| 200 | engine |" in table and "| 200 | http |" in table, out
+
+
+@pytest.mark.slow
+def test_load_test_runs_every_phase(work):
+    out = _run("load_test.py", "--programs", "200", "--needs", "40", "--seconds", "2",
+               "--warmup-seconds", "1", "--capacity-seconds", "2", "--overload-seconds", "2",
+               "--batch-warmup", "1", "--work", str(work), "--output", str(work / "load.md"),
+               "--plot", str(work / "load.png"))
+    report = (work / "load.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in report.splitlines() if line.startswith("| ")}
+    for phase in ("capacity", "steady", "overload", "recovery", "with batch"):
+        assert phase in rows, out
+        assert rows[phase][3] == "0", (phase, rows[phase])  # neither 200 nor 503: none
+    assert "/healthz` during overload" in report
+    assert (work / "load.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_train_speed_runs(tmp_path):
+    out = _run("train_speed.py", "--catalogs", "cn-vocational", "--fractions", "0.1",
+               "--params", '{"n_estimators": 5, "n_folds": 2, "min_rounds": 1}',
+               "--output", str(tmp_path / "train.md"))
+    assert "| cn-vocational" in (tmp_path / "train.md").read_text(), out
