@@ -209,7 +209,11 @@ class BatchJob:
                            headers={"Authorization": f"Bearer {self.key}"}, timeout=60)
             r.raise_for_status()
             self.job_id = r.json().get("id") or r.json().get("job_id")
-            self.described = f"service batch API (job {self.job_id})"
+            self.described = (f"the service's batch API (job {self.job_id}: "
+                              f"{len(self.alliance.need_ids)} needs x "
+                              f"{len(self.alliance.programs):,} programs, top-50 and "
+                              "allocation; scheduler "
+                              f"{self.svc.env.get('IEI_MATCH_BATCH_SCHEDULER', 'threads')})")
             return
         needs = self.alliance.needs.assign(
             need_id=[f"db-need-{i}" for i in self.alliance.need_ids],
@@ -419,6 +423,9 @@ def main(argv=None) -> None:
                    help="IEI_MATCH_MAX_CONCURRENT_RANKINGS (the service's default: 4)")
     p.add_argument("--batch", choices=("auto", "api", "process", "off"), default="auto",
                    help="auto: the service's batch API if it has one, else a process")
+    p.add_argument("--batch-scheduler", help="IEI_MATCH_BATCH_SCHEDULER for the service's "
+                   "batch jobs (default: the service's, a thread of the service process; "
+                   "'processes': a worker process)")
     p.add_argument("--batch-warmup", type=float, default=5,
                    help="seconds between starting the batch job and the measured phase")
     p.add_argument("--timeout", type=float, default=60, help="client timeout (s)")
@@ -448,6 +455,8 @@ def main(argv=None) -> None:
     env = {"IEI_MATCH_MODELS_DIR": str(models),
            "IEI_MATCH_RATE_LIMIT_PER_MINUTE": "100000000",
            "IEI_MATCH_MAX_CONCURRENT_RANKINGS": str(args.max_concurrent)}
+    if args.batch_scheduler:
+        env["IEI_MATCH_BATCH_SCHEDULER"] = args.batch_scheduler
     svc = Service(data, free_port(), env).start()
     try:
         run, info = asyncio.run(scenario(args, svc, alliance, models, work))
