@@ -109,6 +109,7 @@ def test_partners_writes_xlsx(model, sample, tmp_path):
         assert len(group) <= 3
 
 
+@pytest.mark.slow  # trains two models with the default parameters: ~40 s on 2 cores
 def test_evaluate_prints_ndcg(sample, tmp_path):
     report = tmp_path / "report.csv"
     out = run_cli("evaluate", "--needs", sample["needs"], "--programs", sample["programs"],

@@ -82,9 +82,12 @@ def test_api_fuzz(fuzz_world, role):
     assert_clean(*fuzz(fuzz_world, role, EXAMPLES, ["examples", "fuzzing"]))
 
 
+@pytest.mark.fuzz
 def test_api_fuzz_boundaries(fuzz_world):
     """schemathesis' coverage phase: each parameter and field at and past its limits, missing,
-    of the wrong type (the admin key reaches every object, so every operation's code runs)."""
+    of the wrong type (the admin key reaches every object, so every operation's code runs).
+    About a minute on 2 cores, so it runs with ``-m fuzz``; the default run fuzzes every
+    operation with every role's key (above)."""
     assert_clean(*fuzz(fuzz_world, "admin", EXAMPLES, ["coverage"]))
 
 
