@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.preprocessing import normalize as l2_normalize
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from .errors import InputError, NotFittedError
-from .text import char_ngrams, tokenize
+from .ngram_counts import NgramKeys, char_ngram_counts
+from .text import char_ngrams, normalize, tokenize
 
 __all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights"]
 
@@ -53,10 +54,13 @@ def _count_matrix(token_lists: Sequence[list[str]], index: dict[str, int]) -> sp
     indptr = [0]
     indices: list[int] = []
     data: list[float] = []
+    get = index.get
     for tokens in token_lists:
-        counts = Counter(index[t] for t in tokens if t in index)
-        indices.extend(counts.keys())
-        data.extend(counts.values())
+        for term, n in Counter(tokens).items():  # count in C, look up each term once
+            j = get(term)
+            if j is not None:
+                indices.append(j)
+                data.append(n)
         indptr.append(len(indices))
     m = sp.csr_matrix(
         (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr, np.int64)),
@@ -102,10 +106,12 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         self.min_df = min_df
         self.max_df = max_df
 
-    def _analyze(self, texts: Sequence[str]) -> list[list[str]]:
+    def _analyze(self, texts: Sequence[str], normalized: bool = False) -> list[list[str]]:
         if self.analyzer not in ANALYZERS:
             raise InputError(f"analyzer must be one of {sorted(ANALYZERS)}, got {self.analyzer!r}")
         fn = ANALYZERS[self.analyzer]
+        if normalized:
+            return [fn(t, normalized=True) for t in texts]
         return [fn(t) for t in texts]
 
     def fit(self, titles: Sequence[str], texts: Sequence[str]) -> FieldVectorizer:
@@ -124,6 +130,7 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         self.idf_ = (np.log((1.0 + n) / (1.0 + counts)) + 1.0).astype(np.float32)
         self.n_docs_ = n
         self._index = {t: j for j, t in enumerate(vocab)}
+        self.__dict__.pop("_keys", None)  # the n-gram keys of an earlier fit
         return self
 
     def _check_fitted(self) -> None:
@@ -139,15 +146,30 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         m.sum_duplicates()
         np.log1p(m.data, out=m.data)
         m.data *= self.idf_[m.indices]  # (counts @ diag(idf)) without a vocabulary-sized diag
-        return l2_normalize(m, copy=False)
+        inplace_csr_row_normalize_l2(m)  # sklearn's normalize(), without its validation
+        return m
 
-    def transform(self, titles: Sequence[str], texts: Sequence[str]) -> FieldMatrices:
-        """Vectorise documents with the learned vocabulary; unknown terms are ignored."""
+    def _counts(self, texts: Sequence[str], normalized: bool) -> sp.csr_matrix:
+        """Term counts of each text in the learned vocabulary."""
+        if self.analyzer == "char":
+            if not hasattr(self, "_keys"):
+                self._keys = NgramKeys(self._index)
+            if self._keys.usable:  # counted in numpy (ngram_counts.py): same counts
+                return char_ngram_counts(
+                    texts if normalized else [normalize(t) for t in texts], self._keys)
+        return _count_matrix(self._analyze(texts, normalized), self._index)
+
+    def transform(self, titles: Sequence[str], texts: Sequence[str], *,
+                  normalized: bool = False) -> FieldMatrices:
+        """Vectorise documents with the learned vocabulary; unknown terms are ignored.
+
+        ``normalized=True`` says every title and text is already the output of
+        :func:`iei_match.text.normalize` (they are not normalised again).
+        """
         self._check_fitted()
         if len(titles) != len(texts):
             raise InputError("titles and texts must be of the same length")
-        t_counts = _count_matrix(self._analyze(titles), self._index)
-        b_counts = _count_matrix(self._analyze(texts), self._index)
+        t_counts, b_counts = self._counts(titles, normalized), self._counts(texts, normalized)
         counts = (t_counts + b_counts).tocsr()
         full = self._tfidf((self.title_weight * t_counts + b_counts).tocsr())
         return FieldMatrices(self._tfidf(t_counts), self._tfidf(b_counts), full, counts)
