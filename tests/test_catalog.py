@@ -124,3 +124,210 @@ def test_group_max_and_rank_agree_with_pandas():
                                       s.groupby(groups).transform("max").to_numpy())
         np.testing.assert_array_equal(
             rank, s.groupby(groups).rank(ascending=False, method="min").to_numpy())
+
+
+# --- incremental preparation: prepare(frame, previous=catalog) --------------------------
+
+PLACES = [("广东省", "广州市"), ("广东省", "深圳市"), ("江苏省", "苏州市"), ("", "")]
+LEVEL_NAMES = ["中职", "高职专科", "职教本科", ""]
+
+
+def enriched(frame: pd.DataFrame, id_col: str, rng, n_extra: int) -> pd.DataFrame:
+    """The frame with level, place, code, capacity and body-text columns, and ``n_extra``
+    more rows whose texts mix those of two others."""
+    words = " ".join(frame["text"]).replace("，", " ").split()
+    rows = frame.to_dict("records")
+    for i in range(n_extra):
+        a, b = rng.choice(len(frame), 2, replace=False)
+        rows.append({id_col: f"extra-{i}", "title": rows[a]["title"],
+                     "text": rows[a]["text"] + "，" + rows[b]["text"]})
+    out = pd.DataFrame(rows)
+    place = rng.integers(0, len(PLACES), len(out))
+    out["level"] = [LEVEL_NAMES[i] for i in rng.integers(0, len(LEVEL_NAMES), len(out))]
+    out["province"] = [PLACES[i][0] for i in place]
+    out["city"] = [PLACES[i][1] for i in place]
+    # some rows offer a known program (its history), others have a code of their own
+    known = frame[id_col].tolist()
+    out["code"] = [rng.choice(known) if rng.random() < 0.5 else f"c{i}" for i in range(len(out))]
+    out["headcount" if id_col == "need_id" else "graduates_per_year"] = rng.integers(
+        1, 300, len(out))
+    out["certificates"] = [" ".join(rng.choice(words, 2)) for _ in range(len(out))]
+    return out
+
+
+def edit(frame: pd.DataFrame, id_col: str, rng, step: int) -> tuple[pd.DataFrame, set]:
+    """A random edit of the table: rows deleted, added, texts and attributes changed, rows
+    reordered. Returns it and the ids whose texts changed or are new."""
+    f = frame.copy()
+    n = len(f)
+    changed: set = set()
+    f = f.drop(index=f.index[rng.choice(n, int(rng.integers(0, 4)), replace=False)])
+    for i in rng.choice(len(f), int(rng.integers(1, 4)), replace=False):  # a text changes
+        col = ["title", "text", "certificates"][int(rng.integers(0, 3))]
+        f.iloc[i, f.columns.get_loc(col)] = f[col].iloc[int(rng.integers(0, len(f)))] + " 新增"
+        changed.add(f[id_col].iloc[i])
+    for i in rng.choice(len(f), int(rng.integers(1, 5)), replace=False):  # not its text
+        p = PLACES[int(rng.integers(0, len(PLACES)))]
+        f.iloc[i, f.columns.get_loc("level")] = LEVEL_NAMES[int(rng.integers(0, 4))]
+        f.iloc[i, f.columns.get_loc("province")], f.iloc[i, f.columns.get_loc("city")] = p
+        f.iloc[i, f.columns.get_loc("code")] = frame[id_col].iloc[int(rng.integers(0, n))]
+    added = f.iloc[rng.choice(len(f), int(rng.integers(1, 4)), replace=False)].copy()
+    added[id_col] = [f"added-{step}-{j}" for j in range(len(added))]  # same texts, new ids
+    changed |= set(added[id_col])
+    f = pd.concat([f, added], ignore_index=True)
+    if step % 2:
+        f = f.iloc[rng.permutation(len(f))]
+    return f.reset_index(drop=True), changed
+
+
+def assert_same_matrix(a, b) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
+
+
+def assert_same_catalog(got, expected) -> None:
+    """Every array a ranking reads: vectors, row attributes, indexes, history."""
+    g, e = got.side, expected.side
+    assert got.kind == expected.kind and got.vectorizers == expected.vectorizers
+    for name in ("ids", "level", "titles", "texts"):
+        np.testing.assert_array_equal(getattr(g, name), getattr(e, name))
+    pd.testing.assert_series_equal(g.codes, e.codes)
+    pd.testing.assert_frame_equal(g.attrs, e.attrs)
+    assert (g.dense is None) == (e.dense is None)
+    if e.dense is not None:
+        np.testing.assert_array_equal(g.dense, e.dense)
+    for fm in ("word", "char"):
+        for part in ("title", "body", "full", "counts"):
+            assert_same_matrix(getattr(getattr(g, fm), part), getattr(getattr(e, fm), part))
+    for index in ("word_index", "char_index"):
+        for part in ("_ptr", "_ind", "_val"):
+            np.testing.assert_array_equal(getattr(getattr(got, index), part),
+                                          getattr(getattr(expected, index), part))
+    assert_same_matrix(got.history, expected.history)
+    np.testing.assert_array_equal(got.fingerprints, expected.fingerprints)
+
+
+@pytest.mark.parametrize("kind", ["program", "need"])
+def test_incremental_prepare_equals_a_fresh_prepare_after_random_edits(world, kind):
+    m, new, programs = world["matcher"], world["new"], world["programs"]
+    rng = np.random.default_rng(7)
+    id_col = f"{kind}_id"
+    frame = enriched(programs if kind == "program" else new, id_col, rng, n_extra=30)
+    others = enriched(new if kind == "program" else programs, "need_id" if kind == "program"
+                      else "program_id", rng, n_extra=0)
+    catalog = m.prepare(frame, kind)
+    assert catalog.reused == 0
+    for step in range(6):
+        before = dict(zip(frame[id_col], catalog.fingerprints, strict=True))
+        frame, changed = edit(frame, id_col, rng, step)
+        catalog = m.prepare(frame, kind, previous=catalog)  # a chain of incremental ones
+        fresh = m.prepare(frame, kind)
+        assert_same_catalog(catalog, fresh)
+        kept = [i for i in frame[id_col] if before.get(i) is not None and i not in changed]
+        assert catalog.reused == len(kept) and len(frame) - catalog.reused >= len(changed)
+        if kind == "program":
+            pd.testing.assert_frame_equal(m.rank(others, catalog, k=6, explain=3),
+                                          m.rank(others, fresh, k=6, explain=3))
+            pd.testing.assert_frame_equal(m.rank(others, catalog, k=6, explain=3),
+                                          m.rank(others, frame, k=6, explain=3))
+            level = (frame["level"] == "高职专科").to_numpy()
+            pd.testing.assert_frame_equal(m.rank(others, catalog.restrict(level), k=4),
+                                          m.rank(others, frame[level], k=4))
+        else:
+            pd.testing.assert_frame_equal(m.partners(others, catalog, k=5, explain=2),
+                                          m.partners(others, frame, k=5, explain=2))
+
+
+def test_incremental_prepare_reuses_only_rows_with_the_same_id_and_texts(zh_world):
+    m, programs = zh_world["matcher"], zh_world["programs"]
+    frame = enriched(programs, "program_id", np.random.default_rng(1), n_extra=0)
+    first = m.prepare(frame, "program")
+    same = m.prepare(frame, "program", previous=first)
+    assert same.reused == len(frame)
+    assert same.side.word.full is first.side.word.full  # nothing changed: nothing copied
+    moved = frame.assign(level="本科", city="", code="")  # attributes only: all reused
+    assert m.prepare(moved, "program", previous=first).reused == len(frame)
+    renamed = frame.assign(program_id="x-" + frame["program_id"])  # new ids: none reused
+    assert m.prepare(renamed, "program", previous=first).reused == 0
+    # a body-text column that appears (even empty) changes every row's texts
+    assert m.prepare(frame.drop(columns="certificates"), "program", previous=first).reused == 0
+    texts = frame.copy()
+    texts.loc[3, "title"] = texts.loc[3, "title"] + " 订单班"
+    texts.loc[5, "certificates"] = ""
+    assert m.prepare(texts, "program", previous=first).reused == len(frame) - 2
+
+
+def test_a_previous_catalog_of_another_kind_or_model_is_refused(zh_world):
+    m, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
+    programs_cat, needs_cat = m.prepare(programs, "program"), m.prepare(new, "need")
+    with pytest.raises(InputError, match="previous holds needs, not programs"):
+        m.prepare(programs, "program", previous=needs_cat)
+    with pytest.raises(InputError, match="previous holds programs, not needs"):
+        m.prepare(new, "need", previous=programs_cat)
+    with pytest.raises(InputError, match="previous must be a Catalog"):
+        m.prepare(programs, "program", previous=programs)
+    other = build_world("en")["matcher"]
+    with pytest.raises(InputError, match="previous was prepared by another model"):
+        other.prepare(programs, "program", previous=programs_cat)
+    # a restricted catalog is still the whole table: its rows are reused, unrestricted
+    again = m.prepare(programs, "program", previous=programs_cat.restrict(
+        np.arange(len(programs)) % 2 == 0))
+    assert again.reused == len(programs) and again.blocked is None
+
+
+def test_text_fingerprints_tell_texts_and_columns_apart():
+    from iei_match.features import _hash_strings, text_fingerprints
+
+    base = pd.DataFrame({"title": ["a", "a", "a b", "a\\ud800"], "text": ["b c", "b", "c", "x"]})
+    h = text_fingerprints(base)
+    assert len(set(h.tolist())) == 4  # "a"+"b c" and "a b"+"c" are different texts
+    np.testing.assert_array_equal(text_fingerprints(base.iloc[::-1]), h[::-1])
+    assert not np.isin(text_fingerprints(base.assign(skills="")), h).any()
+    split = pd.DataFrame({"title": ["a", "a"], "text": ["b c", "b"], "skills": ["", "c"]})
+    assert len(set(text_fingerprints(split).tolist())) == 2  # the columns are kept apart
+    missing = pd.DataFrame({"title": ["a"], "text": ["b"], "skills": [None]})
+    np.testing.assert_array_equal(text_fingerprints(missing),  # as document_texts reads it
+                                  text_fingerprints(missing.assign(skills="")))
+    # a lone surrogate (which Python strings, not pandas', may hold) is hashed too
+    odd = _hash_strings(np.array(["a\ud800", "a\\ud800", "a"], dtype=object))
+    assert len(set(odd.tolist())) == 3
+
+
+def test_catalog_and_features_doctests():
+    import doctest
+    import warnings
+
+    from iei_match import catalog, features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the examples' matchers have no links
+        for module in (catalog, features):
+            assert doctest.testmod(module).failed == 0
+
+
+def test_incremental_prepare_embeds_only_the_new_rows(zh_world, monkeypatch):
+    """With sentence embeddings (here a stand-in that hashes the text: the extra may not be
+    installed), only new and changed rows are embedded, and each row keeps its vector."""
+    import hashlib
+
+    m, programs = zh_world["matcher"], zh_world["programs"]
+    embedded: list[int] = []
+
+    def embed(frame, remember=False):
+        embedded.append(len(frame))
+        docs = (frame["title"].astype(str) + ". " + frame["text"].astype(str)).tolist()
+        vecs = np.array([np.frombuffer(hashlib.sha256(d.encode()).digest(), np.uint8)
+                         for d in docs], dtype=np.float32)
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+    monkeypatch.setattr(m, "dense_", True)
+    monkeypatch.setattr(m, "_embed", embed)
+    first = m.prepare(programs, "program")
+    edited = programs.copy()
+    edited.loc[[2, 7], "text"] = edited.loc[[2, 7], "text"] + "，订单班"
+    edited = pd.concat([edited.iloc[::-1], edited.iloc[:1].assign(program_id="new")])
+    again = m.prepare(edited, "program", previous=first)
+    assert embedded == [len(programs), 3] and again.reused == len(programs) - 2
+    fresh = m.prepare(edited, "program")
+    assert_same_catalog(again, fresh)

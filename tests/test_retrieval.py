@@ -109,6 +109,24 @@ def test_the_index_is_reusable_and_accepts_other_sparse_formats():
         np.testing.assert_array_equal(idx, reference_topk(queries, docs, 4)[0])
 
 
+@pytest.mark.parametrize("shape", [(40, 25), (0, 5), (5, 0), (1, 1)])
+def test_the_posting_lists_are_scipys_transpose(shape):
+    docs = sp.random(*shape, density=0.3, random_state=1, format="csr", dtype=np.float64)
+    if docs.nnz > 2:  # a row with its columns out of order and one of them twice
+        row = int(np.argmax(np.diff(docs.indptr) >= 2))
+        lo = docs.indptr[row]
+        docs.indices[lo:lo + 2] = docs.indices[lo:lo + 2][::-1]
+        docs = sp.csr_matrix((np.insert(docs.data, lo, 0.5),
+                              np.insert(docs.indices, lo, docs.indices[lo]),
+                              docs.indptr + (np.arange(len(docs.indptr)) > row)), shape=shape)
+    expected = sp.csr_matrix(docs, dtype=np.float32).T.tocsr()
+    index = PostingIndex(docs)
+    np.testing.assert_array_equal(index._ptr, expected.indptr)
+    np.testing.assert_array_equal(index._ind, expected.indices)
+    np.testing.assert_array_equal(index._val, expected.data)
+    assert index._ind.dtype == np.int64 and index._val.dtype == np.float32
+
+
 def test_an_empty_query_batch_and_an_empty_corpus():
     docs = sp.csr_matrix(np.eye(3, dtype=np.float32))
     idx, score = PostingIndex(docs).search(sp.csr_matrix((0, 3), dtype=np.float32), 2)

@@ -46,20 +46,33 @@ class Catalog:
         Rows that searches skip (see :meth:`restrict`).
     vectorizers : tuple
         The matcher's fitted vectorizers, to check a catalog is used with its own model.
+    fingerprints : ndarray of uint64 or None
+        Each row's :func:`~iei_match.features.text_fingerprints`: which rows a later
+        ``prepare(..., previous=this)`` may copy rather than vectorise again.
+    reused : int
+        Rows copied from the ``previous`` catalog when this one was prepared (0: all of
+        them were vectorised).
 
     Examples
     --------
     >>> import pandas as pd
     >>> from iei_match import Matcher
-    >>> needs = pd.DataFrame({"need_id": ["n1"], "title": ["数控车工"], "text": ["数控机床"]})
+    >>> needs = pd.DataFrame({"need_id": ["n1", "n2"], "title": ["数控车工", "护士"],
+    ...                       "text": ["操作数控机床加工零件", "临床护理病人"]})
     >>> programs = pd.DataFrame({"program_id": ["p1", "p2"], "title": ["数控技术", "护理"],
     ...                          "text": ["数控机床编程与加工", "临床护理与健康照护"]})
     >>> m = Matcher().fit(needs, programs, links=None)
     >>> catalog = m.prepare(programs, "program")
-    >>> m.rank(needs, catalog, k=1)["program_id"].tolist()
-    ['p1']
+    >>> m.rank(needs, catalog, k=1)[["need_id", "program_id"]].values.tolist()
+    [['n1', 'p1'], ['n2', 'p2']]
     >>> m.rank(needs, catalog.restrict([False, True]), k=1)["program_id"].tolist()
     ['p2']
+
+    After an edit, only the changed rows are vectorised again:
+
+    >>> edited = programs.assign(text=["数控机床编程与加工", "临床护理与老年照护"])
+    >>> m.prepare(edited, "program", previous=catalog).reused
+    1
     """
 
     kind: str
@@ -69,6 +82,8 @@ class Catalog:
     history: sp.csr_matrix
     vectorizers: tuple
     blocked: np.ndarray | None = None
+    fingerprints: np.ndarray | None = None
+    reused: int = 0
 
     def __len__(self) -> int:
         return len(self.side)

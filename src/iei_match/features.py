@@ -10,7 +10,8 @@ ranking.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from .catalog import Catalog
 
 __all__ = ["Side", "Memory", "pair_features", "candidate_pairs", "links_to_programs", "code_prefix",
-           "document_texts", "describe_feature", "FEATURE_LABELS"]
+           "document_texts", "text_fingerprints", "stack_rows", "describe_feature",
+           "FEATURE_LABELS"]
 
 LEVELS = ("中职", "高职专科", "职教本科", "本科", "技工院校")
 
@@ -41,14 +43,74 @@ def code_prefix(codes: pd.Series, length: int) -> np.ndarray:
                     dtype=object)
 
 
+BODY_EXTRAS = ("skills", "industry", "certificates")  # columns that count as body text
+_MIX = np.uint64(0x100000001B3)  # combines the columns' hashes (FNV-1a's 64-bit prime)
+
+
 def document_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Titles and bodies of a needs or programs table; ``skills``, ``industry`` and
     ``certificates`` count as body text."""
     body = frame["text"].fillna("").astype(str)
-    for extra in ("skills", "industry", "certificates"):
+    for extra in BODY_EXTRAS:
         if extra in frame:
             body = body + " " + frame[extra].fillna("").astype(str)
     return frame["title"].astype(str).tolist(), body.tolist()
+
+
+def _hash_strings(values: np.ndarray) -> np.ndarray:
+    try:
+        return pd.util.hash_array(values, categorize=False)
+    except UnicodeEncodeError:  # lone surrogates: an escaping that is still one-to-one
+        return pd.util.hash_array(values, encoding="unicode_escape", categorize=False)
+
+
+def text_fingerprints(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's texts: everything its vectors are made from.
+
+    Covers the ``title``, ``text`` and body-text columns (``skills``, ``industry``,
+    ``certificates``) as :func:`document_texts` reads them, and which of those columns the
+    frame has; the sentence embeddings read title and text only. Two rows with the same
+    fingerprint get the same word and character vectors, normalised texts and embedding
+    (barring a 64-bit hash collision); ids, levels, codes, places and capacities are not
+    covered.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Needs or programs, with string ``title`` and ``text`` columns.
+
+    Returns
+    -------
+    ndarray of uint64, one per row
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"title": ["护理", "护理"], "text": ["临床", "临床护理"]})
+    >>> h = text_fingerprints(a)
+    >>> bool(h[0] == h[1]), bool(text_fingerprints(a.iloc[:1])[0] == h[0])
+    (False, True)
+    """
+    cols = ["title", "text", *(c for c in BODY_EXTRAS if c in frame)]
+    which = _hash_strings(np.array(["\x00".join(cols)], dtype=object))[0]
+    out = np.full(len(frame), which, dtype=np.uint64)
+    for c in cols:
+        values = frame[c] if c == "title" else frame[c].fillna("")
+        out = out * _MIX ^ _hash_strings(np.array(values.astype(str).tolist(), dtype=object))
+    return out
+
+
+def stack_rows(parts: Sequence, source: np.ndarray):
+    """Row ``i`` of the result is row ``source[i]`` of ``parts`` stacked one under another.
+
+    ``parts`` are sparse matrices (stacked as CSR) or arrays. A sole part whose rows are
+    all taken in order is returned as it is, not copied.
+    """
+    if len(parts) == 1 and np.array_equal(source, np.arange(parts[0].shape[0])):
+        return parts[0]
+    if sp.issparse(parts[0]):
+        stacked = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+        return stacked[source]
+    return np.concatenate(parts)[source]
 
 
 @dataclass
@@ -83,28 +145,54 @@ class Side:
     def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
               char: FieldVectorizer, dense: np.ndarray | None = None) -> Side:
         titles, texts = document_texts(frame)
-        capacity = next((frame[c] for c in ("headcount", "graduates_per_year") if c in frame),
-                        pd.Series(np.nan, index=frame.index))
-        attrs = pd.DataFrame({
-            "province": [normalize(v) for v in frame.get("province", [""] * len(frame))],
-            "city": [normalize(v) for v in frame.get("city", [""] * len(frame))],
-            "capacity": pd.to_numeric(capacity, errors="coerce").astype(float).to_numpy(),
-        })
-        level = frame["level"] if "level" in frame else pd.Series([""] * len(frame))
-        lookup = {name: i for i, name in enumerate(LEVELS)}
-        # A ``code`` column, where there is one, is the taxonomy code (empty: unknown);
-        # otherwise the id is taken for the code, as in official catalogs.
-        codes = (frame["code"] if "code" in frame else frame[id_col]).fillna("").astype(str)
         return cls(
-            ids=frame[id_col].astype(str).to_numpy(dtype=object),
             word=word.transform(titles, texts),
             char=char.transform(titles, texts),
-            level=np.array([lookup.get(str(v).strip(), -1) for v in level], dtype=np.int32),
-            codes=codes.reset_index(drop=True),
             dense=dense,
             titles=np.array([normalize(t) for t in titles], dtype=object),
             texts=np.array([normalize(t) for t in texts], dtype=object),
-            attrs=attrs,
+            **_row_fields(frame, id_col),
+        )
+
+    def update(self, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
+               char: FieldVectorizer, source: np.ndarray,
+               dense: np.ndarray | None = None) -> Side:
+        """The side of ``frame``, copying this side's vectors for rows whose texts it has.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            The rows, as for :meth:`build`.
+        id_col : str
+        word, char : FieldVectorizer
+            The vectorizers this side was built with.
+        source : ndarray of int, one per row of ``frame``
+            The row of this side with the same texts (same :func:`text_fingerprints`), or
+            -1: only the rows marked -1 are vectorised. Everything else about a row (id,
+            level, code, place, capacity) is read from ``frame``.
+        dense : ndarray, optional
+            The embeddings of every row of ``frame``.
+
+        Returns
+        -------
+        Side
+            Equal to ``Side.build(frame, id_col, word, char, dense)``: vectorising a row
+            depends on that row only (fixed vocabulary and idf, per-row norms).
+        """
+        source = np.asarray(source, dtype=np.int64)
+        fresh = np.flatnonzero(source < 0)
+        index = source.copy()
+        index[fresh] = len(self) + np.arange(len(fresh))
+        parts = [self]
+        if len(fresh):
+            parts.append(Side.build(frame.iloc[fresh], id_col, word, char))
+        return Side(
+            word=_stack_fields([p.word for p in parts], index),
+            char=_stack_fields([p.char for p in parts], index),
+            dense=dense,
+            titles=stack_rows([p.titles for p in parts], index),
+            texts=stack_rows([p.texts for p in parts], index),
+            **_row_fields(frame, id_col),
         )
 
     def take(self, rows: np.ndarray) -> Side:
@@ -119,6 +207,52 @@ class Side:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _stack_fields(parts: list[FieldMatrices], source: np.ndarray) -> FieldMatrices:
+    """:func:`stack_rows` of each matrix of ``parts``."""
+    return FieldMatrices(**{f.name: stack_rows([getattr(p, f.name) for p in parts], source)
+                            for f in fields(FieldMatrices)})
+
+
+def _normalized(frame: pd.DataFrame, column: str) -> list[str]:
+    """:func:`normalize` of each value of a column ("" without it); a string that repeats
+    (a province, a city) is normalised once."""
+    if column not in frame:
+        return [""] * len(frame)
+    done: dict[str, str] = {}
+    out = []
+    for v in frame[column].tolist():
+        if type(v) is str:
+            n = done.get(v)
+            if n is None:
+                n = done[v] = normalize(v)
+        else:
+            n = normalize(v)
+        out.append(n)
+    return out
+
+
+def _row_fields(frame: pd.DataFrame, id_col: str) -> dict:
+    """What a :class:`Side` reads from each row besides its texts: id, level, code, attrs."""
+    capacity = next((frame[c] for c in ("headcount", "graduates_per_year") if c in frame),
+                    pd.Series(np.nan, index=frame.index))
+    attrs = pd.DataFrame({
+        "province": _normalized(frame, "province"),
+        "city": _normalized(frame, "city"),
+        "capacity": pd.to_numeric(capacity, errors="coerce").astype(float).to_numpy(),
+    })
+    level = frame["level"].tolist() if "level" in frame else [""] * len(frame)
+    lookup = {name: i for i, name in enumerate(LEVELS)}
+    # A ``code`` column, where there is one, is the taxonomy code (empty: unknown);
+    # otherwise the id is taken for the code, as in official catalogs.
+    codes = (frame["code"] if "code" in frame else frame[id_col]).fillna("").astype(str)
+    return {
+        "ids": frame[id_col].astype(str).to_numpy(dtype=object),
+        "level": np.array([lookup.get(str(v).strip(), -1) for v in level], dtype=np.int32),
+        "codes": codes.reset_index(drop=True),
+        "attrs": attrs,
+    }
 
 
 @dataclass

@@ -22,6 +22,8 @@ from .features import (
     document_texts,
     links_to_programs,
     pair_features,
+    stack_rows,
+    text_fingerprints,
 )
 from .kernels import topk_rows
 from .retrieval import PostingIndex
@@ -409,7 +411,8 @@ class Matcher(BaseEstimator):
         # concurrent requests already use the other cores. Same results either way.
         return 1 if rows < serial_below else self.n_jobs
 
-    def prepare(self, frame: pd.DataFrame, kind: str = "program") -> Catalog:
+    def prepare(self, frame: pd.DataFrame, kind: str = "program",
+                previous: Catalog | None = None) -> Catalog:
         """Vectorise and index a set of programs (or needs) once, for repeated ranking.
 
         Parameters
@@ -417,24 +420,103 @@ class Matcher(BaseEstimator):
         frame : DataFrame
             Programs (``kind="program"``) or needs (``kind="need"``), as for :meth:`rank`.
         kind : {"program", "need"}
+        previous : Catalog, optional
+            A catalog this model prepared earlier for the same ``kind``, typically of the
+            same table before some rows were added, changed, deleted or reordered. A row of
+            ``frame`` with the id of one of its rows and the same texts (title, text,
+            skills, industry, certificates: see
+            :func:`~iei_match.features.text_fingerprints`) copies that row's vectors,
+            embedding and (needs) nearest known needs instead of analysing its text again,
+            which is almost all the cost; only the new and changed rows are vectorised.
+            Ids, levels, codes, places, capacities, the order of the rows, the indexes and
+            the programs' link history are taken from ``frame`` as without it, so the
+            result equals ``prepare(frame, kind)``. A catalog of the other kind or of
+            another model is refused, not ignored (it is a mistake of the caller).
 
         Returns
         -------
         Catalog
             Pass it as the ``programs`` of :meth:`rank` or the ``needs`` of
             :meth:`partners`: results are those on ``frame``, without redoing its vectors,
-            indexes and link history on every call. It belongs to this fitted model.
+            indexes and link history on every call. It belongs to this fitted model. Its
+            ``reused`` is the number of rows copied from ``previous``.
+
+        Raises
+        ------
+        InputError
+            ``kind`` is not ``"program"`` or ``"need"``, ``frame`` is not a valid table,
+            or ``previous`` is not a catalog of this model and of this ``kind``.
+
+        Notes
+        -----
+        Copying is exact: a row's word and character TF-IDF (fixed vocabulary and idf,
+        per-row norm), its BM25 counts and its nearest known needs depend on that row
+        only. Sentence embeddings (``dense``) are computed in batches, whose make-up moves
+        the last float bits; a copied row keeps the embedding it was first given.
         """
         self._check_fitted()
         kind = catalog_kind(kind)
         id_col = f"{kind}_id"
         frame = _check_frame(frame, id_col, f"{kind}s")
-        side = Side.build(frame, id_col, self.word_, self.char_, self._embed(frame))
+        fingerprints = text_fingerprints(frame)
+        source = self._reusable_rows(frame[id_col], fingerprints, kind, previous)
         memory = self.memory_
-        history = (links_to_programs(memory, memory.program_columns(side)) if kind == "program"
-                   else memory.neighbours(side))
+        if source is None or previous is None:
+            side = Side.build(frame, id_col, self.word_, self.char_, self._embed(frame))
+            history = None if kind == "program" else memory.neighbours(side)
+            reused = 0
+        else:
+            old = previous.side
+            side = old.update(frame, id_col, self.word_, self.char_, source,
+                              self._embed_reusing(frame, source, old.dense))
+            history = None if kind == "program" else self._neighbours_reusing(
+                side, source, previous.history)
+            reused = int((source >= 0).sum())
+        if kind == "program":  # cheap, and follows the ids and codes
+            history = links_to_programs(memory, memory.program_columns(side))
         return Catalog(kind, side, PostingIndex(side.word.full), PostingIndex(side.char.full),
-                       history, (self.word_, self.char_))
+                       history, (self.word_, self.char_), fingerprints=fingerprints,
+                       reused=reused)
+
+    def _reusable_rows(self, ids: pd.Series, fingerprints: np.ndarray, kind: str,
+                       previous: Catalog | None) -> np.ndarray | None:
+        """For each row, the row of ``previous`` with its id and texts, or -1 (None: none)."""
+        if previous is None:
+            return None
+        if not isinstance(previous, Catalog):
+            raise InputError(f"previous must be a Catalog made by prepare, got "
+                             f"{type(previous).__name__}")
+        if previous.kind != kind:
+            raise InputError(f"previous holds {previous.kind}s, not {kind}s")
+        if previous.vectorizers[0] is not self.word_ or previous.vectorizers[1] is not self.char_:
+            raise InputError("previous was prepared by another model: its vectors do not "
+                             "fit this one")
+        if previous.fingerprints is None:
+            return None
+        at = pd.Index(previous.ids).get_indexer(ids.to_numpy(dtype=object))
+        same = (at >= 0) & (previous.fingerprints[np.maximum(at, 0)] == fingerprints)
+        return np.where(same, at, -1) if same.any() else None
+
+    def _embed_reusing(self, frame: pd.DataFrame, source: np.ndarray,
+                       old: np.ndarray | None) -> np.ndarray | None:
+        """:meth:`_embed` of the rows with ``source`` -1; row ``source[i]`` of ``old`` else."""
+        if not self.dense_ or old is None:
+            return self._embed(frame)
+        fresh = source < 0
+        out = np.empty((len(frame), old.shape[1]), dtype=old.dtype)
+        out[~fresh] = old[source[~fresh]]
+        if fresh.any():
+            out[fresh] = self._embed(frame[fresh])
+        return out
+
+    def _neighbours_reusing(self, side: Side, source: np.ndarray,
+                            old: sp.csr_matrix) -> sp.csr_matrix:
+        """``memory_.neighbours(side)``, copying row ``source[i]`` of ``old`` where it is set."""
+        fresh = np.flatnonzero(source < 0)
+        index = source.copy()
+        index[fresh] = old.shape[0] + np.arange(len(fresh))
+        parts = [old] if len(fresh) == 0 else [old, self.memory_.neighbours(side.take(fresh))]
+        return stack_rows(parts, index)
 
     def _side(self, data, kind: str, searched: bool) -> tuple[Side, Catalog | None]:
         if isinstance(data, Catalog):
