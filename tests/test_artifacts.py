@@ -452,3 +452,26 @@ def test_a_manifest_that_is_not_an_object_is_refused_and_not_listed(published, t
     with pytest.raises(ModelIntegrityError):
         activate_version(root, bad.name)
     assert [v["version"] for v in list_versions(root)] == [published[1].name]
+
+
+def test_a_killed_publish_leaves_nothing_after_the_next_start(tmp_path):
+    import os
+    import time
+
+    from iei_match.artifacts import remove_stale_publishing
+
+    old, fresh = tmp_path / ".publishing-old", tmp_path / ".publishing-fresh"
+    for d in (old, fresh):
+        (d / "model").mkdir(parents=True)
+        (d / "model" / "arrays.npz").write_bytes(b"partial")
+    version = tmp_path / "20260101T000000Z"
+    version.mkdir()
+    hour_ago = time.time() - 3700
+    for p in (old, old / "model", old / "model" / "arrays.npz", version):
+        os.utime(p, (hour_ago, hour_ago))
+    assert remove_stale_publishing(tmp_path) == [".publishing-old"]
+    assert not old.exists() and fresh.exists() and version.exists()
+    # A directory whose files are still being written is kept, however old the directory.
+    os.utime(fresh, (hour_ago, hour_ago))
+    assert remove_stale_publishing(tmp_path) == [] and fresh.exists()
+    assert remove_stale_publishing(tmp_path / "missing") == []

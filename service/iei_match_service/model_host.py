@@ -18,6 +18,7 @@ from iei_match.artifacts import (
     list_versions,
     load_model,
     publish_model,
+    remove_stale_publishing,
     resolve_model_dir,
 )
 from iei_match.errors import (
@@ -47,6 +48,10 @@ class ModelHost:
         self._live: LiveModel | None = None
         self._swap = threading.Lock()
         self.last_error: str | None = None
+        # Set while a start serves another version than the one CURRENT names (refused).
+        self.fallback_from: str | None = None
+        for name in remove_stale_publishing(self.root):
+            log.warning("removed %s, left by a publish that was stopped", name)
 
     @property
     def ready(self) -> bool:
@@ -67,6 +72,7 @@ class ModelHost:
         that loads; the refusal is logged and ``CURRENT`` is left as it is. Only a models
         root without ``CURRENT`` has no model yet.
         """
+        fallback_from = None
         try:
             path = resolve_model_dir(self.root)
             live = LiveModel(path.name, load_model(path))
@@ -81,8 +87,11 @@ class ModelHost:
             live = self._fallback()
             if live is None:
                 return None
+            fallback_from = (self.root / "CURRENT").read_text(
+                encoding="utf-8", errors="replace").strip()[:100]
         with self._swap:
             self._live = live
+            self.fallback_from = fallback_from
         self.last_error = None
         return live
 
@@ -108,7 +117,7 @@ class ModelHost:
                                  activate=False)
             live = LiveModel(path.name, load_model(path))
             activate_version(self.root, path.name)
-            self._live = live
+            self._live, self.fallback_from = live, None
         return live
 
     def activate(self, version: str) -> LiveModel:
@@ -124,7 +133,7 @@ class ModelHost:
                 why = str(exc).replace(str(self.root) + os.sep, "")
                 raise type(exc)(f"version {version!r} is refused: {why}") from None
             activate_version(self.root, version)
-            self._live = live
+            self._live, self.fallback_from = live, None
         return live
 
     def versions(self) -> list[dict]:

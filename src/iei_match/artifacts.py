@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 import zlib
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ from .matcher import Matcher
 from .vectorize import FieldMatrices, FieldVectorizer
 
 __all__ = ["save_model", "load_model", "publish_model", "resolve_model_dir", "list_versions",
-           "activate_version", "data_fingerprint", "FORMAT_VERSION"]
+           "activate_version", "data_fingerprint", "remove_stale_publishing", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -367,6 +368,28 @@ def activate_version(root: str | os.PathLike, version: str) -> Path:
     verify_model(root / version)
     _point_current(root, version)
     return root / version
+
+
+def remove_stale_publishing(root: str | os.PathLike, older_than: float = 3600.0) -> list[str]:
+    """Delete the temporary directories of publishes that were killed (``.publishing-*``
+    not changed for ``older_than`` seconds); returns their names.
+
+    A publish in progress writes its files within seconds, so a directory in which nothing
+    changed for an hour is a leftover. Versions themselves are never touched.
+    """
+    root = Path(root)
+    now, removed = time.time(), []
+    for d in root.glob(".publishing-*") if root.is_dir() else ():
+        try:
+            if d.is_symlink() or not d.is_dir():
+                continue
+            changed = max([d.stat().st_mtime, *(f.lstat().st_mtime for f in d.rglob("*"))])
+            if now - changed >= older_than:
+                shutil.rmtree(d)
+                removed.append(d.name)
+        except OSError:  # taken by someone else meanwhile
+            continue
+    return removed
 
 
 def publish_model(matcher: Matcher, root: str | os.PathLike, *, metrics: dict | None = None,

@@ -272,6 +272,7 @@ def test_a_start_on_a_pickled_version_serves_the_good_one(pickled_root, tmp_path
         live = host.load_current()
         assert not marker.exists(), v
         assert live is not None and live.version == good, (v, host.last_error)
+        assert host.fallback_from == v  # what /readyz reports (test_ready_names_a_fallback)
 
 
 def test_service_refuses_pickled_versions_and_keeps_serving(pickled_root, tmp_path):
@@ -339,3 +340,27 @@ def test_unexpected_errors_show_no_stack_trace(sec_world, monkeypatch):
     assert r.json() == {"error": {"code": "internal",
                                   "message": "an unexpected error occurred; it has been logged"}}
     assert "Traceback" not in r.text and "secret" not in r.text
+
+
+def test_ready_names_a_fallback_and_a_good_current_clears_it(pickled_root, tmp_path):
+    root, marker, versions = pickled_root
+    copy = tmp_path / "models"
+    shutil.copytree(root, copy)
+    good = (copy / "CURRENT").read_text().strip()
+    (copy / "CURRENT").write_text(versions[0] + "\n")
+    w = make_world(tmp_path, copy)
+    try:
+        with w.client() as c:
+            ready = c.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            body = ready.json()
+            assert body["model_version"] == good
+            assert versions[0] in body["model_note"] and "refused" in body["model_note"]
+        with w.client("nanhai") as c:  # the coordinator activates the good version again
+            assert c.post(f"/api/v1/models/{good}/activate").status_code == 200
+            body = c.get("/readyz").json()
+            assert body["model_version"] == good and "model_note" not in body
+    finally:
+        w.server.stop()
+        w.db.dispose()
+    assert not marker.exists()

@@ -32,6 +32,10 @@ def readyz(svc: ServicesDep):
         checks["model"] = "loading" if svc.models.last_error is None else "unavailable"
     else:
         checks["model_version"] = svc.models.live().version
+        if svc.models.fallback_from is not None:  # still ready: it serves a verified model
+            checks["model_note"] = (f"the version CURRENT names ({svc.models.fallback_from}) "
+                                    "was refused; serving the newest published version "
+                                    "that loads")
     ok = checks["database"] == "ok" and checks["model"] == "ok"
     return JSONResponse({"status": "ready" if ok else "not ready", **checks},
                         status_code=200 if ok else 503)
