@@ -145,12 +145,14 @@ class Side:
     def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
               char: FieldVectorizer, dense: np.ndarray | None = None) -> Side:
         titles, texts = document_texts(frame)
+        titles = [normalize(t) for t in titles]  # once, for both vectorizers and the side
+        texts = [normalize(t) for t in texts]
         return cls(
-            word=word.transform(titles, texts),
-            char=char.transform(titles, texts),
+            word=word.transform(titles, texts, normalized=True),
+            char=char.transform(titles, texts, normalized=True),
             dense=dense,
-            titles=np.array([normalize(t) for t in titles], dtype=object),
-            texts=np.array([normalize(t) for t in texts], dtype=object),
+            titles=np.array(titles, dtype=object),
+            texts=np.array(texts, dtype=object),
             **_row_fields(frame, id_col),
         )
 
