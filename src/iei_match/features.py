@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -140,6 +140,15 @@ class Side:
     titles: np.ndarray | None = None  # normalised, kept for the rows being ranked only
     texts: np.ndarray | None = None
     attrs: pd.DataFrame | None = None
+    # code_prefix(codes, n) by n, made when first asked for (kept by take()).
+    _prefixes: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def code_prefixes(self, length: int) -> np.ndarray:
+        """:func:`code_prefix` of every row's code (computed once per length)."""
+        found = self._prefixes.get(length)
+        if found is None:
+            found = self._prefixes[length] = code_prefix(self.codes, length)
+        return found
 
     @classmethod
     def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
@@ -205,7 +214,8 @@ class Side:
                     self.codes.iloc[rows].reset_index(drop=True), dense=part(self.dense),
                     titles=part(self.titles), texts=part(self.texts),
                     attrs=None if self.attrs is None
-                    else self.attrs.iloc[rows].reset_index(drop=True))
+                    else self.attrs.iloc[rows].reset_index(drop=True),
+                    _prefixes={n: a[rows] for n, a in self._prefixes.items()})
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -294,9 +304,9 @@ class Memory:
         self.priors = {}
         linked = self.links.tocoo()
         for ln in self.need_prefix_len:
-            need_pre = code_prefix(self.needs.codes, ln)[linked.row]
+            need_pre = self.needs.code_prefixes(ln)[linked.row]
             for lp in self.program_prefix_len:
-                prog_pre = code_prefix(self.programs.codes, lp)[linked.col]
+                prog_pre = self.programs.code_prefixes(lp)[linked.col]
                 table = pd.DataFrame({"n": need_pre, "p": prog_pre, "g": linked.data})
                 counts = table.groupby(["n", "p"])["g"].sum()
                 totals = table.groupby("n")["g"].sum()
@@ -308,7 +318,7 @@ class Memory:
         # Known programs' categories (code prefixes): index of each, and program -> category.
         self.categories = {}
         for length in self.program_prefix_len:
-            cats, idx = np.unique(code_prefix(self.programs.codes, length), return_inverse=True)
+            cats, idx = np.unique(self.programs.code_prefixes(length), return_inverse=True)
             onehot = sp.csr_matrix((np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
                                    shape=(len(idx), len(cats)))
             self.categories[length] = ({c: i for i, c in enumerate(cats)}, onehot)
@@ -474,8 +484,8 @@ def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[
     prefix; NaN when no past need had the need's prefix."""
     out = {}
     for (ln, lp), (pair_keys, prob, seen_prefixes) in memory.priors.items():
-        n_pre = code_prefix(needs.codes, ln)[n_rows]
-        p_pre = code_prefix(programs.codes, lp)[p_rows]
+        n_pre = needs.code_prefixes(ln)[n_rows]
+        p_pre = programs.code_prefixes(lp)[p_rows]
         at = pair_keys.get_indexer(_pair_keys(n_pre, p_pre))
         val = np.zeros(len(at), np.float64)
         val[at >= 0] = prob[at[at >= 0]]
@@ -493,7 +503,7 @@ def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, programs: S
     lookup, onehot = memory.categories[length]
     per_cat = sp.csr_matrix(neighbour_links @ onehot)
     total = np.asarray(per_cat.sum(axis=1)).ravel()
-    given = np.array([lookup.get(c, -1) for c in code_prefix(programs.codes, length)])
+    given = np.array([lookup.get(c, -1) for c in programs.code_prefixes(length)])
     gc = given[p_rows]
     val = np.zeros(len(n_rows), np.float32)
     ok = gc >= 0

@@ -335,6 +335,7 @@ class Matcher(BaseEstimator):
             # training needs so the ranker learns to do without the code priors.
             hide = rng.random(len(held)) < self.code_dropout
             queries.codes = queries.codes.where(~hide, "")
+            queries._prefixes = {}  # the prefixes of the codes as they were
             nbrs = memory.neighbours(queries)
             labels = matrix[held]
             for direction in ("need", "program"):
