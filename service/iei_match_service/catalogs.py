@@ -5,17 +5,24 @@ thousand programs; ranking one need against a prepared catalog costs millisecond
 request asks for the catalog of the live model and of the table as it is now: the table's
 state is read with one aggregate query (row count, largest id, latest change), so a write
 by any process of the service is seen by the next request, which prepares the catalog
-again. Hard filters (level, region, certificates, which needs a college may see) restrict
-the prepared catalog; they never rebuild it.
+again. It does so from the one it has: a row whose ``updated_at`` is the one already
+prepared is neither loaded nor vectorised again (``Matcher.prepare(..., previous=)``), so a
+write costs its own rows (and well under a second of bookkeeping for ten thousand), not
+the whole table. Like the state check, this relies on every write setting ``updated_at``
+(the tables' ``onupdate`` does). Hard filters (level, region, certificates, which needs a
+college may see) restrict the prepared catalog; they never rebuild it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +35,9 @@ from .model_host import LiveModel
 from .schemas import NeedOut, ProgramOut
 
 WORDS_KEPT = 4096  # rows whose words are kept for the skills check (~13 KB each)
+LOAD_CHUNK = 500  # changed rows loaded per query (the ids are bound parameters)
+
+log = logging.getLogger("iei_match_service")
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class Prepared:
     province: np.ndarray
     city: np.ndarray
     haystack: np.ndarray  # normalised text searched for required certificates
+    stamps: np.ndarray  # each row's updated_at when it was loaded
+    frame: pd.DataFrame  # the rows as the engine's table
     position: dict[str, int]  # catalog id -> row (built once: a request's hits look it up)
     _words: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
 
@@ -97,7 +109,11 @@ def _need_row(n: Need) -> Row:
 
 
 class Catalogs:
-    """The prepared programs and needs of the live model (one of each is kept)."""
+    """The prepared programs and needs of the live model (one of each is kept).
+
+    One preparation runs at a time; requests that need it wait for it (after a write, the
+    time to load and vectorise the written rows) and then share it.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -116,7 +132,8 @@ class Catalogs:
     def _state(cls, s: Session, table) -> tuple:
         return tuple(s.execute(cls._state_query(table)).one())
 
-    def _get(self, kind: str, s: Session, live: LiveModel, table, build: Callable) -> Prepared:
+    def _get(self, kind: str, s: Session, live: LiveModel) -> Prepared:
+        table = Program if kind == "program" else Need
         key = (live.version, id(live.matcher), self._state(s, table))
         kept = self._kept.get(kind)
         if kept is not None and kept[0] == key:
@@ -125,41 +142,104 @@ class Catalogs:
             kept = self._kept.get(kind)
             if kept is not None and kept[0] == key:
                 return kept[1]
-            prepared = build(s, live)
+            previous = kept[1] if kept is not None and _same_model(kept[1], live) else None
+            started = time.perf_counter()
+            prepared = _build(kind, s, live, previous)
+            if prepared.rows:
+                log.info("prepared %d %ss in %.2f s, %d of them unchanged", len(prepared.rows),
+                         kind, time.perf_counter() - started, prepared.catalog.reused)
             self._kept[kind] = (key, prepared)
             return prepared
 
+    def kept(self, kind: str) -> Prepared | None:
+        """The ``"program"`` or ``"need"`` table as last prepared (None before the first)."""
+        kept = self._kept.get(kind)
+        return None if kept is None else kept[1]
+
     def programs(self, s: Session, live: LiveModel) -> Prepared | None:
         """Every stored program, prepared (None when there are none)."""
-        prepared = self._get("program", s, live, Program, _build_programs)
+        prepared = self._get("program", s, live)
         return prepared if prepared.rows else None
 
     def needs(self, s: Session, live: LiveModel) -> Prepared | None:
         """Every stored need, prepared (None when there are none)."""
-        prepared = self._get("need", s, live, Need, _build_needs)
+        prepared = self._get("need", s, live)
         return prepared if prepared.rows else None
 
 
-def _arrays(objs, rows: list[Row], catalog: Catalog | None) -> Prepared:
+def _same_model(prepared: Prepared, live: LiveModel) -> bool:
+    """Whether ``prepared`` was made by the live model (the key's ``id`` may be reused)."""
+    catalog, m = prepared.catalog, live.matcher
+    return (catalog is not None and catalog.vectorizers[0] is m.word_
+            and catalog.vectorizers[1] is m.char_)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Rows of a table made ready for a :class:`Prepared` (all of them, or the changed)."""
+
+    rows: list[Row]
+    frame: pd.DataFrame
+    arrays: dict[str, np.ndarray]  # Prepared's per-row arrays, by field name
+
+
+def _part(kind: str, objs: Sequence) -> _Part:
+    if kind == "program":
+        rows, frame = [_program_row(p) for p in objs], programs_frame(objs)
+    else:
+        rows, frame = [_need_row(n) for n in objs], needs_frame(objs)
+    return _Part(rows, frame, {
+        "org": np.array([r.org_id for r in rows], dtype=np.int64),
+        "level": np.array([o.level or "" for o in objs], dtype=object),
+        "province": np.array([normalize(o.province or "") for o in objs], dtype=object),
+        "city": np.array([normalize(o.city or "") for o in objs], dtype=object),
+        "haystack": np.array([normalize(r.text) for r in rows], dtype=object),
+        "stamps": np.array([o.updated_at for o in objs], dtype=object),
+    })
+
+
+def _build(kind: str, s: Session, live: LiveModel, previous: Prepared | None) -> Prepared:
+    """The table prepared, taking from ``previous`` every row whose ``updated_at`` it has."""
+    table: type[Program] | type[Need] = Program if kind == "program" else Need
+    if previous is not None and previous.rows:
+        at = {r.id: i for i, r in enumerate(previous.rows)}
+        now = s.execute(select(table.id, table.updated_at).order_by(table.id)).all()
+        source = np.array([j if (j := at.get(i, -1)) >= 0 and previous.stamps[j] == stamp
+                           else -1 for i, stamp in now], dtype=np.int64)
+        changed = [i for (i, _), j in zip(now, source, strict=True) if j < 0]
+        if len(changed) <= len(now) // 2:  # else one query for all rows is quicker
+            found = {o.id: o for lo in range(0, len(changed), LOAD_CHUNK) for o in s.scalars(
+                select(table).where(table.id.in_(changed[lo:lo + LOAD_CHUNK])))}
+            # A row deleted since ``now`` was read is left out; one changed since is taken
+            # as loaded (with its own updated_at).
+            source = source[(source >= 0) | np.isin([i for i, _ in now], list(found))]
+            part = _part(kind, [found[i] for i in changed if i in found])
+            index = source.copy()
+            index[source < 0] = len(previous.rows) + np.arange(len(part.rows))
+            return _prepared(kind, live, _merged(previous, part, index), previous)
+    part = _part(kind, s.scalars(select(table).order_by(table.id)).all())
+    return _prepared(kind, live, part, previous)
+
+
+def _merged(previous: Prepared, part: _Part, index: np.ndarray) -> _Part:
+    """Row ``index[i]`` of ``previous``'s rows followed by ``part``'s."""
+    both = previous.rows + part.rows
+    frame = (pd.concat([previous.frame, part.frame], ignore_index=True) if part.rows
+             else previous.frame)
+    return _Part([both[i] for i in index], frame.iloc[index].reset_index(drop=True),
+                 {name: np.concatenate([getattr(previous, name), values])[index]
+                  for name, values in part.arrays.items()})
+
+
+def _prepared(kind: str, live: LiveModel, part: _Part, previous: Prepared | None) -> Prepared:
+    """``part`` with its catalog (vectorising only the rows ``previous`` does not have)."""
+    catalog = None
+    if part.rows:
+        catalog = live.matcher.prepare(part.frame, kind, previous=None if previous is None
+                                       else previous.catalog)
+    a = part.arrays
     return Prepared(
-        rows=rows, catalog=catalog,  # type: ignore[arg-type]
-        org=np.array([r.org_id for r in rows], dtype=np.int64),
-        level=np.array([o.level or "" for o in objs], dtype=object),
-        province=np.array([normalize(o.province or "") for o in objs], dtype=object),
-        city=np.array([normalize(o.city or "") for o in objs], dtype=object),
-        haystack=np.array([normalize(r.text) for r in rows], dtype=object),
+        rows=part.rows, catalog=catalog, frame=part.frame,  # type: ignore[arg-type]
+        org=a["org"], level=a["level"], province=a["province"], city=a["city"],
+        haystack=a["haystack"], stamps=a["stamps"],
         position={} if catalog is None else {key: i for i, key in enumerate(catalog.ids)})
-
-
-def _build_programs(s: Session, live: LiveModel) -> Prepared:
-    objs = s.scalars(select(Program).order_by(Program.id)).all()
-    rows = [_program_row(p) for p in objs]
-    catalog = live.matcher.prepare(programs_frame(objs), "program") if objs else None
-    return _arrays(objs, rows, catalog)
-
-
-def _build_needs(s: Session, live: LiveModel) -> Prepared:
-    objs = s.scalars(select(Need).order_by(Need.id)).all()
-    rows = [_need_row(n) for n in objs]
-    catalog = live.matcher.prepare(needs_frame(objs), "need") if objs else None
-    return _arrays(objs, rows, catalog)

@@ -4,8 +4,10 @@ database) is seen by the very next ranking."""
 
 from __future__ import annotations
 
+import pandas as pd
 from sqlalchemy import delete, update
 
+from iei_match_service.catalogs import Catalogs
 from iei_match_service.db.engine import Database
 from iei_match_service.db.tables import Program
 
@@ -58,8 +60,72 @@ def test_partner_lists_follow_new_needs_and_show_only_shared_alliances(world):
         program = col.post("/api/v1/programs", json=PROGRAM).json()
         first = col.get(f"/api/v1/programs/{program['id']}/partners", params={"k": 50})
         assert first.status_code == 200, first.text
+        catalogs = world.server.app.state.services.catalogs
+        n = len(catalogs.kept("need").rows)
         need = ent.post("/api/v1/needs", json=NEED).json()
         after = col.get(f"/api/v1/programs/{program['id']}/partners",
                         params={"k": 50}).json()["items"]
         assert after[0]["id"] == need["id"]
+        assert catalogs.kept("need").catalog.reused == n  # only the new need was vectorised
         assert need["id"] not in [i["id"] for i in first.json()["items"]]
+
+
+def assert_prepared_alike(got, fresh) -> None:
+    """What a ranking reads of a prepared table: rows, hard-rule arrays, engine frame, vectors."""
+    assert [r.id for r in got.rows] == [r.id for r in fresh.rows]
+    assert [r.out for r in got.rows] == [r.out for r in fresh.rows]
+    for name in ("org", "level", "province", "city", "haystack", "stamps"):
+        assert list(getattr(got, name)) == list(getattr(fresh, name)), name
+    pd.testing.assert_frame_equal(got.frame, fresh.frame, check_dtype=False)
+    g, f = got.catalog.side, fresh.catalog.side
+    assert list(g.ids) == list(f.ids) and list(g.level) == list(f.level)
+    for fm in ("word", "char"):
+        for part in ("title", "body", "full", "counts"):
+            a, b = getattr(getattr(g, fm), part), getattr(getattr(f, fm), part)
+            assert a.shape == b.shape and (a != b).nnz == 0, (fm, part)
+    assert (got.catalog.history != fresh.catalog.history).nnz == 0
+
+
+def test_a_write_prepares_only_the_rows_it_wrote(world):
+    """After one program is added, edited or deleted, the next ranking reflects it, and the
+    preparation loaded and vectorised that program only (the others are taken as they were),
+    with the result a fresh preparation of the table gives."""
+    services = world.server.app.state.services
+    catalogs = services.catalogs
+    with world.client("herbal") as ent, world.client("fsvc") as col:
+        need = ent.post("/api/v1/needs", json=NEED).json()
+        before = ranked_ids(ent, need["id"])
+        first = catalogs.kept("program")
+        n = len(first.rows)
+        assert n > 10 and first.catalog.reused == 0  # the first preparation: all of them
+
+        pid = col.post("/api/v1/programs", json=PROGRAM).json()["id"]
+        assert ranked_ids(ent, need["id"])[0] == pid  # added: ranked at once
+        added = catalogs.kept("program")
+        assert len(added.rows) == n + 1 and added.catalog.reused == n  # vectorised: 1 row
+        assert all(a is b for a, b in zip(added.rows[:n], first.rows, strict=True))  # not reloaded
+
+        r = col.patch(f"/api/v1/programs/{pid}", json={
+            "title": "航空复合材料成型技术（订单班）",
+            "description": PROGRAM["description"] + "，订单培养"})
+        assert r.status_code == 200, r.text
+        top = ent.get(f"/api/v1/needs/{need['id']}/recommendations").json()["items"][0]
+        assert top["id"] == pid and top["program"]["title"].endswith("（订单班）")
+        edited = catalogs.kept("program")
+        assert len(edited.rows) == n + 1 and edited.catalog.reused == n  # its texts changed
+
+        r = col.patch(f"/api/v1/programs/{pid}", json={"level": "本科"})
+        assert r.status_code == 200, r.text
+        assert pid not in ranked_ids(ent, need["id"])  # another level: filtered out
+        moved = catalogs.kept("program")
+        assert moved.catalog.reused == n + 1  # reloaded, but its texts are the same
+        assert moved.rows[-1] is not edited.rows[-1] and moved.rows[-1].out.level == "本科"
+
+        with services.db.sessions() as s:  # the same table prepared from scratch
+            fresh = Catalogs().programs(s, services.models.live())
+        assert_prepared_alike(moved, fresh)
+
+        assert col.delete(f"/api/v1/programs/{pid}").status_code == 204
+        assert ranked_ids(ent, need["id"]) == before
+        deleted = catalogs.kept("program")
+        assert len(deleted.rows) == n and deleted.catalog.reused == n
