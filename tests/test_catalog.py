@@ -247,7 +247,9 @@ def test_incremental_prepare_reuses_only_rows_with_the_same_id_and_texts(zh_worl
     assert same.reused == len(frame)
     assert same.side.word.full is first.side.word.full  # nothing changed: nothing copied
     moved = frame.assign(level="本科", city="", code="")  # attributes only: all reused
-    assert m.prepare(moved, "program", previous=first).reused == len(frame)
+    moved_catalog = m.prepare(moved, "program", previous=first)
+    assert moved_catalog.reused == len(frame) and moved_catalog.char_index is first.char_index
+    assert_same_catalog(moved_catalog, m.prepare(moved, "program"))
     renamed = frame.assign(program_id="x-" + frame["program_id"])  # new ids: none reused
     assert m.prepare(renamed, "program", previous=first).reused == 0
     # a body-text column that appears (even empty) changes every row's texts

@@ -91,6 +91,15 @@ def _add_relative(table: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
     return pd.concat([table.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
 
 
+def _index(side: Side, previous: Catalog | None, field: str) -> PostingIndex:
+    """The retrieval index of ``side``'s ``field`` ("word" or "char") TF-IDF; that of
+    ``previous`` when the matrix is the very one it indexed (no row or order changed)."""
+    docs = getattr(side, field).full
+    if previous is not None and getattr(previous.side, field).full is docs:
+        return getattr(previous, f"{field}_index")
+    return PostingIndex(docs)
+
+
 def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"{what} must be a pandas DataFrame")
@@ -475,9 +484,9 @@ class Matcher(BaseEstimator):
             reused = int((source >= 0).sum())
         if kind == "program":  # cheap, and follows the ids and codes
             history = links_to_programs(memory, memory.program_columns(side))
-        return Catalog(kind, side, PostingIndex(side.word.full), PostingIndex(side.char.full),
-                       history, (self.word_, self.char_), fingerprints=fingerprints,
-                       reused=reused)
+        return Catalog(kind, side, _index(side, previous, "word"),
+                       _index(side, previous, "char"), history, (self.word_, self.char_),
+                       fingerprints=fingerprints, reused=reused)
 
     def _reusable_rows(self, ids: pd.Series, fingerprints: np.ndarray, kind: str,
                        previous: Catalog | None) -> np.ndarray | None:
