@@ -35,6 +35,13 @@ def test_recommend_latency_runs(work):
 
 
 @pytest.mark.slow
+def test_prepare_incremental_runs_and_checks(work):
+    out = _run("prepare_incremental.py", "--size", "200", "--edits", "1,10", "--repeat", "1",
+               "--work", str(work), "--check", "--service")
+    assert "| 10 edited | " in out and "| 1 deleted | " in out and "service (s)" in out, out
+
+
+@pytest.mark.slow
 def test_load_test_runs_every_phase(work):
     out = _run("load_test.py", "--programs", "200", "--needs", "40", "--seconds", "2",
                "--warmup-seconds", "1", "--capacity-seconds", "2", "--overload-seconds", "2",
