@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -65,16 +66,22 @@ class Prepared:
     stamps: np.ndarray  # each row's updated_at when it was loaded
     frame: pd.DataFrame  # the rows as the engine's table
     position: dict[str, int]  # catalog id -> row (built once: a request's hits look it up)
-    _words: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
+    _words: OrderedDict[int, frozenset[str]] = field(default_factory=OrderedDict, repr=False)
+    _words_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def words(self, i: int) -> frozenset[str]:
-        """Row ``i``'s words (its text split when first asked for, then kept: at most
-        :data:`WORDS_KEPT` rows' words at once)."""
-        found = self._words.get(i)
-        if found is None:
-            if len(self._words) >= WORDS_KEPT:
-                self._words.clear()
-            found = self._words[i] = frozenset(tokenize(self.rows[i].text))
+        """Row ``i``'s words (its text split when first asked for, then kept: the
+        :data:`WORDS_KEPT` rows asked for last)."""
+        with self._words_lock:
+            found = self._words.get(i)
+            if found is not None:
+                self._words.move_to_end(i)
+                return found
+        found = frozenset(tokenize(self.rows[i].text))
+        with self._words_lock:
+            self._words[i] = found
+            while len(self._words) > WORDS_KEPT:  # forget the rows asked for longest ago
+                self._words.popitem(last=False)
         return found
 
     def mask(self, *, level: str = "", province: str = "", city: str = "",

@@ -129,3 +129,22 @@ def test_a_write_prepares_only_the_rows_it_wrote(world):
         assert ranked_ids(ent, need["id"]) == before
         deleted = catalogs.kept("program")
         assert len(deleted.rows) == n and deleted.catalog.reused == n
+
+
+def test_the_words_kept_are_those_asked_for_last(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import fields
+
+    from iei_match_service import catalogs
+
+    monkeypatch.setattr(catalogs, "WORDS_KEPT", 3)
+    texts = ["数控机床操作", "中药制剂生产", "护理临床", "飞机铆装", "电子商务运营"]
+    rows = [catalogs.Row(i, 1, None, t) for i, t in enumerate(texts)]
+    init = {f.name: None for f in fields(catalogs.Prepared) if f.init and f.name[0] != "_"}
+    prepared = catalogs.Prepared(**{**init, "rows": rows})
+    for i in (0, 1, 2, 0, 3):  # row 0 asked again: row 1 is the one forgotten
+        assert prepared.words(i) == frozenset(catalogs.tokenize(texts[i]))
+    assert list(prepared._words) == [2, 0, 3]
+    with ThreadPoolExecutor(8) as pool:  # concurrent requests never break the order
+        assert all(pool.map(prepared.words, [i % 5 for i in range(400)]))
+    assert len(prepared._words) == 3
