@@ -75,8 +75,8 @@ def _run_mask(cp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # A word starts at its block's first letter or digit ("+" and "#" before it are skipped).
     seen = np.cumsum(start_ok)
     block_start = np.flatnonzero(new_block)
-    before = (seen - start_ok)[block_start]  # letters and digits before each block
-    seen_in_block = seen - np.repeat(before, np.diff(np.r_[block_start, len(cp)]))
+    before: np.ndarray = (seen - start_ok)[block_start]  # letters and digits before each block
+    seen_in_block: np.ndarray = seen - np.repeat(before, np.diff(np.r_[block_start, len(cp)]))
     in_run = cjk | (latin & (seen_in_block > 0))
     starts = in_run.copy()
     starts[1:] &= ~(in_run[:-1] & ~new_block[1:])

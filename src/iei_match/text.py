@@ -96,7 +96,7 @@ def tokenize(text: object, *, normalized: bool = False) -> list[str]:
     ['regist', 'nurs', 'manag', 'patient', 'care']
     """
     out: list[str] = []
-    for run in _RUN.findall(text if normalized else normalize(text)):
+    for run in _RUN.findall(str(text) if normalized else normalize(text)):
         if _HAS_CJK.match(run):
             out += _cut(run)
         elif run not in _STOP and len(run) > 1:
@@ -118,7 +118,7 @@ def char_ngrams(text: object, ngram_range: tuple[int, int] = (2, 3), *,
     """
     lo, hi = ngram_range
     out: list[str] = []
-    for run in _RUN.findall(text if normalized else normalize(text)):
+    for run in _RUN.findall(str(text) if normalized else normalize(text)):
         n_chars = len(run)
         for n in range(lo, hi + 1):
             out.extend(run[i : i + n] for i in range(n_chars - n + 1))
