@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+import time
 
 import numpy as np
 import pandas as pd
@@ -185,3 +187,73 @@ def test_a_base_shared_by_two_programs_caps_them_together(files):
     plan, report = allocate(files["scores"], files["needs"], files["programs"], bases=bases)
     assert plan["assigned"].sum() == 3
     assert plan.set_index("need_id")["assigned"].to_dict() == {"n1": 2, "n2": 1}
+
+
+def medium_case(seed: int = 0, n_needs: int = 2000, n_pairs: int = 20, n_progs: int = 2000,
+                n_colleges: int = 300):
+    """Random scores with a college effect (good colleges score well with every need, so
+    the cap binds), headcount 1-10, graduates 10-60, a base over a quarter of the programs."""
+    rng = np.random.default_rng(seed)
+    college = rng.integers(0, n_colleges, n_progs)
+    quality = rng.random(n_colleges)
+    needs = pd.DataFrame({"need_id": [f"n{i}" for i in range(n_needs)],
+                          "headcount": rng.integers(1, 11, n_needs)})
+    programs = pd.DataFrame({"program_id": [f"p{j}" for j in range(n_progs)],
+                             "graduates_per_year": rng.integers(10, 61, n_progs),
+                             "org_id": [f"c{c}" for c in college]})
+    prog = np.argsort(rng.random((n_needs, n_progs)), axis=1)[:, :n_pairs].ravel()
+    scores = pd.DataFrame({"need_id": np.repeat(needs["need_id"].to_numpy(), n_pairs),
+                           "program_id": programs["program_id"].to_numpy()[prog],
+                           "score": 0.5 * quality[college[prog]] + 0.5 * rng.random(len(prog))})
+    in_base = np.flatnonzero(rng.random(n_progs) < 0.25)
+    bases = pd.DataFrame({"base_id": [f"b{c % 40}" for c in college[in_base]],
+                          "program_id": programs["program_id"].to_numpy()[in_base],
+                          "capacity": 0})
+    bases["capacity"] = bases["base_id"].map(
+        dict(zip(sorted(set(bases["base_id"])), rng.integers(50, 400, 40), strict=False)))
+    return scores, needs, programs, bases
+
+
+def greedy(scores, needs, programs, bases, cap) -> float:
+    """Best pair first, as many people as every capacity and the cap allow (feasible)."""
+    head = dict(zip(needs["need_id"], needs["headcount"], strict=True))
+    grad = dict(zip(programs["program_id"], programs["graduates_per_year"], strict=True))
+    college = dict(zip(programs["program_id"], programs["org_id"], strict=True))
+    base_of = dict(zip(bases["program_id"], bases["base_id"], strict=True))
+    room = dict(zip(bases["base_id"], bases["capacity"], strict=True))
+    partners: dict[str, set] = {}
+    total = 0.0
+    for p in scores.sort_values("score", ascending=False).itertuples(index=False):
+        c, b = college[p.program_id], base_of.get(p.program_id)
+        served = partners.setdefault(c, set())
+        if p.need_id not in served and len(served) >= cap:
+            continue
+        x = min(head[p.need_id], grad[p.program_id], room[b] if b else head[p.need_id])
+        if x > 0:
+            head[p.need_id] -= x
+            grad[p.program_id] -= x
+            if b:
+                room[b] -= x
+            served.add(p.need_id)
+            total += x * p.score
+    return total
+
+
+def test_the_cap_on_a_medium_instance_is_feasible_and_between_greedy_and_no_cap():
+    scores, needs, programs, bases = medium_case()
+    cap = 10
+    _, free = allocate(scores, needs, programs, bases=bases)
+    assert free.colleges["partners"].max() > cap  # the cap binds
+    floor = greedy(scores, needs, programs, bases, cap)
+    for time_limit in (0, 3):  # 0: no MIP, the repaired flow alone
+        start = time.perf_counter()
+        plan, report = allocate(scores, needs, programs, bases=bases,
+                                max_partners_per_college=cap, time_limit=time_limit)
+        assert time.perf_counter() - start < time_limit + 10  # the limit holds (2 loaded cores)
+        assert_within_capacities(plan, needs, programs, bases, cap)
+        assert report.colleges["partners"].max() <= cap
+        assert report.objective == pytest.approx(float((plan["assigned"] * plan["score"]).sum()))
+        assert floor < report.objective <= free.objective
+        if "optimal" not in report.status:
+            assert "best found within the time limit" in report.status
+            assert re.search(r"gap [0-9.e-]+% at most", report.status)

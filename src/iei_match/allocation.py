@@ -11,8 +11,11 @@ total match quality, ``sum(score x people)``, is as large as possible, while
 - only pairs with a score of at least ``min_score``, and above 0, are used (a pair whose
   score is 0 or less can only lower the total, so it is never worth placing anyone).
 
-The plan is exact: a min-cost flow without the college cap, a mixed-integer program with
-it (:mod:`iei_match.allocation_solvers`).
+Without the college cap the plan is exact (a min-cost flow). With it the problem is a
+mixed-integer program: the plan is optimal up to a relative gap of 1e-4 when the solver
+can prove it within the time limit (120 s by default), else the best plan found, and the
+report's ``status`` says how far from the optimum it may be at most
+(:mod:`iei_match.allocation_solvers`). Every plan keeps to every capacity and to the cap.
 """
 
 from __future__ import annotations
@@ -149,8 +152,9 @@ def allocate(scores, needs, programs, bases=None, max_partners_per_college: int 
     min_score : float, optional
         Pairs scoring lower are not used.
     time_limit : float, optional
-        Seconds the MIP solver may take (with ``max_partners_per_college``); the best
-        plan found by then is returned and ``status`` says so.
+        Seconds the solve with ``max_partners_per_college`` may take (120 by default,
+        ``math.inf`` for no limit); the best plan found by then is returned and
+        ``status`` says so, with the gap to the optimum it is proven within.
 
     Returns
     -------
@@ -186,6 +190,8 @@ def allocate(scores, needs, programs, bases=None, max_partners_per_college: int 
             or max_partners_per_college < 0):
         raise InputError(f"max_partners_per_college must be a whole number >= 0, "
                          f"got {max_partners_per_college!r}")
+    if time_limit is not None and not float(time_limit) >= 0:
+        raise InputError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
     programs = programs.assign(program_id=prog_ids.to_numpy())
     pairs = score_pairs(scores, need_ids, prog_ids)
     base_of, base_cap, _ = _bases(bases, programs)
