@@ -138,7 +138,8 @@ def add_commands(sub, positive) -> None:
                    help="needs a college may serve at most")
     a.add_argument("--min-score", type=_number, help="pairs scoring lower are not used")
     a.add_argument("--time-limit", type=_number, help="seconds for the solver when "
-                   "--max-partners-per-college is given")
+                   "--max-partners-per-college is given (default 120; the status says how "
+                   "far from proven optimal the plan is when it stops there)")
     a.set_defaults(func=cmd_allocate)
 
     g = sub.add_parser("gap", help="demand vs supply by program category x province x level")
