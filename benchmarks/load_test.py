@@ -424,8 +424,8 @@ def main(argv=None) -> None:
     p.add_argument("--batch", choices=("auto", "api", "process", "off"), default="auto",
                    help="auto: the service's batch API if it has one, else a process")
     p.add_argument("--batch-scheduler", help="IEI_MATCH_BATCH_SCHEDULER for the service's "
-                   "batch jobs (default: the service's, a thread of the service process; "
-                   "'processes': a worker process)")
+                   "batch jobs (default: the service's, threads in the job's own process, "
+                   "niced by IEI_MATCH_BATCH_NICE; 'processes': worker processes)")
     p.add_argument("--batch-warmup", type=float, default=5,
                    help="seconds between starting the batch job and the measured phase")
     p.add_argument("--timeout", type=float, default=60, help="client timeout (s)")

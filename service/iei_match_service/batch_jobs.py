@@ -5,6 +5,10 @@ uploaded files. The job runs :func:`iei_match.batch.run_batch` (on Dask: a local
 default, or the one ``IEI_MATCH_BATCH_SCHEDULER`` names) with the live model, then
 :func:`iei_match.allocation.allocate` and :func:`iei_match.gap.gap_report`. Every result is
 a Parquet file in the job's directory, served as JSON, CSV, XLSX or Parquet.
+
+All of that (:func:`compute`) runs in a child process of the service at a lower CPU
+priority (``IEI_MATCH_BATCH_NICE``, see :mod:`.batch_process`), so that a job does not take
+the GIL or the cores from interactive requests; the service's job thread follows it.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from iei_match.io import load_needs, load_programs, problems_error
 
 from .access import owners_in_reach
 from .auth import Principal
+from .batch_process import native_threads, run_in_child
 from .db.tables import Need, Organization, Program
 from .errors import Invalid
 from .frames import needs_frame, programs_frame
-from .jobs import Cancelled, JobContext
+from .jobs import JobContext
 from .settings import Settings
 
 # name: (file, what it holds)
@@ -111,59 +116,87 @@ def job_dir(settings: Settings, job_id: int) -> Path:
     return Path(settings.data_dir) / "jobs" / str(int(job_id))
 
 
+WORK = "iei_match_service.batch_jobs:compute"  # what the job's process calls
+
+
 def run(ctx: JobContext, settings: Settings, model_dir: Path, inputs: BatchInputs,
         top_k: int, allocate_too: bool, min_score: float | None,
         max_partners_per_college: int | None) -> dict:
-    """The job's work; returns what the job's ``result`` shows."""
+    """The job's work, done by :func:`compute` in a child process at a lower priority;
+    returns what the job's ``result`` shows."""
     out = job_dir(settings, ctx.job_id)
     if out.exists():  # an earlier, interrupted attempt under the same id
         shutil.rmtree(out)
     out.mkdir(parents=True)
     ctx.report(0.0, "scoring")
+    work = {"out": str(out), "job_id": ctx.job_id, "model_dir": str(model_dir),
+            "source": inputs.source, "notes": inputs.notes, "top_k": top_k,
+            "allocate_too": allocate_too, "min_score": min_score,
+            "max_partners_per_college": max_partners_per_college,
+            "scheduler": settings.batch_scheduler, "n_workers": settings.batch_workers}
+    return run_in_child(ctx, WORK, work, nice=settings.batch_nice,
+                        threads=native_threads(settings.batch_workers),
+                        frames={"needs": inputs.needs, "programs": inputs.programs})
+
+
+def compute(out: str, job_id: int, model_dir: str, needs: pd.DataFrame,
+            programs: pd.DataFrame, source: str, notes: list[str], top_k: int,
+            allocate_too: bool, min_score: float | None,
+            max_partners_per_college: int | None, scheduler: str | None, n_workers: int,
+            report: Callable[[float, str], None], cancelled: Callable[[], bool]) -> dict:
+    """Score, allocate and report gaps into the directory ``out``; returns the job's
+    ``result``.
+
+    ``report(progress, message)`` tells how far it is; once ``cancelled()`` it stops with
+    :class:`~iei_match.errors.JobCancelledError`.
+    """
+    out_dir, inputs = Path(out), BatchInputs(needs, programs, source, notes)
 
     def progress(p: BatchProgress) -> None:
-        if not ctx.cancelled and p.total:
-            ctx.report(0.85 * p.done / p.total,
-                       f"scoring: {p.done} of {p.total} partitions, {p.rows} rows")
+        if not cancelled() and p.total:
+            report(0.85 * p.done / p.total,
+                   f"scoring: {p.done} of {p.total} partitions, {p.rows} rows")
 
-    try:
-        batch = run_batch(model_dir, inputs.needs, inputs.programs, out / "scores.parquet",
-                          top_k, partners_output=out / "partners.parquet",
-                          job_id=f"service-job-{ctx.job_id}", work_dir=out / "work",
-                          scheduler=settings.batch_scheduler, n_workers=settings.batch_workers,
-                          progress=progress, cancel=lambda: ctx.cancelled, cleanup=True)
-    except JobCancelledError:
-        raise Cancelled() from None
-    scores = pd.read_parquet(out / "scores.parquet")
+    def step(progress: float, message: str) -> None:
+        if cancelled():
+            raise JobCancelledError(f"job {job_id} was cancelled")
+        report(progress, message)
+
+    batch = run_batch(model_dir, inputs.needs, inputs.programs, out_dir / "scores.parquet",
+                      top_k, partners_output=out_dir / "partners.parquet",
+                      job_id=f"service-job-{job_id}", work_dir=out_dir / "work",
+                      scheduler=scheduler, n_workers=n_workers,
+                      progress=progress, cancel=cancelled, cleanup=True)
+    scores = pd.read_parquet(out_dir / "scores.parquet")
     result: dict = {"source": inputs.source, "needs": len(inputs.needs),
                     "programs": len(inputs.programs),
                     "rows": {"scores": batch.rows.get("need", 0),
                              "partners": batch.rows.get("program", 0)},
                     "seconds": round(batch.seconds, 2), "notes": inputs.notes,
                     "results": ["scores", "partners"]}
-    _label(scores, inputs).to_parquet(out / "scores.parquet", index=False)
+    _label(scores, inputs).to_parquet(out_dir / "scores.parquet", index=False)
     if allocate_too:
-        ctx.report(0.9, "allocating")
-        plan, report = allocate(scores, inputs.needs, inputs.programs,
-                                max_partners_per_college=max_partners_per_college,
-                                min_score=min_score)
-        _label(plan, inputs).to_parquet(out / "allocation.parquet", index=False)
-        _label(report.unmet, inputs).to_parquet(out / "unmet.parquet", index=False)
+        step(0.9, "allocating")
+        plan, alloc = allocate(scores, inputs.needs, inputs.programs,
+                               max_partners_per_college=max_partners_per_college,
+                               min_score=min_score)
+        _label(plan, inputs).to_parquet(out_dir / "allocation.parquet", index=False)
+        _label(alloc.unmet, inputs).to_parquet(out_dir / "unmet.parquet", index=False)
         result["allocation"] = {
-            "objective": round(float(report.objective), 4), "assigned": int(report.assigned),
-            "demand": int(report.demand), "supply": int(report.supply),
-            "unmet": int(report.demand - report.assigned), "gini": round(float(report.gini), 4),
-            "status": report.status, "pairs": int(report.pairs)}
-        result["rows"].update(allocation=len(plan), unmet=len(report.unmet))
+            "objective": round(float(alloc.objective), 4), "assigned": int(alloc.assigned),
+            "demand": int(alloc.demand), "supply": int(alloc.supply),
+            "unmet": int(alloc.demand - alloc.assigned), "gini": round(float(alloc.gini), 4),
+            "status": alloc.status, "pairs": int(alloc.pairs)}
+        result["rows"].update(allocation=len(plan), unmet=len(alloc.unmet))
         result["results"] += ["allocation", "unmet"]
     if "headcount" in inputs.needs and "graduates_per_year" in inputs.programs and \
             not inputs.needs["headcount"].isna().any() and \
             not inputs.programs["graduates_per_year"].isna().any():
-        ctx.report(0.95, "gap report")
+        step(0.95, "gap report")
         gap = gap_report(inputs.needs, inputs.programs, scores, min_score=min_score)
-        gap.to_parquet(out / "gap.parquet", index=False)
-        write_gap_plot(gap, out / "gap.png")
-        write_gap_plot(gap, out / "gap.html")
+        gap.to_parquet(out_dir / "gap.parquet", index=False)
+        write_gap_plot(gap, out_dir / "gap.png")
+        write_gap_plot(gap, out_dir / "gap.html")
         result["rows"]["gap"] = len(gap)
         result["results"].append("gap")
     return result

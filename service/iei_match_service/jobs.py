@@ -1,7 +1,8 @@
 """Background jobs (retraining, batch scoring) with their state kept in the database.
 
 Jobs run one at a time in a worker thread, so an interactive request never waits for a CPU
-that a job holds for long (the engine's own threads are capped by ``n_jobs``). A job's
+that a job holds for long (the engine's own threads are capped by ``n_jobs``; a batch job's
+work runs in a child process at a lower priority, see :mod:`.batch_process`). A job's
 progress and result are rows in ``jobs``; a job that was running when the process died is
 marked failed at the next start.
 """
@@ -23,6 +24,11 @@ log = logging.getLogger("iei_match_service.jobs")
 
 class Cancelled(Exception):
     """Raised inside a job whose cancellation was asked for."""
+
+
+class JobFailed(Exception):
+    """A job's work failed in another process; its message is what the job's row says
+    (``"<error type>: <message>"``, as for a failure in this process)."""
 
 
 class JobContext:
@@ -84,7 +90,8 @@ class JobRunner:
                 self._set(job_id, state="cancelled", message="cancelled on request")
             except Exception as exc:  # a job's failure is recorded, never lost
                 log.exception("job %s failed", job_id)
-                self._set(job_id, state="failed", message=f"{type(exc).__name__}: {exc}"[:2000])
+                what = str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
+                self._set(job_id, state="failed", message=what[:2000])
             finally:
                 self._cancel.discard(job_id)
 

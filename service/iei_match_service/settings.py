@@ -16,7 +16,8 @@ class SettingsError(ValueError):
     """An environment variable has a value the service cannot use."""
 
 
-def _int(env: dict, name: str, default: int, minimum: int = 1) -> int:
+def _int(env: dict, name: str, default: int, minimum: int = 1,
+         maximum: int | None = None) -> int:
     raw = env.get(PREFIX + name)
     if raw in (None, ""):
         return default
@@ -26,6 +27,8 @@ def _int(env: dict, name: str, default: int, minimum: int = 1) -> int:
         raise SettingsError(f"{PREFIX}{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{PREFIX}{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -63,11 +66,18 @@ class Settings:
         refused with 503 so that overload is shed quickly.
     batch_scheduler : str or None
         Dask scheduler of batch jobs (``IEI_MATCH_BATCH_SCHEDULER``): unset, ``threads`` or
-        ``processes`` for a local cluster started per job, or ``tcp://HOST:PORT`` of a
-        running cluster.
+        ``processes`` for a local cluster started per job (inside the job's own process,
+        see ``batch_nice``), or ``tcp://HOST:PORT`` of a running cluster (the priority of
+        its workers is up to whoever runs it).
     batch_workers : int
         Workers of a local batch cluster (``IEI_MATCH_BATCH_WORKERS``, default 1, so that a
         job leaves a core to interactive requests on a small machine).
+    batch_nice : int
+        How much lower the CPU priority of a batch job is than the service's
+        (``IEI_MATCH_BATCH_NICE``, 0-19, default 10). Every batch job runs in a child
+        process of the service (scoring, its local Dask cluster, the allocation and the gap
+        report), which lowers its own priority by this much (``os.nice``) as it starts, so
+        that the OS scheduler favours interactive requests; 0 keeps the service's priority.
     train_params : dict
         Parameters of :class:`iei_match.Matcher` for (re)training, as JSON in
         ``IEI_MATCH_TRAIN_PARAMS`` (e.g. ``{"n_estimators": 200}``).
@@ -89,6 +99,7 @@ class Settings:
     seed: int = 0
     batch_scheduler: str | None = None
     batch_workers: int = 1
+    batch_nice: int = 10
     train_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,6 +109,9 @@ class Settings:
             object.__setattr__(self, "database_url", url)
         if str(self.models_dir) in ("", "."):
             object.__setattr__(self, "models_dir", self.data_dir / "models")
+        if not 0 <= self.batch_nice <= 19:
+            raise SettingsError(f"{PREFIX}BATCH_NICE must be between 0 and 19, got "
+                                f"{self.batch_nice}")
         if self.catalog not in CATALOGS:
             raise SettingsError(f"{PREFIX}CATALOG must be one of {list(CATALOGS)}, "
                                 f"got {self.catalog!r}")
@@ -126,6 +140,7 @@ class Settings:
             "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", 4),
             "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,
             "batch_workers": _int(env, "BATCH_WORKERS", 1),
+            "batch_nice": _int(env, "BATCH_NICE", 10, minimum=0, maximum=19),
         }
         raw = env.get(PREFIX + "TRAIN_PARAMS") or "{}"
         try:

@@ -13,6 +13,22 @@ import pytest
 from iei_match.allocation import allocate
 
 
+def batch_processes() -> list:
+    """Batch job processes of this process (the in-process server's jobs)."""
+    import psutil
+
+    from iei_match_service.batch_process import MODULE
+
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if MODULE in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return found
+
+
 def wait(c, job_id: int, timeout: float = 240) -> dict:
     seen = []
     deadline = time.monotonic() + timeout
@@ -67,6 +83,7 @@ def test_a_batch_job_scores_allocates_and_reports_gaps(shared_world, finished):
     assert all(u["need_title"] for u in unmet)
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert gap["total"] >= 1 and sum(g["demand"] for g in gap["items"]) == alloc["demand"]
+    assert not batch_processes()  # the job's process has exited
 
 
 def test_results_download_as_csv_xlsx_and_parquet(shared_world, finished):
@@ -179,24 +196,15 @@ def test_uploaded_files_are_scored_and_bad_rows_reported(shared_world):
 def test_a_running_job_can_be_cancelled(world, monkeypatch):
     import iei_match_service.batch_jobs as batch_jobs
 
-    started = []
+    from . import batch_fakes
 
-    def slow_batch(*args, progress=None, cancel=None, **kw):
-        from iei_match.errors import JobCancelledError
-
-        started.append(True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if cancel():
-                raise JobCancelledError("cancelled")
-            time.sleep(0.05)
-        raise AssertionError("the job was never cancelled")
-
-    monkeypatch.setattr(batch_jobs, "run_batch", slow_batch)
+    # The job's process runs a stand-in that works until it is told to stop.
+    monkeypatch.setattr(batch_jobs, "WORK", f"{batch_fakes.__name__}:slow")
     with world.client("nanhai") as c:
         job = c.post("/api/v1/batch", json={}).json()
         deadline = time.monotonic() + 30
-        while not started and time.monotonic() < deadline:
+        while c.get(f"/api/v1/jobs/{job['id']}").json()["message"] != "working":
+            assert time.monotonic() < deadline, "the job never started working"
             time.sleep(0.05)
         r = c.post(f"/api/v1/jobs/{job['id']}/cancel")
         assert r.status_code == 200, r.text
@@ -205,3 +213,4 @@ def test_a_running_job_can_be_cancelled(world, monkeypatch):
         assert c.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 409
         r = c.get(f"/api/v1/jobs/{job['id']}/results/scores")
         assert r.status_code == 409 and r.json()["error"]["code"] == "job_not_finished"
+    assert not batch_processes()  # the job's process has exited
