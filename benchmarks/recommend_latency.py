@@ -90,7 +90,7 @@ def http_level(alliance, models_dir: Path, work: Path, n_requests: int, k: int,
     rng = random.Random(seed)
     pairs = list(zip(alliance.need_ids, alliance.need_keys, strict=True))
     with Service(data, free_port(), env) as svc, httpx.Client(base_url=svc.url,
-                                                               timeout=600) as c:
+                                                               timeout=3600) as c:
         def call() -> float:
             need_id, key = pairs[rng.randrange(len(pairs))]
             t0 = time.perf_counter()
