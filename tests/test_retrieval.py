@@ -124,7 +124,7 @@ def test_the_posting_lists_are_scipys_transpose(shape):
     np.testing.assert_array_equal(index._ptr, expected.indptr)
     np.testing.assert_array_equal(index._ind, expected.indices)
     np.testing.assert_array_equal(index._val, expected.data)
-    assert index._ind.dtype == np.int64 and index._val.dtype == np.float32
+    assert index._ind.dtype == np.int32 and index._val.dtype == np.float32
 
 
 def test_an_empty_query_batch_and_an_empty_corpus():
@@ -319,3 +319,36 @@ def test_topk_rows_keeps_negative_stored_values():
     idx, val = topk_rows(m, 3)
     assert idx.tolist() == [[1, 3, 2], [-1, -1, -1], [2, 0, -1]]
     assert val.tolist() == [[3, 3, 1], [0, 0, 0], [2, -1, 0]]
+
+
+@pytest.mark.parametrize("n_q", [1, 40])  # one query (the serial path) and a parallel batch
+@pytest.mark.parametrize("signs", ["positive", "mixed"])
+def test_positive_and_general_kernels_agree_with_the_reference_blocked_or_not(n_q, signs):
+    # All-positive weights take the kernel without "seen" flags; any zero or negative weight
+    # takes the general one. Both must give the dense reference's answer, blocked or not.
+    rng = np.random.default_rng(11)
+    queries = random_sparse(rng, (n_q, 30), 0.2, integer=True)
+    docs = random_sparse(rng, (120, 30), 0.15, integer=True)
+    if signs == "mixed":
+        docs.data[::3] *= -1
+    index = PostingIndex(docs)
+    assert index._positive == (signs == "positive")
+    blocked = rng.random(120) < 0.4
+    keep = np.flatnonzero(~blocked)
+    for mask in (None, blocked):
+        idx, score = index.search(queries, 8, mask)
+        if mask is None:
+            ref_idx, ref_val, _ = reference_topk(queries, docs, 8)
+        else:
+            ref_idx, ref_val, _ = reference_topk(queries, docs[keep], 8)
+            ref_idx = np.where(ref_idx >= 0, keep[np.maximum(ref_idx, 0)], -1)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(score, ref_val.astype(np.float32))
+
+
+def test_a_product_that_underflows_still_counts_its_document_once():
+    docs = sp.csr_matrix(np.array([[1e-30, 1e-30], [0.5, 0.0]], dtype=np.float32))
+    queries = sp.csr_matrix(np.array([[1e-30, 1e-30]], dtype=np.float32))
+    idx, score = PostingIndex(docs).search(queries, 3)
+    assert idx.tolist() == [[1, 0]]  # document 0 once, though each product is 0 in float32
+    assert score[0, 0] > 0 and score[0, 1] > 0
