@@ -62,8 +62,10 @@ class Settings:
     rate_limit_per_minute : int
         Requests one API key may make a minute (429 beyond).
     max_concurrent_rankings : int
-        Rankings computed at once; further ones wait up to ``queue_timeout_s`` and are then
-        refused with 503 so that overload is shed quickly.
+        Rankings computed at once (default: the number of CPUs); further ones wait up to
+        ``queue_timeout_s`` and are then refused with 503 so that overload is shed quickly.
+        More than the cores only interleaves rankings: on 2 cores, 2 gave a higher capacity
+        and a third of the overload latency of 4 (``benchmarks/README.md``).
     batch_scheduler : str or None
         Dask scheduler of batch jobs (``IEI_MATCH_BATCH_SCHEDULER``): unset, ``threads`` or
         ``processes`` for a local cluster started per job (inside the job's own process,
@@ -94,7 +96,7 @@ class Settings:
     max_upload_bytes: int = 10_000_000
     max_list: int = 200
     rate_limit_per_minute: int = 1200
-    max_concurrent_rankings: int = 4
+    max_concurrent_rankings: int = field(default_factory=lambda: os.cpu_count() or 2)
     queue_timeout_s: float = 2.0
     seed: int = 0
     batch_scheduler: str | None = None
@@ -137,7 +139,7 @@ class Settings:
             "max_upload_bytes": _int(env, "MAX_UPLOAD_BYTES", 10_000_000),
             "max_list": _int(env, "MAX_LIST", 200),
             "rate_limit_per_minute": _int(env, "RATE_LIMIT_PER_MINUTE", 1200),
-            "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", 4),
+            "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", os.cpu_count() or 2),
             "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,
             "batch_workers": _int(env, "BATCH_WORKERS", 1),
             "batch_nice": _int(env, "BATCH_NICE", 10, minimum=0, maximum=19),
