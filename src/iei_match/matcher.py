@@ -488,6 +488,14 @@ class Matcher(BaseEstimator):
                        _index(side, previous, "char"), history, (self.word_, self.char_),
                        fingerprints=fingerprints, reused=reused)
 
+    def _check_catalog(self, catalog: Catalog, kind: str, name: str) -> None:
+        """Refuse a catalog of the other kind, or one prepared by another model."""
+        if catalog.kind != kind:
+            raise InputError(f"{name} holds {catalog.kind}s, not {kind}s")
+        if catalog.vectorizers[0] is not self.word_ or catalog.vectorizers[1] is not self.char_:
+            raise InputError(f"{name} was prepared by another model: prepare it again with "
+                             "this one")
+
     def _reusable_rows(self, ids: pd.Series, fingerprints: np.ndarray, kind: str,
                        previous: Catalog | None) -> np.ndarray | None:
         """For each row, the row of ``previous`` with its id and texts, or -1 (None: none)."""
@@ -496,11 +504,7 @@ class Matcher(BaseEstimator):
         if not isinstance(previous, Catalog):
             raise InputError(f"previous must be a Catalog made by prepare, got "
                              f"{type(previous).__name__}")
-        if previous.kind != kind:
-            raise InputError(f"previous holds {previous.kind}s, not {kind}s")
-        if previous.vectorizers[0] is not self.word_ or previous.vectorizers[1] is not self.char_:
-            raise InputError("previous was prepared by another model: its vectors do not "
-                             "fit this one")
+        self._check_catalog(previous, kind, "previous")
         if previous.fingerprints is None:
             return None
         at = pd.Index(previous.ids).get_indexer(ids.to_numpy(dtype=object))
@@ -534,11 +538,7 @@ class Matcher(BaseEstimator):
                 searched_side = "programs of rank" if kind == "program" else "needs of partners"
                 raise InputError(f"a Catalog can only be the side being searched (the "
                                  f"{searched_side}); pass these {kind}s as a DataFrame")
-            if data.kind != kind:
-                raise InputError(f"this Catalog holds {data.kind}s, not {kind}s")
-            if data.vectorizers[0] is not self.word_ or data.vectorizers[1] is not self.char_:
-                raise InputError("this Catalog was prepared by another model: prepare it "
-                                 "again with this one")
+            self._check_catalog(data, kind, "this Catalog")
             return data.side, data
         frame = _check_frame(data, f"{kind}_id", f"{kind}s")
         return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame)), None
