@@ -5,7 +5,7 @@ each, 30 s for the 20,000 fields of 10,000 program profiles. Here a batch of nor
 texts becomes one array of code points; the runs (a Chinese run, or a word of letters and
 digits as ``text._RUN`` finds them), the n-grams inside each run and their vocabulary
 columns are found with array operations. The counts are exactly those of
-``char_ngrams`` looked up in the vocabulary (``tests/test_vectorize.py`` checks it).
+``char_ngrams`` looked up in the vocabulary (``tests/test_ngram_counts.py`` checks it).
 
 An n-gram of up to three characters is one 64-bit key, ``(c0+1) << 42 | (c1+1) << 21 |
 (c2+1)`` (21 bits per code point; a shorter n-gram leaves the high parts zero), so the
