@@ -169,6 +169,13 @@ class _Links:
         return np.isin(self.key, chosen_keys)[self.of_pair]
 
 
+def _cap(p: Problem) -> int:
+    """The cap on partners per college (the capped solvers are only called with one)."""
+    if p.max_partners is None:
+        raise ValueError("this step needs a cap on partners per college")
+    return int(p.max_partners)
+
+
 def _repair(p: Problem, links: _Links, people: np.ndarray) -> np.ndarray:
     """A plan within the cap from one that may exceed it: for every college over the cap,
     keep only its ``max_partners`` links carrying the most score, re-solve the flow on the
@@ -176,7 +183,7 @@ def _repair(p: Problem, links: _Links, people: np.ndarray) -> np.ndarray:
     over the cap; then the exact flow on the links used. Each round closes at least one
     college, so it ends."""
     allowed = np.ones(links.n, bool)
-    cap = p.max_partners
+    cap = _cap(p)
     while True:
         value = np.bincount(links.of_pair, p.score * people, links.n)
         used = value > 0
@@ -223,7 +230,7 @@ def _lagrangian(p: Problem, links: _Links, lower: float, deadline: float, tolera
     :func:`_repair`), and the pairs that carried people in any of the last ``recent``
     rounds (the "core" of the problem: where the prices have settled).
     """
-    cap = p.max_partners
+    cap = _cap(p)
     upper = np.minimum(p.headcount[p.need], p.graduates[p.program]).astype(float)
     per_person = 1.0 / np.minimum(p.headcount[links.need],
                                   np.bincount(links.of_pair, upper, links.n))[links.of_pair]
@@ -355,16 +362,16 @@ def solve_mip(p: Problem, time_limit: float | None = None,
         raise RuntimeError(f"the allocation exceeds: {', '.join(found)}")
     if gap() <= mip_rel_gap and not any("MIP" in step for step in how):
         how.append("no MIP needed")
-    how = "; ".join(how)
+    steps = "; ".join(how)
     if gap() <= 1e-6:
-        return best, f"optimal ({how})"
+        return best, f"optimal ({steps})"
     if gap() <= mip_rel_gap:
         why = f"proven within the relative gap tolerance {mip_rel_gap:g}"
     elif timed_out or time.perf_counter() >= deadline:
         why = f"best found within the time limit of {time_limit:g} s"
     else:
         why = "best found"
-    return best, f"{why}, gap {100 * gap():.2g}% at most ({how})"
+    return best, f"{why}, gap {100 * gap():.2g}% at most ({steps})"
 
 
 def _mip(p: Problem, links: _Links, deadline: float, mip_rel_gap: float):
@@ -403,10 +410,10 @@ def _mip(p: Problem, links: _Links, deadline: float, mip_rel_gap: float):
         rows(np.r_[row_of_link[links.of_pair][inside], np.arange(len(multi))],
              np.r_[x[inside], n_pairs + multi], np.r_[ones[inside], -link_upper],
              len(multi), 0.0)
-    rows(links.college, n_pairs + np.arange(links.n), np.ones(links.n), links.n_colleges,
-         p.max_partners)
+    cap = _cap(p)
+    rows(links.college, n_pairs + np.arange(links.n), np.ones(links.n), links.n_colleges, cap)
     # A college with no more candidate links than the cap may keep them all.
-    y_lower = (np.bincount(links.college, minlength=links.n_colleges) <= p.max_partners
+    y_lower = (np.bincount(links.college, minlength=links.n_colleges) <= cap
                )[links.college].astype(float)
     matrix = sp.vstack(blocks, format="csr")
     # No presolve: HiGHS's presolve does not watch the time limit (on 500,000 pairs it ran
