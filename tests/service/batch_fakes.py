@@ -75,3 +75,20 @@ class QuietJob:
 
     def report(self, progress: float, message: str) -> None:
         pass
+
+
+def job_processes(parent=None) -> list:
+    """The batch job processes below ``parent`` (a psutil.Process; this one by default),
+    at any depth."""
+    import psutil
+
+    from iei_match_service.batch_process import MODULE
+
+    out = []
+    for p in (parent or psutil.Process()).children(recursive=True):
+        try:
+            if MODULE in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return out

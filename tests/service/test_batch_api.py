@@ -12,21 +12,7 @@ import pytest
 
 from iei_match.allocation import allocate
 
-
-def batch_processes() -> list:
-    """Batch job processes of this process (the in-process server's jobs)."""
-    import psutil
-
-    from iei_match_service.batch_process import MODULE
-
-    found = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if MODULE in " ".join(p.cmdline()):
-                found.append(p)
-        except psutil.Error:  # gone meanwhile
-            pass
-    return found
+from .batch_fakes import job_processes
 
 
 def wait(c, job_id: int, timeout: float = 240) -> dict:
@@ -83,7 +69,7 @@ def test_a_batch_job_scores_allocates_and_reports_gaps(shared_world, finished):
     assert all(u["need_title"] for u in unmet)
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert gap["total"] >= 1 and sum(g["demand"] for g in gap["items"]) == alloc["demand"]
-    assert not batch_processes()  # the job's process has exited
+    assert not job_processes()  # the job's process has exited
 
 
 def test_results_download_as_csv_xlsx_and_parquet(shared_world, finished):
@@ -213,4 +199,4 @@ def test_a_running_job_can_be_cancelled(world, monkeypatch):
         assert c.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 409
         r = c.get(f"/api/v1/jobs/{job['id']}/results/scores")
         assert r.status_code == 409 and r.json()["error"]["code"] == "job_not_finished"
-    assert not batch_processes()  # the job's process has exited
+    assert not job_processes()  # the job's process has exited

@@ -15,13 +15,13 @@ import psutil
 import pytest
 
 from iei_match_service import batch_process
-from iei_match_service.batch_process import MODULE, run_in_child
+from iei_match_service.batch_process import run_in_child
 from iei_match_service.db.tables import Job
 from iei_match_service.jobs import Cancelled, JobFailed
 from iei_match_service.settings import Settings, SettingsError
 
 from . import batch_fakes
-from .batch_fakes import thread_nices
+from .batch_fakes import job_processes, thread_nices
 from .faultkit import ServiceProcess, prepare
 from .test_jobs import runner, state
 
@@ -47,18 +47,6 @@ class Ctx:
         if self.cancelled and progress < 1.0:
             raise Cancelled()
         self.reports.append((progress, message))
-
-
-def job_processes(parent: psutil.Process) -> list[psutil.Process]:
-    """The batch job processes below ``parent`` (any depth)."""
-    out = []
-    for p in parent.children(recursive=True):
-        try:
-            if MODULE in " ".join(p.cmdline()):
-                out.append(p)
-        except psutil.Error:  # gone meanwhile
-            pass
-    return out
 
 
 def wait_for(predicate, timeout: float, what: str):
