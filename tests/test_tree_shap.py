@@ -147,12 +147,6 @@ def test_zero_as_missing_equals_pred_contrib():
     assert_matches_lightgbm(booster, test)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LightGBM reads a dense row keeping only |x| > kZeroThreshold = 1e-35f "
-    "= 1.0000000180025095e-35 (or NaN), so smaller values are 0 for every split; tree_shap "
-    "compares them raw, and its ZERO_THRESHOLD is the double 1e-35: x = -1e-35f takes the "
-    "left branch of the '<= -1e-35f' splits LightGBM makes next to a zero bin, and "
-    "1e-35 < |x| <= 1e-35f is not missing for a zero_as_missing split"))
 @pytest.mark.parametrize(("zero_as_missing", "value"), [
     (False, -LIGHTGBM_ZERO), (True, -LIGHTGBM_ZERO), (True, np.nextafter(1e-35, 1.0))])
 def test_values_lightgbm_reads_as_zero_equal_pred_contrib(zero_as_missing, value):
@@ -270,10 +264,6 @@ def test_multiclass_is_unsupported():
     assert shap_tables(booster) is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shap_tables checks dump_model()['linear_tree'], a key LightGBM 4.x does not write "
-    "(linear leaves carry 'leaf_coeff'/'leaf_features'), so it returns tables that ignore "
-    "the linear terms; LightGBM's pred_contrib refuses linear trees"))
 def test_linear_trees_are_unsupported():
     x, y = random_data(600, seed=18)
     booster = train(x, y, rounds=5, linear_tree=True)
@@ -381,10 +371,6 @@ def test_pickled_matcher_drops_the_tables_and_gives_the_same_values(fitted):
     np.testing.assert_array_equal(again.contributions(x, "need"), before)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Matcher.__getstate__ pops '_shap_cache' from super().__getstate__(), which on Python "
-    "3.11+ (object.__getstate__, via BaseEstimator) is the instance's own __dict__, not a "
-    "copy: pickling a Matcher deletes the live object's tables"))
 def test_pickling_keeps_the_matchers_own_tables(fitted):
     matcher, x = fitted
     matcher = fresh(matcher)

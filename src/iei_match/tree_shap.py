@@ -37,7 +37,8 @@ import numpy as np
 # LightGBM's missing-value handling of a numerical split (``Tree::NumericalDecision``).
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 _MISSING = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
-ZERO_THRESHOLD = 1e-35
+# LightGBM reads |x| <= 1e-35f (its kZeroThreshold, a float) as exactly 0 everywhere.
+ZERO_THRESHOLD = float(np.float32(1e-35))
 # A leaf whose path splits on more distinct features than this would need a 2^u table;
 # such models are explained by LightGBM itself.
 MAX_PATH_FEATURES = 20
@@ -113,6 +114,8 @@ class _Nodes:
         self.parent.append(parent)
         self.is_left.append(is_left)
         if "split_index" not in node:  # a leaf (or a tree of one leaf)
+            if "leaf_coeff" in node:  # a linear tree: its leaves are not constants
+                return False
             self.feature.append(0)
             self.threshold.append(0.0)
             self.default_left.append(False)
@@ -241,9 +244,9 @@ def _contrib_rows(x, parent, is_left, feature, threshold, default_left, missing,
                 f = x[row, feature[node]]
                 miss = missing[node]
                 nan = np.isnan(f)
-                if nan and miss != MISSING_NAN:
+                if (nan and miss != MISSING_NAN) or abs(f) <= ZERO_THRESHOLD:
                     f = 0.0
-                is_missing = (miss == MISSING_ZERO and abs(f) <= ZERO_THRESHOLD) or (
+                is_missing = (miss == MISSING_ZERO and f == 0.0) or (
                     miss == MISSING_NAN and nan)
                 goes_left[node] = default_left[node] if is_missing else f <= threshold[node]
                 continue
