@@ -114,7 +114,7 @@ def _side_load(state: dict, prefix: str, arrays: dict) -> Side:
             for kind in ("word", "char")}
     dense = arrays.get(f"{prefix}.dense")
     return Side(np.asarray(state["ids"], dtype=object), mats["word"], mats["char"],
-                np.asarray(arrays[f"{prefix}.level"]), pd.Series(state["codes"], dtype=str),
+                np.asarray(arrays[f"{prefix}.level"]), np.array(state["codes"], dtype=object),
                 dense)
 
 

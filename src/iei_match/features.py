@@ -27,9 +27,9 @@ from .vectorize import FieldMatrices, FieldVectorizer, bm25_weights
 if TYPE_CHECKING:
     from .catalog import Catalog
 
-__all__ = ["Side", "Memory", "pair_features", "candidate_pairs", "links_to_programs", "code_prefix",
-           "document_texts", "text_fingerprints", "stack_rows", "describe_feature",
-           "FEATURE_LABELS"]
+__all__ = ["Side", "Memory", "pair_features", "pair_feature_columns", "candidate_pairs",
+           "links_to_programs", "code_prefix", "column_strings", "document_texts",
+           "text_fingerprints", "stack_rows", "describe_feature", "FEATURE_LABELS"]
 
 LEVELS = ("中职", "高职专科", "职教本科", "本科", "技工院校")
 
@@ -50,11 +50,18 @@ _MIX = np.uint64(0x100000001B3)  # combines the columns' hashes (FNV-1a's 64-bit
 def document_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Titles and bodies of a needs or programs table; ``skills``, ``industry`` and
     ``certificates`` count as body text."""
-    body = frame["text"].fillna("").astype(str)
+    body = column_strings(frame["text"])
     for extra in BODY_EXTRAS:
         if extra in frame:
-            body = body + " " + frame[extra].fillna("").astype(str)
-    return frame["title"].astype(str).tolist(), body.tolist()
+            body = [f"{b} {e}" for b, e in zip(body, column_strings(frame[extra]), strict=True)]
+    return [str(v) for v in frame["title"].tolist()], body
+
+
+def column_strings(column: pd.Series) -> list[str]:
+    """``column.fillna("").astype(str).tolist()``, without building pandas objects (a
+    request's one-row frame spent milliseconds on them)."""
+    missing = column.isna().to_numpy()
+    return ["" if m else str(v) for v, m in zip(column.tolist(), missing, strict=True)]
 
 
 def _hash_strings(values: np.ndarray) -> np.ndarray:
@@ -123,9 +130,9 @@ class Side:
     word, char : FieldMatrices
     level : ndarray of int
         Index into :data:`LEVELS`, -1 when unknown.
-    codes : pandas.Series
+    codes : ndarray of str (object)
         Taxonomy code of each row (its ``code`` column if the frame has one, else its id).
-    attrs : DataFrame or None
+    attrs : dict of ndarray, or None
         Optional per-row attributes of the rows being ranked: ``province``, ``city``
         (normalised, "" when unknown) and ``capacity`` (a need's headcount, a program's
         graduates per year; NaN when unknown).
@@ -135,11 +142,11 @@ class Side:
     word: FieldMatrices
     char: FieldMatrices
     level: np.ndarray
-    codes: pd.Series
+    codes: np.ndarray
     dense: np.ndarray | None = None
     titles: np.ndarray | None = None  # normalised, kept for the rows being ranked only
     texts: np.ndarray | None = None
-    attrs: pd.DataFrame | None = None
+    attrs: dict[str, np.ndarray] | None = None
     # code_prefix(codes, n) by n, made when first asked for (kept by take()).
     _prefixes: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -211,10 +218,10 @@ class Side:
             return None if a is None else a[rows]
 
         return Side(self.ids[rows], self.word.take(rows), self.char.take(rows), self.level[rows],
-                    self.codes.iloc[rows].reset_index(drop=True), dense=part(self.dense),
+                    self.codes[rows], dense=part(self.dense),
                     titles=part(self.titles), texts=part(self.texts),
                     attrs=None if self.attrs is None
-                    else self.attrs.iloc[rows].reset_index(drop=True),
+                    else {name: a[rows] for name, a in self.attrs.items()},
                     _prefixes={n: a[rows] for n, a in self._prefixes.items()})
 
     def __len__(self) -> int:
@@ -248,21 +255,23 @@ def _normalized(frame: pd.DataFrame, column: str) -> list[str]:
 def _row_fields(frame: pd.DataFrame, id_col: str) -> dict:
     """What a :class:`Side` reads from each row besides its texts: id, level, code, attrs."""
     capacity = next((frame[c] for c in ("headcount", "graduates_per_year") if c in frame),
-                    pd.Series(np.nan, index=frame.index))
-    attrs = pd.DataFrame({
-        "province": _normalized(frame, "province"),
-        "city": _normalized(frame, "city"),
-        "capacity": pd.to_numeric(capacity, errors="coerce").astype(float).to_numpy(),
-    })
+                    None)
+    attrs = {
+        "province": np.array(_normalized(frame, "province"), dtype=object),
+        "city": np.array(_normalized(frame, "city"), dtype=object),
+        "capacity": (np.full(len(frame), np.nan) if capacity is None else
+                     pd.to_numeric(capacity, errors="coerce").to_numpy(np.float64,
+                                                                     na_value=np.nan)),
+    }
     level = frame["level"].tolist() if "level" in frame else [""] * len(frame)
     lookup = {name: i for i, name in enumerate(LEVELS)}
     # A ``code`` column, where there is one, is the taxonomy code (empty: unknown);
     # otherwise the id is taken for the code, as in official catalogs.
-    codes = (frame["code"] if "code" in frame else frame[id_col]).fillna("").astype(str)
+    codes = column_strings(frame["code"] if "code" in frame else frame[id_col])
     return {
-        "ids": frame[id_col].astype(str).to_numpy(dtype=object),
+        "ids": np.array([str(v) for v in frame[id_col].tolist()], dtype=object),
         "level": np.array([lookup.get(str(v).strip(), -1) for v in level], dtype=np.int32),
-        "codes": codes.reset_index(drop=True),
+        "codes": np.array(codes, dtype=object),
         "attrs": attrs,
     }
 
@@ -311,10 +320,9 @@ class Memory:
                 counts = table.groupby(["n", "p"])["g"].sum()
                 totals = table.groupby("n")["g"].sum()
                 prob = (counts / totals.reindex(counts.index.get_level_values(0)).to_numpy())
-                pair_keys = pd.Index(_pair_keys(prob.index.get_level_values(0),
-                                                prob.index.get_level_values(1)))
-                self.priors[(ln, lp)] = (pair_keys, prob.to_numpy(np.float64),
-                                         pd.Index(totals.index))
+                # (need prefix, program prefix) -> share; the need prefixes seen
+                self.priors[(ln, lp)] = (dict(zip(prob.index, prob.to_numpy(np.float64).tolist(),
+                                                  strict=True)), set(totals.index))
         # Known programs' categories (code prefixes): index of each, and program -> category.
         self.categories = {}
         for length in self.program_prefix_len:
@@ -459,38 +467,32 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
 def _region_capacity(needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
     """Same city / province (NaN when either side does not say) and capacities (log)."""
     out = {}
-    n_attr = needs.attrs if needs.attrs is not None else pd.DataFrame(index=range(len(needs)))
-    p_attr = (programs.attrs if programs.attrs is not None
-              else pd.DataFrame(index=range(len(programs))))
+    n_attr = needs.attrs or {}
+    p_attr = programs.attrs or {}
     for col in ("province", "city"):
-        a = n_attr.get(col, pd.Series([""] * len(needs))).to_numpy(dtype=object)[n_rows]
-        b = p_attr.get(col, pd.Series([""] * len(programs))).to_numpy(dtype=object)[p_rows]
+        a = n_attr[col][n_rows] if col in n_attr else np.full(len(n_rows), "", dtype=object)
+        b = p_attr[col][p_rows] if col in p_attr else np.full(len(p_rows), "", dtype=object)
         known = (a != "") & (b != "")
         out[f"same_{col}"] = np.where(known, a == b, np.nan).astype(np.float32)
     for name, attr, rows in (("need_headcount", n_attr, n_rows),
                              ("program_capacity", p_attr, p_rows)):
-        cap = attr.get("capacity", pd.Series(np.nan, index=attr.index)).to_numpy(float)[rows]
+        cap = (attr["capacity"][rows] if "capacity" in attr
+               else np.full(len(rows), np.nan))
         out[name] = np.log1p(np.clip(cap, 0, None)).astype(np.float32)
     return out
-
-
-def _pair_keys(a, b) -> np.ndarray:
-    """One hashable key per (a, b) pair of code prefixes."""
-    return np.asarray(a, dtype=object) + "\x00" + np.asarray(b, dtype=object)
 
 
 def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
     """Share of the links of past needs with the same code prefix that went to the program's
     prefix; NaN when no past need had the need's prefix."""
     out = {}
-    for (ln, lp), (pair_keys, prob, seen_prefixes) in memory.priors.items():
-        n_pre = needs.code_prefixes(ln)[n_rows]
-        p_pre = programs.code_prefixes(lp)[p_rows]
-        at = pair_keys.get_indexer(_pair_keys(n_pre, p_pre))
-        val = np.zeros(len(at), np.float64)
-        val[at >= 0] = prob[at[at >= 0]]
-        seen = seen_prefixes.get_indexer(n_pre) >= 0
-        out[f"prior_n{ln}_p{lp}"] = np.where(seen, val, np.nan).astype(np.float32)
+    nan = float("nan")
+    for (ln, lp), (share, seen) in memory.priors.items():
+        n_pre = needs.code_prefixes(ln)[n_rows].tolist()
+        p_pre = programs.code_prefixes(lp)[p_rows].tolist()
+        val = [share.get(pair, 0.0) if pair[0] in seen else nan
+               for pair in zip(n_pre, p_pre, strict=True)]
+        out[f"prior_n{ln}_p{lp}"] = np.array(val, dtype=np.float64).astype(np.float32)
     return out
 
 
@@ -507,7 +509,10 @@ def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, programs: S
     gc = given[p_rows]
     val = np.zeros(len(n_rows), np.float32)
     ok = gc >= 0
-    val[ok] = np.asarray(per_cat[n_rows[ok], gc[ok]]).ravel()
+    if per_cat.shape[0] * per_cat.shape[1] <= 4_000_000:  # a few queries: look up densely
+        val[ok] = per_cat.toarray()[n_rows[ok], gc[ok]]
+    else:
+        val[ok] = np.asarray(per_cat[n_rows[ok], gc[ok]]).ravel()
     return np.where(total[n_rows] > 0, val / np.maximum(total[n_rows], 1e-9), 0.0)
 
 
@@ -522,6 +527,12 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
     rows that occur in some pair: its cost follows the number of pairs, not the size of
     the sides.
     """
+    return pd.DataFrame(pair_feature_columns(memory, needs, programs, nbrs, n_rows, p_rows))
+
+
+def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matrix,
+                         n_rows: np.ndarray, p_rows: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`pair_features` as a dict of columns (in the table's order)."""
     used_n, n_rows = np.unique(n_rows, return_inverse=True)
     used_p, p_rows = np.unique(p_rows, return_inverse=True)
     if len(used_n) < len(needs):
@@ -585,7 +596,7 @@ def pair_features(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matr
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)
     f["same_level"] = np.where(needs.level[n_rows] >= 0, same, np.nan).astype(np.float32)
-    return pd.DataFrame(f)
+    return f
 
 
 

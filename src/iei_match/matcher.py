@@ -20,8 +20,10 @@ from .features import (
     Memory,
     Side,
     candidate_pairs,
+    column_strings,
     document_texts,
     links_to_programs,
+    pair_feature_columns,
     pair_features,
     stack_rows,
     text_fingerprints,
@@ -78,17 +80,23 @@ def _group_max_and_rank(values: np.ndarray, groups: np.ndarray
     return best, rank
 
 
-def _add_relative(table: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
+def _relative_columns(columns, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Each :data:`RELATIVE` feature's share of the best in its group and rank there."""
     groups = np.asarray(groups)
     extra = {}
     for name in RELATIVE:
-        if name not in table:
+        if name not in columns:
             continue
-        col = table[name].to_numpy(np.float32)
+        col = np.asarray(columns[name]).astype(np.float32, copy=False)
         best, rank = _group_max_and_rank(col.astype(np.float64), groups)
         best = best.astype(np.float32)
         extra[f"{name}_rel"] = np.where(best > 0, col / np.where(best > 0, best, 1), 0.0)
         extra[f"{name}_rank"] = rank
+    return extra
+
+
+def _add_relative(table: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
+    extra = _relative_columns(table, groups)
     return pd.concat([table.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
 
 
@@ -109,14 +117,16 @@ def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
         raise InputError(f"{what} lack the column(s) {missing}")
     if len(frame) == 0:
         raise InputError(f"{what} are empty")
-    frame = frame.reset_index(drop=True).copy()
-    frame[id_col] = frame[id_col].astype(str)
-    for c in ("title", "text"):
-        frame[c] = frame[c].fillna("").astype(str)
-    if frame[id_col].duplicated().any():
-        dup = frame.loc[frame[id_col].duplicated(), id_col].iloc[0]
-        raise InputError(f"{what} have a duplicate {id_col}: {dup!r}")
-    return frame
+    ids = [str(v) for v in frame[id_col].tolist()]
+    seen: set[str] = set()
+    for v in ids:
+        if v in seen:
+            raise InputError(f"{what} have a duplicate {id_col}: {v!r}")
+        seen.add(v)
+    # Built from lists: a request's one-row frame spent milliseconds in pandas' string ops.
+    return frame.reset_index(drop=True).assign(**{
+        id_col: ids, "title": column_strings(frame["title"]),
+        "text": column_strings(frame["text"])})
 
 
 class Matcher(BaseEstimator):
@@ -344,7 +354,7 @@ class Matcher(BaseEstimator):
             # Some new needs come without a taxonomy code: hide it for a share of the
             # training needs so the ranker learns to do without the code priors.
             hide = rng.random(len(held)) < self.code_dropout
-            queries.codes = queries.codes.where(~hide, "")
+            queries.codes = np.where(hide, "", queries.codes).astype(object)
             queries._prefixes = {}  # the prefixes of the codes as they were
             nbrs = memory.neighbours(queries)
             labels = matrix[held]
@@ -409,13 +419,21 @@ class Matcher(BaseEstimator):
         if not hasattr(self, "memory_"):
             raise NotFittedError("this Matcher is not fitted yet: call fit or load a model")
 
-    def _score(self, x: pd.DataFrame, direction: str) -> np.ndarray:
+    def _feature_matrix(self, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """The model's features as float32 rows (NaN for a feature ``columns`` lacks), as
+        ``DataFrame(columns).reindex(columns=feature_names_).to_numpy(np.float32)``."""
+        out = np.empty((n, len(self.feature_names_)), dtype=np.float32)
+        for j, name in enumerate(self.feature_names_):
+            out[:, j] = columns[name] if name in columns else np.nan
+        return out
+
+    def _score(self, columns: dict[str, np.ndarray], x: np.ndarray,
+               direction: str) -> np.ndarray:
         if self.mode_ == "content-only":
-            return sum(w * x[name].to_numpy(np.float64) for name, w in
+            return sum(w * np.asarray(columns[name], dtype=np.float64) for name, w in
                        CONTENT_ONLY_WEIGHTS.items())
-        x = x.reindex(columns=self.feature_names_)
         return np.asarray(self.boosters_[direction].predict(
-            x.to_numpy(np.float32), num_threads=self._threads(len(x), PREDICT_SERIAL_BELOW)))
+            x, num_threads=self._threads(len(x), PREDICT_SERIAL_BELOW)))
 
     def _threads(self, rows: int, serial_below: int) -> int:
         # A request's few hundred rows: waking OpenMP threads costs more than it saves, and
@@ -568,9 +586,10 @@ class Matcher(BaseEstimator):
             return self._table(need_side, prog_side, n_rows, p_rows, n_rows, n_rows, None,
                                np.zeros(0), direction, n_explain)
         groups = n_rows if direction == "need" else p_rows
-        x = _add_relative(pair_features(memory, need_side, prog_side, nbrs, n_rows, p_rows),
-                          groups)
-        score = self._score(x, direction)
+        columns = pair_feature_columns(memory, need_side, prog_side, nbrs, n_rows, p_rows)
+        columns.update(_relative_columns(columns, groups))
+        x = self._feature_matrix(columns, len(n_rows))
+        score = self._score(columns, x, direction)
         other = p_rows if direction == "need" else n_rows
         order = np.lexsort((other, -score, groups))
         g_sorted = groups[order]
@@ -581,24 +600,27 @@ class Matcher(BaseEstimator):
                            score, direction, n_explain)
 
     def _table(self, need_side: Side, prog_side: Side, n_rows, p_rows, keep, rank,
-               x: pd.DataFrame | None, score, direction: str, n_explain: int) -> pd.DataFrame:
-        """The kept pairs as the result table, with explanations for the top rows."""
-        out = pd.DataFrame({
-            "need_id": need_side.ids[n_rows[keep]], "program_id": prog_side.ids[p_rows[keep]],
-            "rank": np.asarray(rank, dtype=int), "score": score[keep].astype(float),
-        })
-        if direction == "program":
-            out = out[["program_id", "need_id", "rank", "score"]]
+               x: np.ndarray | None, score, direction: str, n_explain: int) -> pd.DataFrame:
+        """The kept pairs as the result table, with explanations for the top rows.
+
+        ``x`` is the pairs' feature matrix (:meth:`_feature_matrix`)."""
+        rank = np.asarray(rank, dtype=int)
+        ids = {"need_id": need_side.ids[n_rows[keep]],
+               "program_id": prog_side.ids[p_rows[keep]]}
+        first, second = ("need_id", "program_id") if direction == "need" else (
+            "program_id", "need_id")
+        out = {first: ids[first], second: ids[second], "rank": rank,
+               "score": score[keep].astype(float)}
         if n_explain > 0:
             out["matched_terms"] = self._matched_terms(need_side, prog_side, n_rows[keep],
                                                        p_rows[keep])
             # Feature contributions (TreeSHAP, ~0.2 ms a row) for the top rows of each list.
             factors = np.full(len(keep), "", dtype=object)
-            top = np.flatnonzero(out["rank"].to_numpy() <= n_explain)
+            top = np.flatnonzero(rank <= n_explain)
             if x is not None and len(top):
-                factors[top] = self._factors(x.iloc[keep[top]], direction)
+                factors[top] = self._factors(x[keep[top]], direction)
             out["top_factors"] = factors
-        return out.reset_index(drop=True)
+        return pd.DataFrame(out)
 
     def _matched_terms(self, needs: Side, programs: Side, n_rows, p_rows, n_terms=5) -> list[str]:
         prod = sp.csr_matrix(needs.word.full[n_rows].multiply(programs.word.full[p_rows]))
@@ -606,10 +628,10 @@ class Matcher(BaseEstimator):
         vocab = self.word_.vocabulary_
         return ["|".join(vocab[c] for c in row if c >= 0) for row in cols]
 
-    def _factors(self, x: pd.DataFrame, direction: str, n_factors=3) -> list[str]:
+    def _factors(self, x: np.ndarray, direction: str, n_factors=3) -> list[str]:
         if self.mode_ == "content-only" or len(x) == 0:
             return ["content similarity only"] * len(x)
-        contrib = self.contributions(x, direction)
+        contrib = self._contributions(x, direction)
         names = np.asarray(self.feature_names_)
         top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :n_factors]
         return ["; ".join(f"{names[j]}:{contrib[i, j]:+.3f}" for j in row)
@@ -618,7 +640,11 @@ class Matcher(BaseEstimator):
     def contributions(self, x: pd.DataFrame, direction: str) -> np.ndarray:
         """Per-feature contributions (exact path-dependent TreeSHAP values, as LightGBM's
         ``pred_contrib`` gives them, from :mod:`.tree_shap`'s tables) to each pair's score."""
-        x = x.reindex(columns=self.feature_names_).to_numpy(np.float32)
+        return self._contributions(x.reindex(columns=self.feature_names_).to_numpy(np.float32),
+                                   direction)
+
+    def _contributions(self, x: np.ndarray, direction: str) -> np.ndarray:
+        """:meth:`contributions` of a float32 feature matrix in ``feature_names_`` order."""
         threads = self._threads(len(x), CONTRIB_SERIAL_BELOW)
         tables = self._shap_tables(direction)
         if tables is None:  # a tree structure the tables do not cover
@@ -637,7 +663,7 @@ class Matcher(BaseEstimator):
         return cached[1]
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: the live object keeps its cache
         state.pop("_shap_cache", None)  # rebuilt from the boosters where it is used
         return state
 
