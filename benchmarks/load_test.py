@@ -419,8 +419,9 @@ def main(argv=None) -> None:
     p.add_argument("--clients", type=int, default=4, help="closed-loop clients for capacity")
     p.add_argument("--rate", type=float, help="steady rate (default: 50%% of capacity)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--max-concurrent", type=int, default=4,
-                   help="IEI_MATCH_MAX_CONCURRENT_RANKINGS (the service's default: 4)")
+    p.add_argument("--max-concurrent", type=int, default=os.cpu_count() or 2,
+                   help="IEI_MATCH_MAX_CONCURRENT_RANKINGS (default: the service's default, "
+                        "the number of CPUs)")
     p.add_argument("--batch", choices=("auto", "api", "process", "off"), default="auto",
                    help="auto: the service's batch API if it has one, else a process")
     p.add_argument("--batch-scheduler", help="IEI_MATCH_BATCH_SCHEDULER for the service's "

@@ -4,6 +4,9 @@ database) is seen by the very next ranking."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pandas as pd
 from sqlalchemy import delete, update
 
@@ -129,6 +132,25 @@ def test_a_write_prepares_only_the_rows_it_wrote(world):
         assert ranked_ids(ent, need["id"]) == before
         deleted = catalogs.kept("program")
         assert len(deleted.rows) == n and deleted.catalog.reused == n
+
+
+def test_a_prepared_catalog_is_left_out_of_later_collections_and_freed_when_replaced(world):
+    """After a preparation its objects are frozen (full collections no longer walk them:
+    they stalled requests for 150-300 ms), and the catalog a write replaces is still freed."""
+    catalogs = world.server.app.state.services.catalogs
+    with world.client("herbal") as ent, world.client("fsvc") as col:
+        need = ent.post("/api/v1/needs", json=NEED).json()
+        ranked_ids(ent, need["id"])
+        first = catalogs.kept("program")
+        assert gc.get_freeze_count() > len(first.rows)
+        collected = {id(o) for o in gc.get_objects()}  # the generations a collection walks
+        assert id(first.rows[0]) not in collected and id(first.rows[0].out) not in collected
+        gone = weakref.ref(first)
+        del first, collected
+
+        pid = col.post("/api/v1/programs", json=PROGRAM).json()["id"]
+        assert ranked_ids(ent, need["id"])[0] == pid
+        assert catalogs.kept("program") is not None and gone() is None
 
 
 def test_the_words_kept_are_those_asked_for_last(monkeypatch):
