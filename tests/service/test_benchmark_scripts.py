@@ -35,6 +35,14 @@ def test_recommend_latency_runs(work):
 
 
 @pytest.mark.slow
+def test_shap_speed_runs_and_agrees_with_lightgbm(work):
+    out = _run("shap_speed.py", "--rows", "5,50", "--work", str(work),
+               "--output", str(work / "shap.md"))
+    table = (work / "shap.md").read_text()
+    assert "| need |" in table and "| program |" in table and "| 50 | 1 |" in table, out
+
+
+@pytest.mark.slow
 def test_prepare_incremental_runs_and_checks(work):
     out = _run("prepare_incremental.py", "--size", "200", "--edits", "1,10", "--repeat", "1",
                "--work", str(work), "--check", "--service")
