@@ -430,8 +430,10 @@ class Matcher(BaseEstimator):
     def _score(self, columns: dict[str, np.ndarray], x: np.ndarray,
                direction: str) -> np.ndarray:
         if self.mode_ == "content-only":
-            return sum(w * np.asarray(columns[name], dtype=np.float64) for name, w in
-                       CONTENT_ONLY_WEIGHTS.items())
+            score = np.zeros(len(x))
+            for name, w in CONTENT_ONLY_WEIGHTS.items():
+                score += w * np.asarray(columns[name], dtype=np.float64)
+            return score
         return np.asarray(self.boosters_[direction].predict(
             x, num_threads=self._threads(len(x), PREDICT_SERIAL_BELOW)))
 
