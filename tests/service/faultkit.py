@@ -183,6 +183,10 @@ class TcpProxy:
                     client.close()
                     upstream.close()
                     return
+                if self._stalled:  # stalled while this one connected: dropped like the rest
+                    client.close()
+                    upstream.close()
+                    continue
                 self._sockets |= {client, upstream}
                 self.accepted += 1
             for a, b in ((client, upstream), (upstream, client)):
