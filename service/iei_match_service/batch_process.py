@@ -1,5 +1,8 @@
 """A batch job in a child process of the service, at a lower CPU priority.
 
+(Retraining jobs use the same process: :func:`run_in_child` with
+``iei_match_service.retrain:compute``.)
+
 A batch job ranks every need against every program (minutes of CPU on a large alliance),
 then allocates and reports the gaps. In the service's own process it would compete with the
 interactive requests for the GIL and, at their priority, for the cores. So each job runs in

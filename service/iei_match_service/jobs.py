@@ -1,8 +1,9 @@
 """Background jobs (retraining, batch scoring) with their state kept in the database.
 
 Jobs run one at a time in a worker thread, so an interactive request never waits for a CPU
-that a job holds for long (the engine's own threads are capped by ``n_jobs``; a batch job's
-work runs in a child process at a lower priority, see :mod:`.batch_process`). A job's
+that a job holds for long (the engine's own threads are capped by ``n_jobs``; the work of a
+batch or retraining job runs in a child process at a lower priority, see
+:mod:`.batch_process`). A job's
 progress and result are rows in ``jobs``; a job that was running when the process died is
 marked failed at the next start.
 """

@@ -7,27 +7,40 @@ A retrained model is published only if it is not worse than the live one: both r
 same held-out 20% of the needs (seeded) and are compared by NDCG@10. The live model may
 have seen those needs in its own training, which favours it; the test is conservative.
 ``force`` publishes regardless.
+
+A retraining job (:func:`run`) trains in a child process of the service at the batch jobs'
+lower priority (``IEI_MATCH_BATCH_NICE``, see :mod:`.batch_process`): training holds the
+GIL and the cores for tens of seconds, and in the service's process it slowed every
+request meanwhile; a cancel or a shutdown had to wait for the fit. The child reads the
+training data from the database itself, compares with the live model loaded from its
+directory, and saves the new model (no pickle) for the service to load and publish.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import select
 
-from iei_match.artifacts import data_fingerprint
+from iei_match.artifacts import data_fingerprint, load_model, save_model
 from iei_match.bundled import catalog_dir
+from iei_match.errors import JobCancelledError
 from iei_match.evaluate import holdout_split
 from iei_match.io import load_links, load_needs, load_programs
 from iei_match.matcher import Matcher
 from iei_match.metrics import evaluate_run
 
+from .batch_process import run_in_child
 from .db.engine import Database
 from .db.tables import Need, Partnership, Program
 from .frames import need_key, needs_frame, program_key, programs_frame
+from .jobs import JobContext
 from .model_host import LiveModel, ModelHost
 from .settings import Settings
 
@@ -94,18 +107,25 @@ def _ndcg(matcher: Matcher, test_needs, programs, test_links) -> float:
     return float(evaluate_run(run, test_links, "need_id", "program_id", ks=(10,))["ndcg@10"])
 
 
-def retrain(settings: Settings, db: Database, host: ModelHost, *, force: bool = False,
-            report: Report = _quiet) -> dict:
-    """Train a new model on the catalog plus the database's labels; publish it if it is
-    not worse than the live one on held-out needs (or if ``force``).
+def train_candidate(settings: Settings, db: Database, live: Matcher, live_version: str, *,
+                    force: bool = False, report: Report = _quiet
+                    ) -> tuple[dict, Matcher | None, dict, str]:
+    """Train a model on the catalog plus the database's labels and decide whether it should
+    replace ``live``: not worse on held-out needs, or ``force``.
 
     Returns
     -------
-    dict
-        ``published`` (bool), ``version`` (the live version afterwards), ``candidate_ndcg10``
-        and ``live_ndcg10`` on the held-out needs, ``labels`` (database labels used).
+    result : dict
+        ``candidate_ndcg10`` and ``live_ndcg10`` on the held-out needs, ``held_out_needs``,
+        ``labels`` (database labels used), ``forced``, ``previous_version``; and, when the
+        model is kept, ``published`` (False) and ``version``.
+    final : Matcher or None
+        The model trained on all the data, to publish (None when the live one is kept).
+    metrics : dict
+        What to publish with it.
+    fingerprint : str
+        The training data's :func:`~iei_match.artifacts.data_fingerprint`.
     """
-    live = host.live()
     report(0.02, "reading training data")
     needs, programs, links = training_tables(settings, db)
     db_labels = int(links["need_id"].str.startswith("db-need-").sum())
@@ -114,15 +134,16 @@ def retrain(settings: Settings, db: Database, host: ModelHost, *, force: bool = 
     candidate = _fit(settings, tr_needs, programs, tr_links)
     report(0.45, "comparing with the live model on the held-out needs")
     cand_score = _ndcg(candidate, te_needs, programs, te_links)
-    live_score = _ndcg(live.matcher, te_needs, programs, te_links)
+    live_score = _ndcg(live, te_needs, programs, te_links)
     result = {"candidate_ndcg10": round(cand_score, 4), "live_ndcg10": round(live_score, 4),
               "held_out_needs": len(te_needs), "labels": db_labels, "forced": force,
-              "previous_version": live.version}
+              "previous_version": live_version}
+    fingerprint = data_fingerprint(needs, programs, links)
     if cand_score < live_score and not force:
-        result.update(published=False, version=live.version)
-        report(1.0, f"kept {live.version}: candidate NDCG@10 {cand_score:.4f} < live "
+        result.update(published=False, version=live_version)
+        report(1.0, f"kept {live_version}: candidate NDCG@10 {cand_score:.4f} < live "
                     f"{live_score:.4f}")
-        return result
+        return result, None, {}, fingerprint
     report(0.55, "training on all the data")
     t0 = time.perf_counter()
     final = _fit(settings, needs, programs, links)
@@ -130,10 +151,66 @@ def retrain(settings: Settings, db: Database, host: ModelHost, *, force: bool = 
                "programs": len(programs), "links": len(links), "db_labels": db_labels,
                "holdout_ndcg10": result["candidate_ndcg10"],
                "previous_holdout_ndcg10": result["live_ndcg10"], "mode": final.mode_}
-    published = host.publish(final, metrics, data_fingerprint(needs, programs, links))
-    result.update(published=True, version=published.version)
-    report(1.0, f"published {published.version}")
+    return result, final, metrics, fingerprint
+
+
+WORK = "iei_match_service.retrain:compute"  # what the job's process calls
+SETTINGS_PASSED = ("data_dir", "database_url", "models_dir", "catalog", "catalog_dir", "seed",
+                   "train_params")  # what training reads of the settings
+
+
+def run(ctx: JobContext, settings: Settings, host: ModelHost, *, force: bool = False) -> dict:
+    """A retraining job: :func:`compute` trains in a child process, the service publishes.
+
+    Returns the job's ``result``: :func:`train_candidate`'s, with ``published`` and the
+    live ``version`` afterwards.
+    """
+    live = host.live()
+    staging = Path(settings.data_dir) / "jobs" / str(int(ctx.job_id)) / "model"
+    shutil.rmtree(staging, ignore_errors=True)  # an earlier, interrupted attempt
+    fields = {name: getattr(settings, name) for name in SETTINGS_PASSED}
+    fields = {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
+    work = {"settings": fields, "live_dir": str(Path(host.root) / live.version),
+            "live_version": live.version, "staging": str(staging), "force": force}
+    try:
+        result = run_in_child(ctx, WORK, work, nice=settings.batch_nice,
+                              threads=os.cpu_count() or 1)
+        staged = result.pop("staged", None)
+        if staged is not None:
+            published = host.publish(load_model(staging), staged["metrics"],
+                                     staged["fingerprint"])
+            result.update(published=True, version=published.version)
+            ctx.report(1.0, f"published {published.version}")
+        return result
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
+
+
+def compute(settings: dict, live_dir: str, live_version: str, staging: str, force: bool,
+            report: Report, cancelled: Callable[[], bool]) -> dict:
+    """In the job's process: train, compare, and save the model to publish in ``staging``.
+
+    Returns :func:`train_candidate`'s result; with ``staged`` (the metrics and data
+    fingerprint to publish with) when a model was saved.
+    """
+    def step(progress: float, message: str) -> None:
+        if cancelled() and progress < 1.0:
+            raise JobCancelledError("the retraining was cancelled")
+        report(progress, message)
+
+    own = Settings(**{k: Path(v) if k in ("data_dir", "models_dir", "catalog_dir") and v
+                      else v for k, v in settings.items()})
+    db = Database(own.database_url)
+    try:
+        result, final, metrics, fingerprint = train_candidate(
+            own, db, load_model(live_dir), live_version, force=force, report=step)
+    finally:
+        db.dispose()
+    if final is not None:
+        step(0.95, "saving the new model")
+        save_model(final, staging, metrics=metrics)
+        result["staged"] = {"metrics": metrics, "fingerprint": fingerprint}
     return result
 
 
-__all__ = ["training_tables", "train_first", "retrain"]
+__all__ = ["training_tables", "train_first", "train_candidate", "run", "compute"]

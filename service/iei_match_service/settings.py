@@ -80,6 +80,7 @@ class Settings:
         process of the service (scoring, its local Dask cluster, the allocation and the gap
         report), which lowers its own priority by this much (``os.nice``) as it starts, so
         that the OS scheduler favours interactive requests; 0 keeps the service's priority.
+        Retraining jobs train in such a process too.
     train_params : dict
         Parameters of :class:`iei_match.Matcher` for (re)training, as JSON in
         ``IEI_MATCH_TRAIN_PARAMS`` (e.g. ``{"n_estimators": 200}``).

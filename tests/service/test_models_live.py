@@ -1,5 +1,5 @@
 """The live model: swapped under concurrent requests without losing one; retrained on
-recorded outcomes behind a not-worse gate; rolled back."""
+recorded outcomes behind a not-worse gate, in a process of its own; rolled back."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import psutil
 
 from iei_match.bundled import catalog_dir
 
@@ -116,5 +117,37 @@ def test_retrain_learns_new_vocabulary_and_outcomes_and_publishes(tmp_path, mode
         with world.client("soft") as c:
             assert c.post("/api/v1/match", json=query).json()["model_version"] == before[
                 "model_version"]
+    finally:
+        world.server.stop()
+
+
+def test_a_retraining_trains_in_a_niced_child_and_a_cancel_does_not_wait_for_the_fit(
+        tmp_path, model_root):
+    """Training holds the GIL and the cores for tens of seconds: it runs in a child process
+    at the batch jobs' lower priority, requests are answered meanwhile, and a cancel (as a
+    shutdown) ends it within seconds, leaving the live model as it was."""
+    world = make_world(tmp_path, model_root)  # the whole bundled catalog: a fit of ~30 s
+    try:
+        with world.client("chengyu") as c:
+            live = [v["version"] for v in c.get("/api/v1/models").json()["items"] if v["live"]]
+            job_id = c.post("/api/v1/models/retrain", json={"force": True}).json()["id"]
+            deadline = time.monotonic() + 120
+            while "training a candidate" not in (c.get(f"/api/v1/jobs/{job_id}").json()
+                                                 ["message"] or ""):
+                assert time.monotonic() < deadline, c.get(f"/api/v1/jobs/{job_id}").json()
+                time.sleep(0.2)
+            children = [p for p in psutil.Process().children(recursive=True)
+                        if "iei_match_service.batch_process" in p.cmdline()]
+            assert len(children) == 1 and children[0].nice() == 10  # IEI_MATCH_BATCH_NICE
+            with world.client("herbal") as h:
+                r = h.post("/api/v1/match", json={"description": "中药提取浓缩与制粒", "k": 5})
+                assert r.status_code == 200 and r.json()["model_version"] == live[0]
+            t0 = time.monotonic()
+            assert c.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200
+            job = wait_job(c, job_id, timeout=60)
+            assert job["state"] == "cancelled" and time.monotonic() - t0 < 10, job
+            assert not children[0].is_running() or children[0].status() == psutil.STATUS_ZOMBIE
+            now = [v["version"] for v in c.get("/api/v1/models").json()["items"] if v["live"]]
+            assert now == live and len(c.get("/api/v1/models").json()["items"]) == 1
     finally:
         world.server.stop()

@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from iei_match.errors import ModelNotFoundError
 
+from .. import retrain
 from ..access import owners_in_reach
 from ..auth import Principal
 from ..db.tables import Job
 from ..errors import Conflict, NotFound
-from ..retrain import retrain
 from ..schemas import JobOut, RetrainIn
 from .deps import Caller, Limit, PathId, ServicesDep, SessionDep, roles
 
@@ -32,8 +32,8 @@ def models(who: Caller, svc: ServicesDep) -> dict:
 def start_retrain(body: RetrainIn, who: Steward, svc: ServicesDep, s: SessionDep):
     svc.models.live()  # 503 while the first model is still being trained
 
-    def work(ctx) -> dict:
-        return retrain(svc.settings, svc.db, svc.models, force=body.force, report=ctx.report)
+    def work(ctx) -> dict:  # trains in a child process at a lower priority
+        return retrain.run(ctx, svc.settings, svc.models, force=body.force)
 
     job_id = svc.jobs.submit("retrain", who.org_id, {"force": body.force}, work)
     return s.get(Job, job_id)
