@@ -377,3 +377,13 @@ def test_pickling_keeps_the_matchers_own_tables(fitted):
     matcher.contributions(x, "need")
     pickle.dumps(matcher)
     assert "need" in matcher.__dict__.get("_shap_cache", {})
+
+
+def test_prepare_explanations_builds_both_rankers_tables_up_front(fitted):
+    matcher, x = fitted
+    matcher = fresh(matcher)
+    assert matcher.prepare_explanations() is matcher
+    assert set(matcher.__dict__["_shap_cache"]) == {"need", "program"}
+    tables = matcher._shap_tables("need")
+    matcher.contributions(x, "need")
+    assert matcher._shap_tables("need") is tables  # used, not built again
