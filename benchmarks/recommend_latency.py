@@ -16,7 +16,9 @@ bundled needs, one need per call, as the service does:
 
 The model is trained on the bundled catalog once (as at the service's first start) and
 reused from ``--work`` when it is there. Prints a markdown table (and writes it to
-``--output``) with p50/p95/p99 per size and level, and the load average during the run.
+``--output``) with p50/p95/p99 per size and level, and the load average during the run;
+for ``engine``, also how many full garbage collections ran during the timed calls and the
+longest (the benchmark's process does not freeze its objects as the service does).
 """
 
 from __future__ import annotations
@@ -66,6 +68,28 @@ def engine_level(matcher, alliance, n_requests: int, k: int, seed: int) -> dict:
     rng = random.Random(seed)
     rows = list(alliance.needs.itertuples(index=False))
     times = []
+    full_gc: list[float] = []  # durations of the full collections during the calls
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                full_gc.append(time.perf_counter() - started.pop())
+
+    gc.collect()
+    gc.callbacks.append(on_gc)
+    try:
+        _engine_calls(matcher, catalog, level, rows, rng, n_requests, k, times)
+    finally:
+        gc.callbacks.remove(on_gc)
+    return {"prepare_s": prepare, **percentiles(times), "n": len(times),
+            "load": (load0 + uptime_load()) / 2,
+            "full_gc": (len(full_gc), 1000 * max(full_gc, default=0.0))}
+
+
+def _engine_calls(matcher, catalog, level, rows, rng, n_requests, k, times) -> None:
     for i in range(n_requests + 3):
         row = rows[rng.randrange(len(rows))]
         need = need_frame(row)
@@ -75,8 +99,6 @@ def engine_level(matcher, alliance, n_requests: int, k: int, seed: int) -> dict:
         if i >= 3:  # the first calls compile and warm caches
             times.append(time.perf_counter() - t0)
         assert len(ranked) <= k
-    return {"prepare_s": prepare, **percentiles(times), "n": len(times),
-            "load": (load0 + uptime_load()) / 2}
 
 
 def http_level(alliance, models_dir: Path, work: Path, n_requests: int, k: int,
@@ -166,12 +188,15 @@ def render(results: list[dict], args) -> str:
     lines = [f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}. One need per call, "
              f"k={args.k} with explanations, {args.requests} timed calls per row.", "",
              "| programs | level | prepare (s) | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) "
-             "| load avg |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "| full GCs (longest, ms) | load avg |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         prep = ("first request " if r["level"] == "http" else "") + f"{r['prepare_s']:.1f}"
+        n_gc, longest = r.get("full_gc", (None, 0.0))
+        gcs = "-" if n_gc is None else f"{n_gc} ({longest:.0f})"
         lines.append(f"| {r['size']:,} | {r['level']} | {prep} | {r['p50']:.1f} | "
-                     f"{r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['load']:.1f} |")
+                     f"{r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {gcs} | "
+                     f"{r['load']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

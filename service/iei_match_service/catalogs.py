@@ -180,9 +180,9 @@ def _settle_heap() -> None:
     """Collect garbage once, then exempt every object now alive from later collections.
 
     A prepared catalog and the model are a few hundred thousand long-lived Python objects;
-    each full collection walked them all, and stalled every request for 150-300 ms at
-    moments nobody chose. They are now walked here, once per preparation (when a request
-    already waits for it), and objects made later are collected as usual.
+    each full collection walked them all, holding the GIL while requests waited, at moments
+    nobody chose. They are now walked here, once per preparation (when a request already
+    waits for it), and objects made later are collected as usual.
     """
     gc.unfreeze()  # what an earlier call froze may have become garbage since
     gc.collect()
