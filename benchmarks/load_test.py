@@ -20,7 +20,10 @@ catalog's majors across 30 cities, enterprises posting the bundled needs) and th
 5. recovery: 50% again: the latency should be back to that of step 3;
 6. batch: 50% while a batch job ranks every need against every program: through the
    service's batch API (``POST /api/v1/batch``) when the service has one, else
-   ``iei-match batch`` in a separate process on the same cores (``--batch`` says which).
+   ``iei-match batch`` in a separate process on the same cores (``--batch`` says which);
+7. retrain (``--retrain``): 50% while the service retrains its model
+   (``POST /api/v1/models/retrain`` with ``force``: the bundled catalog plus every stored
+   need and program), from ``--retrain-warmup`` s after it started.
 
 Each request asks ``GET /api/v1/needs/{id}/recommendations?k=10`` for a random stored need
 with its owner's key (the need's level is a hard filter, as in the service). Prints a
@@ -321,12 +324,51 @@ async def scenario(args, svc: Service, alliance, models: Path, work: Path) -> tu
             info["batch_running_at_end"] = job.running()
         finally:
             job.stop()
+    if args.retrain:
+        retrain = Retrain(svc, alliance.admin_key)
+        retrain.start()
+        info["retrain"] = f"job {retrain.job_id}"
+        say(f"retraining started (job {retrain.job_id}); warming up {args.retrain_warmup} s")
+        try:
+            await asyncio.sleep(args.retrain_warmup)
+            info["retrain_running_at_start"] = retrain.state()
+            say(f"with the retraining at {rate:.1f}/s for {args.seconds} s")
+            await phase("with retrain", load.open(run, "with retrain", rate, args.seconds,
+                                                  probe_healthz=True))
+            info["retrain_running_at_end"] = retrain.state()
+        finally:
+            retrain.stop()
     return run, info
+
+
+class Retrain:
+    """The service retraining its model (a job) while the load runs."""
+
+    def __init__(self, svc: Service, admin_key: str):
+        self.svc, self.headers = svc, {"Authorization": f"Bearer {admin_key}"}
+        self.job_id: int | None = None
+
+    def start(self) -> None:
+        r = httpx.post(self.svc.url + "/api/v1/models/retrain", json={"force": True},
+                       headers=self.headers, timeout=60)
+        r.raise_for_status()
+        self.job_id = r.json()["id"]  # queued behind a cancelled batch job still ending
+
+    def state(self) -> str:
+        r = httpx.get(f"{self.svc.url}/api/v1/jobs/{self.job_id}", headers=self.headers,
+                      timeout=30)
+        job = r.json()
+        return f"{job.get('state')} ({job.get('message')})"
+
+    def stop(self) -> None:
+        if self.job_id is not None and self.state().startswith(("queued", "running")):
+            httpx.post(f"{self.svc.url}/api/v1/jobs/{self.job_id}/cancel", headers=self.headers,
+                       timeout=30)
 
 
 def render(run: Run, info: dict, args) -> str:
     phases = [p for p in ("warm-up", "capacity", "steady", "overload", "recovery",
-                          "with batch") if any(s.phase == p for s in run.samples)]
+                          "with batch", "with retrain") if any(s.phase == p for s in run.samples)]
     lines = [f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}. "
              f"{info['programs']:,} programs, {info['needs']} needs; "
              f"GET {PATH.format('{id}')}?k={args.k}; "
@@ -347,7 +389,7 @@ def render(run: Run, info: dict, args) -> str:
                      f"{lat['max']:.0f} | {shed} | {s['load']:.1f} |")
     lines.append("")
     lines.append("Latencies in ms; open-loop phases from the time each request was due.")
-    for p in ("overload", "with batch"):
+    for p in ("overload", "with batch", "with retrain"):
         h = [x for x in run.samples if x.phase == p and x.kind == "healthz"]
         if h:
             lat = percentiles([x.latency for x in h if x.status == 200])
@@ -366,6 +408,10 @@ def render(run: Run, info: dict, args) -> str:
         lines.append(f"- batch job: {info['batch']}; running when the phase started: "
                      f"{info.get('batch_running_at_start')}, at its end: "
                      f"{info.get('batch_running_at_end')}.")
+    if "retrain" in info:
+        lines.append(f"- retraining: {info['retrain']}; when the phase started: "
+                     f"{info.get('retrain_running_at_start')}; at its end: "
+                     f"{info.get('retrain_running_at_end')}.")
     return "\n".join(lines) + "\n"
 
 
@@ -377,7 +423,8 @@ def plot(run: Run, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(12, 5))
     colors = {"warm-up": "0.6", "capacity": "tab:purple", "steady": "tab:blue",
-              "overload": "tab:red", "recovery": "tab:green", "with batch": "tab:orange"}
+              "overload": "tab:red", "recovery": "tab:green", "with batch": "tab:orange",
+              "with retrain": "tab:brown"}
     for p, color in colors.items():
         s = [x for x in run.samples if x.phase == p]
         if not s:
@@ -427,6 +474,10 @@ def main(argv=None) -> None:
     p.add_argument("--batch-scheduler", help="IEI_MATCH_BATCH_SCHEDULER for the service's "
                    "batch jobs (default: the service's, threads in the job's own process, "
                    "niced by IEI_MATCH_BATCH_NICE; 'processes': worker processes)")
+    p.add_argument("--retrain", action="store_true",
+                   help="add a phase at 50%% while the service retrains its model")
+    p.add_argument("--retrain-warmup", type=float, default=10,
+                   help="seconds between starting the retraining and the measured phase")
     p.add_argument("--batch-warmup", type=float, default=5,
                    help="seconds between starting the batch job and the measured phase")
     p.add_argument("--timeout", type=float, default=60, help="client timeout (s)")

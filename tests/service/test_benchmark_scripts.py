@@ -53,12 +53,13 @@ def test_prepare_incremental_runs_and_checks(work):
 def test_load_test_runs_every_phase(work):
     out = _run("load_test.py", "--programs", "200", "--needs", "40", "--seconds", "2",
                "--warmup-seconds", "1", "--capacity-seconds", "2", "--overload-seconds", "2",
-               "--batch-warmup", "1", "--work", str(work), "--output", str(work / "load.md"),
+               "--batch-warmup", "1", "--retrain", "--retrain-warmup", "1",
+               "--work", str(work), "--output", str(work / "load.md"),
                "--plot", str(work / "load.png"))
     report = (work / "load.md").read_text()
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in report.splitlines() if line.startswith("| ")}
-    for phase in ("capacity", "steady", "overload", "recovery", "with batch"):
+    for phase in ("capacity", "steady", "overload", "recovery", "with batch", "with retrain"):
         assert phase in rows, out
         assert rows[phase][3] == "0", (phase, rows[phase])  # neither 200 nor 503: none
     assert "/healthz` during overload" in report
