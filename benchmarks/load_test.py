@@ -238,6 +238,9 @@ class BatchJob:
                           f"{len(needs)} needs x {len(self.alliance.programs):,} programs, "
                           "top-50, 2 threads, default priority)")
 
+    def status(self) -> str:
+        return str(self.running())
+
     def running(self) -> bool:
         if self.mode == "api":
             r = httpx.get(f"{self.svc.url}/api/v1/jobs/{self.job_id}",
@@ -307,37 +310,29 @@ async def scenario(args, svc: Service, alliance, models: Path, work: Path) -> tu
                                       probe_healthz=True))
     say(f"recovery at {rate:.1f}/s for {args.seconds} s")
     await phase("recovery", load.open(run, "recovery", rate, args.seconds))
+    async def while_running(job, key: str, warmup: float) -> None:
+        """A phase at ``rate`` while ``job`` (a batch job, a retraining) runs."""
+        job.start()
+        info[key] = job.described
+        say(f"{key} started: {job.described}; warming up {warmup} s")
+        try:
+            await asyncio.sleep(warmup)
+            info[f"{key}_running_at_start"] = job.status()
+            say(f"with the {key} at {rate:.1f}/s for {args.seconds} s")
+            await phase(f"with {key}", load.open(run, f"with {key}", rate, args.seconds,
+                                                 probe_healthz=True))
+            info[f"{key}_running_at_end"] = job.status()
+        finally:
+            job.stop()
+
     mode = args.batch
     if mode == "auto":
         mode = "api" if has_batch_api(svc.url) else "process"
     if mode != "off":
-        job = BatchJob(mode, svc, alliance.admin_key, alliance, models, work)
-        job.start()
-        info["batch"] = job.described
-        say(f"batch job started: {job.described}; warming up {args.batch_warmup} s")
-        try:
-            await asyncio.sleep(args.batch_warmup)
-            info["batch_running_at_start"] = job.running()
-            say(f"with the batch job at {rate:.1f}/s for {args.seconds} s")
-            await phase("with batch", load.open(run, "with batch", rate, args.seconds,
-                                                probe_healthz=True))
-            info["batch_running_at_end"] = job.running()
-        finally:
-            job.stop()
+        await while_running(BatchJob(mode, svc, alliance.admin_key, alliance, models, work),
+                            "batch", args.batch_warmup)
     if args.retrain:
-        retrain = Retrain(svc, alliance.admin_key)
-        retrain.start()
-        info["retrain"] = f"job {retrain.job_id}"
-        say(f"retraining started (job {retrain.job_id}); warming up {args.retrain_warmup} s")
-        try:
-            await asyncio.sleep(args.retrain_warmup)
-            info["retrain_running_at_start"] = retrain.state()
-            say(f"with the retraining at {rate:.1f}/s for {args.seconds} s")
-            await phase("with retrain", load.open(run, "with retrain", rate, args.seconds,
-                                                  probe_healthz=True))
-            info["retrain_running_at_end"] = retrain.state()
-        finally:
-            retrain.stop()
+        await while_running(Retrain(svc, alliance.admin_key), "retrain", args.retrain_warmup)
     return run, info
 
 
@@ -347,21 +342,23 @@ class Retrain:
     def __init__(self, svc: Service, admin_key: str):
         self.svc, self.headers = svc, {"Authorization": f"Bearer {admin_key}"}
         self.job_id: int | None = None
+        self.described = ""
 
     def start(self) -> None:
         r = httpx.post(self.svc.url + "/api/v1/models/retrain", json={"force": True},
                        headers=self.headers, timeout=60)
         r.raise_for_status()
         self.job_id = r.json()["id"]  # queued behind a cancelled batch job still ending
+        self.described = f"job {self.job_id}"
 
-    def state(self) -> str:
+    def status(self) -> str:
         r = httpx.get(f"{self.svc.url}/api/v1/jobs/{self.job_id}", headers=self.headers,
                       timeout=30)
         job = r.json()
         return f"{job.get('state')} ({job.get('message')})"
 
     def stop(self) -> None:
-        if self.job_id is not None and self.state().startswith(("queued", "running")):
+        if self.job_id is not None and self.status().startswith(("queued", "running")):
             httpx.post(f"{self.svc.url}/api/v1/jobs/{self.job_id}/cancel", headers=self.headers,
                        timeout=30)
 
