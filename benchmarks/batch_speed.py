@@ -36,9 +36,9 @@ from retrieval_speed import tfidf_like, timed
 
 from iei_match.artifacts import publish_model
 from iei_match.batch import run_batch
-from iei_match.features import document_texts
 from iei_match.matcher import Matcher
 from iei_match.retrieval import PostingIndex
+from iei_match.sides import document_texts
 
 INSTALL = "pip install sparse_dot_topn"
 

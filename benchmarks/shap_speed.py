@@ -24,8 +24,10 @@ from alliance_data import catalog_tables, machine, train_model, uptime_load
 
 from iei_match import tree_shap
 from iei_match.artifacts import load_model
-from iei_match.features import Side, candidate_pairs, pair_feature_columns
-from iei_match.matcher import Matcher, _relative_columns
+from iei_match.candidates import candidate_pairs
+from iei_match.features import build_features
+from iei_match.matcher import Matcher
+from iei_match.sides import Side
 
 
 def feature_rows(matcher: Matcher, n: int) -> np.ndarray:
@@ -38,9 +40,8 @@ def feature_rows(matcher: Matcher, n: int) -> np.ndarray:
     nbrs = memory.neighbours(needs)
     n_rows, p_rows = candidate_pairs(memory, needs, programs, nbrs, matcher.n_candidates,
                                      "need")
-    columns = pair_feature_columns(memory, needs, programs, nbrs, n_rows, p_rows)
-    columns.update(_relative_columns(columns, n_rows))
-    x = matcher._feature_matrix(columns, len(n_rows))
+    x, names = build_features(memory, needs, programs, nbrs, n_rows, p_rows, n_rows)
+    x = matcher._aligned(x, names)
     if len(x) < n:
         raise SystemExit(f"only {len(x)} candidate pairs; ask for fewer rows")
     rows = np.random.default_rng(0).choice(len(x), size=n, replace=False)

@@ -126,7 +126,7 @@ def test_published_version_layout(published):
     assert (root / "CURRENT").read_text(encoding="utf-8").strip() == version.name
     names = {p.name for p in version.iterdir()}
     assert names == {"manifest.json", "state.json", "arrays.npz", "ranker-need.txt",
-                     "ranker-program.txt"}
+                     "ranker-program.txt", "fit.txt"}
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["metrics"] == {"ndcg@10": 0.5}
@@ -400,7 +400,7 @@ def _garbage_ranker(directory):
 
 def _unknown_mode(directory):
     state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
-    state["mode"] = "telepathic"
+    state["rankers"]["need"]["kind"] = "telepathic"
     (directory / "state.json").write_text(json.dumps(state), encoding="utf-8")
     rehash(directory, "state.json")
 

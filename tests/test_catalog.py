@@ -108,7 +108,7 @@ def test_blocked_search_equals_a_search_of_the_allowed_documents():
 
 
 def test_group_max_and_rank_agree_with_pandas():
-    from iei_match.matcher import _group_max_and_rank
+    from iei_match.features import _group_max_and_rank
 
     rng = np.random.default_rng(0)
     for trial in range(200):
@@ -283,7 +283,7 @@ def test_a_previous_catalog_of_another_kind_or_model_is_refused(zh_world):
 
 
 def test_text_fingerprints_tell_texts_and_columns_apart():
-    from iei_match.features import _hash_strings, text_fingerprints
+    from iei_match.sides import _hash_strings, text_fingerprints
 
     base = pd.DataFrame({"title": ["a", "a", "a b", "a\\ud800"], "text": ["b c", "b", "c", "x"]})
     h = text_fingerprints(base)

@@ -146,7 +146,7 @@ def test_rank_to_stdout_without_explanations(model, sample, capsys):
                      "--programs", str(sample["programs"]), "--top-k", "2", "--no-explain"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "need_id,program_id,rank,score"
+    assert lines[0] == "need_id,program_id,rank,score,fit,fit_level"
     assert len(lines) == 1 + 2 * 20
 
 

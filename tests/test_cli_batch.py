@@ -61,8 +61,8 @@ def test_batch_writes_both_directions_like_rank_and_partners(world, tmp_path, ca
     assert "rows (need direction)" in err and "rows (program direction)" in err
     run = pd.read_csv(out, dtype=str, keep_default_na=False)
     partners = pd.read_csv(tmp_path / "run.partners.csv", dtype=str, keep_default_na=False)
-    assert list(run.columns) == ["need_id", "program_id", "rank", "score", "matched_terms",
-                                 "top_factors"]
+    assert list(run.columns) == ["need_id", "program_id", "rank", "score", "fit", "fit_level",
+                                 "matched_terms", "top_factors"]
     assert list(partners.columns[:4]) == ["program_id", "need_id", "rank", "score"]
     matcher = load_model(world["model"])
     needs, programs = world["frames"]

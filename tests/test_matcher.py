@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from iei_match.candidates import candidate_pairs
 from iei_match.errors import InputError, NotFittedError
-from iei_match.features import Side, candidate_pairs, pair_features
+from iei_match.features import build_features, pair_feature_columns
 from iei_match.matcher import Match, Matcher
+from iei_match.sides import Side
 from iei_match.text import tokenize
 from synthetic import make_catalog
 
@@ -105,7 +107,10 @@ def test_content_only_mode(links):
     assert same_category(run, category).mean() >= 0.9
     back = matcher.partners(programs, new, k=3)
     assert same_category(back[back["rank"] == 1], category).all()
-    assert (back["top_factors"] == "content similarity only").all()
+    # contributions of the content ranker: its three weighted similarities
+    first = back.loc[0, "top_factors"].split("; ")
+    assert {f.rpartition(":")[0] for f in first} == {"word_full", "char_full", "word_title"}
+    assert back["fit"].between(0, 1).all()
 
 
 def test_links_with_only_negative_grades_is_content_only():
@@ -154,7 +159,8 @@ def features_of(matcher, needs, programs, direction):
     nbrs = matcher.memory_.neighbours(need_side)
     n_rows, p_rows = candidate_pairs(matcher.memory_, need_side, prog_side, nbrs,
                                      matcher.n_candidates, direction)
-    x = pair_features(matcher.memory_, need_side, prog_side, nbrs, n_rows, p_rows)
+    x = pd.DataFrame(pair_feature_columns(matcher.memory_, need_side, prog_side, nbrs, n_rows,
+                                          p_rows))
     x.index = pd.MultiIndex.from_arrays([need_side.ids[n_rows], prog_side.ids[p_rows]])
     return x
 
@@ -191,6 +197,8 @@ def check_contract(run: pd.DataFrame, query_col: str, other_col: str, k: int, qu
     assert set(run[query_col]) == set(queries)
     assert run["rank"].dtype.kind == "i" and run["score"].dtype.kind == "f"
     assert np.isfinite(run["score"]).all()
+    assert run["fit"].between(0, 1).all()
+    assert set(run["fit_level"]) <= {"high", "medium", "low"}
     assert run.index.equals(pd.RangeIndex(len(run)))
     for _, group in run.groupby(query_col, sort=False):
         n = len(group)
@@ -206,13 +214,13 @@ def check_contract(run: pd.DataFrame, query_col: str, other_col: str, k: int, qu
 def test_rank_output_contract(zh_world, k):
     matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
     run = matcher.rank(new, programs, k=k)
-    assert list(run.columns) == ["need_id", "program_id", "rank", "score", "matched_terms",
-                                 "top_factors"]
+    assert list(run.columns) == ["need_id", "program_id", "rank", "score", "fit", "fit_level",
+                                 "matched_terms", "top_factors"]
     check_contract(run, "need_id", "program_id", k, new["need_id"])
     if k <= 5:  # every need shares words with more than 5 programs
         assert (run.groupby("need_id").size() == k).all()
     plain = matcher.rank(new, programs, k=k, explain=False)
-    assert list(plain.columns) == ["need_id", "program_id", "rank", "score"]
+    assert list(plain.columns) == ["need_id", "program_id", "rank", "score", "fit", "fit_level"]
     pd.testing.assert_frame_equal(plain, run[plain.columns])
 
 
@@ -223,7 +231,7 @@ def test_partners_output_contract(zh_world, k):
     assert list(run.columns[:4]) == ["program_id", "need_id", "rank", "score"]
     check_contract(run, "program_id", "need_id", k, programs["program_id"])
     plain = matcher.partners(programs, new, k=k, explain=False)
-    assert list(plain.columns) == ["program_id", "need_id", "rank", "score"]
+    assert list(plain.columns) == ["program_id", "need_id", "rank", "score", "fit", "fit_level"]
     pd.testing.assert_frame_equal(plain, run[plain.columns])
 
 
@@ -314,7 +322,7 @@ def test_links_naming_an_unknown_id_are_input_error(zh_world, which):
 def test_explain_returns_matches_with_shared_terms(zh_world):
     matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
     run = matcher.rank(new, programs, k=3)
-    matches = matcher.explain(run)
+    matches = list(matcher.rank(new, programs, k=3, as_frame=False))
     assert len(matches) == len(run)
     assert all(isinstance(m, Match) for m in matches)
     need_tokens = {r.need_id: set(tokenize(r.title)) | set(tokenize(r.text))
@@ -337,7 +345,7 @@ def test_explain_returns_matches_with_shared_terms(zh_world):
 def test_explain_works_on_partners_output(zh_world):
     matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
     run = matcher.partners(programs, new, k=2)
-    matches = matcher.explain(run)
+    matches = list(matcher.partners(programs, new, k=2, as_frame=False))
     assert [(m.program_id, m.need_id) for m in matches] == list(
         zip(run["program_id"], run["need_id"], strict=True))
 
@@ -349,17 +357,14 @@ def test_contributions_add_up_to_the_score(zh_world):
     prog_side = Side.build(programs, "program_id", matcher.word_, matcher.char_)
     nbrs = matcher.memory_.neighbours(need_side)
     n_rows, p_rows = candidate_pairs(matcher.memory_, need_side, prog_side, nbrs, 10, "need")
-    from iei_match.matcher import _add_relative
-
-    x = _add_relative(pair_features(matcher.memory_, need_side, prog_side, nbrs, n_rows,
-                                    p_rows), n_rows)
-    x = x.reindex(columns=matcher.feature_names_)
+    x, names = build_features(matcher.memory_, need_side, prog_side, nbrs, n_rows, p_rows,
+                              n_rows)
+    assert names == matcher.feature_names_
     booster = matcher.boosters_["need"]
-    full = booster.predict(x.to_numpy(np.float32), pred_contrib=True)
+    full = booster.predict(x, pred_contrib=True)
     contrib = matcher.contributions(x, "need")
     np.testing.assert_allclose(contrib, full[:, :-1])
-    np.testing.assert_allclose(full.sum(axis=1), booster.predict(x.to_numpy(np.float32)),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(full.sum(axis=1), booster.predict(x), rtol=1e-6, atol=1e-9)
 
 
 def test_fit_does_not_warn_with_links(recwarn):
@@ -377,7 +382,8 @@ def test_feature_contributions_go_to_the_top_rows_of_each_list(zh_world):
     for factors in run.loc[run["rank"] <= 2, "top_factors"]:
         parts = [p.rpartition(":") for p in factors.split("; ")]
         assert len(parts) == 3 and all(name in names for name, _, _ in parts)
-    contrib = matcher.explain(run.iloc[:1])[0].contributions
+    contrib = next(iter(matcher.rank(new, programs, k=5, explain=2, as_frame=False))
+                   ).contributions
     assert len(contrib) == 3 and all(isinstance(v, float) for v in contrib.values())
 
 

@@ -17,8 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iei_match import tree_shap
-from iei_match.features import Side, candidate_pairs, pair_features
-from iei_match.matcher import Matcher, _add_relative
+from iei_match.candidates import candidate_pairs
+from iei_match.features import build_features
+from iei_match.matcher import Matcher
+from iei_match.sides import Side
 from iei_match.tree_shap import CHUNK_ROWS, MAX_PATH_FEATURES, contributions, shap_tables
 from synthetic import make_catalog
 
@@ -319,9 +321,9 @@ def fitted():
     prog_side = Side.build(programs, "program_id", matcher.word_, matcher.char_)
     nbrs = matcher.memory_.neighbours(need_side)
     n_rows, p_rows = candidate_pairs(matcher.memory_, need_side, prog_side, nbrs, 10, "need")
-    x = _add_relative(pair_features(matcher.memory_, need_side, prog_side, nbrs, n_rows,
-                                    p_rows), n_rows)
-    return matcher, x
+    x, names = build_features(matcher.memory_, need_side, prog_side, nbrs, n_rows, p_rows,
+                              n_rows)
+    return matcher, pd.DataFrame(x, columns=names)
 
 
 def fresh(matcher: Matcher) -> Matcher:
@@ -337,7 +339,7 @@ def matcher_reference(matcher: Matcher, x: pd.DataFrame, direction: str) -> np.n
 def test_matcher_contributions_equal_pred_contrib(fitted, direction):
     matcher, x = fitted
     matcher = fresh(matcher)
-    assert matcher._shap_tables(direction) is not None
+    assert matcher.rankers_[direction].shap_tables() is not None
     np.testing.assert_allclose(matcher.contributions(x, direction),
                                matcher_reference(matcher, x, direction), rtol=1e-9, atol=1e-12)
 
@@ -348,7 +350,7 @@ def test_matcher_falls_back_to_lightgbm_without_tables(fitted, monkeypatch):
     matcher = fresh(matcher)
     monkeypatch.setattr(tree_shap, "shap_tables", lambda booster: None)
     fallback = matcher.contributions(x, "need")
-    assert matcher._shap_tables("need") is None
+    assert matcher.rankers_["need"].shap_tables() is None
     np.testing.assert_allclose(fallback, with_tables, rtol=1e-9, atol=1e-12)
 
 
@@ -356,7 +358,7 @@ def test_matcher_rebuilds_tables_for_a_new_booster(fitted):
     matcher, x = fitted
     matcher = fresh(matcher)
     matcher.contributions(x, "need")
-    matcher.boosters_ = {**matcher.boosters_, "need": matcher.boosters_["program"]}
+    matcher.rankers_["need"].booster_ = matcher.boosters_["program"]
     np.testing.assert_allclose(matcher.contributions(x, "need"),
                                matcher_reference(matcher, x, "program"), rtol=1e-9, atol=1e-12)
 
@@ -365,9 +367,9 @@ def test_pickled_matcher_drops_the_tables_and_gives_the_same_values(fitted):
     matcher, x = fitted
     matcher = fresh(matcher)
     before = matcher.contributions(x, "need")
-    assert "need" in matcher.__dict__["_shap_cache"]
+    assert "_shap" in matcher.rankers_["need"].__dict__
     again = pickle.loads(pickle.dumps(matcher))
-    assert "_shap_cache" not in again.__dict__
+    assert "_shap" not in again.rankers_["need"].__dict__
     np.testing.assert_array_equal(again.contributions(x, "need"), before)
 
 
@@ -376,14 +378,14 @@ def test_pickling_keeps_the_matchers_own_tables(fitted):
     matcher = fresh(matcher)
     matcher.contributions(x, "need")
     pickle.dumps(matcher)
-    assert "need" in matcher.__dict__.get("_shap_cache", {})
+    assert "_shap" in matcher.rankers_["need"].__dict__
 
 
 def test_prepare_explanations_builds_both_rankers_tables_up_front(fitted):
     matcher, x = fitted
     matcher = fresh(matcher)
     assert matcher.prepare_explanations() is matcher
-    assert set(matcher.__dict__["_shap_cache"]) == {"need", "program"}
-    tables = matcher._shap_tables("need")
+    assert all("_shap" in r.__dict__ for r in matcher.rankers_.values())
+    tables = matcher.rankers_["need"].shap_tables()
     matcher.contributions(x, "need")
-    assert matcher._shap_tables("need") is tables  # used, not built again
+    assert matcher.rankers_["need"].shap_tables() is tables  # used, not built again

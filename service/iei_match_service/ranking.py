@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence, Set
 import numpy as np
 import pandas as pd
 
-from iei_match.features import describe_feature
+from iei_match.explanations import describe_feature
 from iei_match.matcher import Matcher
+from iei_match.results import Ranking
 from iei_match.text import normalize, tokenize
 
 from .catalogs import Prepared
@@ -69,7 +70,8 @@ def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarra
     if not allowed.any():
         return []
     needs = pd.DataFrame([need_record(need, need_key(getattr(need, "id", 0) or 0))])
-    ranked = matcher.rank(needs, programs.catalog.restrict(allowed), k=k, explain=k)
+    ranked = matcher.rank(needs, programs.catalog.restrict(allowed), k=k, explain=k,
+                          as_frame=False)
     skills = need.skills or []
     return _hits(matcher, ranked, programs, "program_id", lambda i: (
         skills, programs.rows[i].text, programs.haystack[i], lambda: programs.words(i)))
@@ -81,7 +83,7 @@ def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
     if not allowed.any():
         return []
     ranked = matcher.partners(programs_frame([program]), needs.catalog.restrict(allowed), k=k,
-                              explain=k)
+                              explain=k, as_frame=False)
     text = " ".join([program.title, program.description or "",
                      " ".join(program.certificates or [])])
     haystack, words = normalize(text), functools.cache(lambda: set(tokenize(text)))
@@ -89,13 +91,13 @@ def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
         needs.rows[i].skills, text, haystack, words))
 
 
-def _hits(matcher: Matcher, ranked: pd.DataFrame, prepared: Prepared, id_col: str,
+def _hits(matcher: Matcher, ranked: Ranking, prepared: Prepared, id_col: str,
           skills_and_text: Callable[[int], tuple]) -> list[dict]:
     """``skills_and_text(i)`` gives, for row ``i`` of ``prepared``, the skills asked and the
     other side's text (as it is, normalised, and a function giving its words)."""
     out = []
-    for m in matcher.explain(ranked):
+    for m in ranked:
         i = prepared.position[getattr(m, id_col)]
-        out.append({"row": prepared.rows[i], "rank": m.rank, "score": m.score,
-                    "explanation": _explanation(m, *skills_and_text(i))})
+        out.append({"row": prepared.rows[i], "rank": m.rank, "score": m.score, "fit": m.fit,
+                    "fit_level": m.fit_level, "explanation": _explanation(m, *skills_and_text(i))})
     return out

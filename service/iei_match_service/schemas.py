@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from iei_match.features import LEVELS
+from iei_match.taxonomy import LEVELS
 from iei_match.text import normalize
 
 from .db.tables import COLLEGE_TYPES, EVENTS, ORG_KINDS, ROLES
@@ -274,6 +274,9 @@ class ProgramHit(BaseModel):
     id: int
     rank: int
     score: float
+    fit: float = Field(description="calibrated probability (0-1) that the pair is a real "
+                       "partnership; the same whatever else is ranked with it")
+    fit_level: Literal["high", "medium", "low"]
     explanation: Explanation
     program: ProgramOut
     college: OrgBrief
@@ -284,6 +287,9 @@ class NeedHit(BaseModel):
     id: int
     rank: int
     score: float
+    fit: float = Field(description="calibrated probability (0-1) that the pair is a real "
+                       "partnership; the same whatever else is ranked with it")
+    fit_level: Literal["high", "medium", "low"]
     explanation: Explanation
     need: NeedOut
     enterprise: OrgBrief

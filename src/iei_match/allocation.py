@@ -9,7 +9,8 @@ total match quality, ``sum(score x people)``, is as large as possible, while
 - a college (the programs' ``org_id``; without that column each program is its own
   college) serves at most ``max_partners_per_college`` needs, when that cap is given;
 - only pairs with a score of at least ``min_score``, and above 0, are used (a pair whose
-  score is 0 or less can only lower the total, so it is never worth placing anyone).
+  score is 0 or less can only lower the total, so it is never worth placing anyone), and,
+  with ``min_fit``, only pairs whose calibrated ``fit`` is at least that.
 
 Without the college cap the plan is exact (a min-cost flow). With it the problem is a
 mixed-integer program: the plan is optimal up to a relative gap of 1e-4 when the solver
@@ -130,8 +131,8 @@ def _bases(bases, programs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[
 
 
 def allocate(scores, needs, programs, bases=None, max_partners_per_college: int | None = None,
-             min_score: float | None = None, time_limit: float | None = None
-             ) -> tuple[pd.DataFrame, AllocationReport]:
+             min_score: float | None = None, time_limit: float | None = None,
+             min_fit: float | None = None) -> tuple[pd.DataFrame, AllocationReport]:
     """The assignment of people to (need, program) pairs with the largest total score.
 
     Parameters
@@ -151,6 +152,9 @@ def allocate(scores, needs, programs, bases=None, max_partners_per_college: int 
         Needs a college may serve at most.
     min_score : float, optional
         Pairs scoring lower are not used.
+    min_fit : float, optional
+        Pairs whose ``fit`` (a column of ``scores``, as ``rank`` and ``batch`` write it) is
+        lower are not used.
     time_limit : float, optional
         Seconds the solve with ``max_partners_per_college`` may take (120 by default,
         ``math.inf`` for no limit); the best plan found by then is returned and
@@ -193,7 +197,10 @@ def allocate(scores, needs, programs, bases=None, max_partners_per_college: int 
     if time_limit is not None and not float(time_limit) >= 0:
         raise InputError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
     programs = programs.assign(program_id=prog_ids.to_numpy())
-    pairs = score_pairs(scores, need_ids, prog_ids)
+    if min_fit is not None and (isinstance(min_fit, bool) or not isinstance(
+            min_fit, (int, float, np.floating)) or not 0 <= min_fit <= 1):
+        raise InputError(f"min_fit must be a number from 0 to 1, got {min_fit!r}")
+    pairs = score_pairs(scores, need_ids, prog_ids, with_fit=min_fit is not None)
     base_of, base_cap, _ = _bases(bases, programs)
     org = (programs["org_id"].astype(str).str.strip() if "org_id" in programs
            else pd.Series("", index=programs.index))
@@ -208,6 +215,8 @@ def allocate(scores, needs, programs, bases=None, max_partners_per_college: int 
     keep = (score > 0) & (headcount[n_idx] > 0) & (graduates[p_idx] > 0)
     if min_score is not None:
         keep &= score >= float(min_score)
+    if min_fit is not None:
+        keep &= pairs["fit"].to_numpy(float) >= float(min_fit)
     problem = Problem(n_idx[keep], p_idx[keep], score[keep], headcount, graduates, base_of,
                       base_cap, np.asarray(college).ravel(), max_partners_per_college)
     if len(problem.need) == 0:

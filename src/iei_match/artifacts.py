@@ -8,13 +8,14 @@ Layout of a models root (one per model name)::
         manifest.json         format, library versions, config, data hash, metrics, sha256s
         state.json            parameters, vocabularies, ids (plain JSON)
         arrays.npz            numeric arrays and sparse matrices (loaded with allow_pickle=False)
-        ranker-need.txt       LightGBM boosters in their text format
+        ranker-need.txt       LightGBM boosters in their text format: the rankers...
         ranker-program.txt
+        fit.txt               ...and the fit's classifier
 
 Loading checks every file's sha256 against the manifest before parsing anything, so a
 tampered or truncated file is refused; nothing in an artifact is ever unpickled. A file whose
 manifest was edited to match but that has no valid format is refused too: the LightGBM
-rankers are parsed in a throwaway process first, since LightGBM's parser can abort the
+models are parsed in a throwaway process first, since LightGBM's parser can abort the
 process on a malformed file instead of raising.
 """
 
@@ -39,17 +40,18 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .errors import ModelCompatibilityError, ModelIntegrityError, ModelNotFoundError
-from .features import Memory, Side
+from .fit import FitModel, SimilarityFit
 from .matcher import Matcher
-from .vectorize import FieldMatrices, FieldVectorizer
+from .memory import Memory
+from .rankers import ranker_from_state
+from .vectorize import FieldVectorizer
 
 __all__ = ["save_model", "load_model", "publish_model", "resolve_model_dir", "list_versions",
            "activate_version", "data_fingerprint", "remove_stale_publishing", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the calibrated fit (fit.txt), rankers and parts with their own state
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 _LIBRARIES = ("iei-match", "numpy", "scipy", "scikit-learn", "pandas", "lightgbm", "rjieba")
@@ -83,41 +85,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _put_sparse(arrays: dict, name: str, m: sp.spmatrix) -> None:
-    m = sp.csr_matrix(m)
-    arrays[f"{name}.data"] = m.data
-    arrays[f"{name}.indices"] = m.indices
-    arrays[f"{name}.indptr"] = m.indptr
-    arrays[f"{name}.shape"] = np.asarray(m.shape, dtype=np.int64)
-
-
-def _get_sparse(arrays, name: str) -> sp.csr_matrix:
-    shape = tuple(int(v) for v in arrays[f"{name}.shape"])
-    return sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"],
-                          arrays[f"{name}.indptr"]), shape=shape)
-
-
-def _side_state(side: Side, prefix: str, arrays: dict) -> dict:
-    for kind in ("word", "char"):
-        fm: FieldMatrices = getattr(side, kind)
-        for part in ("title", "body", "full", "counts"):
-            _put_sparse(arrays, f"{prefix}.{kind}.{part}", getattr(fm, part))
-    arrays[f"{prefix}.level"] = side.level
-    if side.dense is not None:
-        arrays[f"{prefix}.dense"] = side.dense
-    return {"ids": [str(v) for v in side.ids], "codes": [str(v) for v in side.codes]}
-
-
-def _side_load(state: dict, prefix: str, arrays: dict) -> Side:
-    mats = {kind: FieldMatrices(*(_get_sparse(arrays, f"{prefix}.{kind}.{part}")
-                                  for part in ("title", "body", "full", "counts")))
-            for kind in ("word", "char")}
-    dense = arrays.get(f"{prefix}.dense")
-    return Side(np.asarray(state["ids"], dtype=object), mats["word"], mats["char"],
-                np.asarray(arrays[f"{prefix}.level"]), np.array(state["codes"], dtype=object),
-                dense)
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -135,28 +102,39 @@ def _write(path: Path, data: bytes) -> None:
 
 def save_model(matcher: Matcher, directory: str | os.PathLike, *, metrics: dict | None = None,
                data_sha256: str | None = None) -> Path:
-    """Write a fitted matcher into ``directory`` (which must not exist yet)."""
+    """Write a fitted matcher into ``directory`` (which must not exist yet).
+
+    Each part writes its own state: the vectorizers, the link memory, the rankers (one
+    LightGBM text file per direction for the learned ones) and the fit (``fit.txt`` for
+    the calibrated classifier).
+    """
     matcher._check_fitted()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=False)
     arrays: dict[str, np.ndarray] = {}
-    word_state, word_idf = matcher.word_.get_state()
-    char_state, char_idf = matcher.char_.get_state()
-    arrays["word.idf"], arrays["char.idf"] = word_idf, char_idf
-    memory = matcher.memory_
-    _put_sparse(arrays, "memory.links", memory.links)
+    texts: dict[str, str] = {}
+    word_state, arrays["word.idf"] = matcher.word_.get_state()
+    char_state, arrays["char.idf"] = matcher.char_.get_state()
+    rankers = {}
+    for direction, ranker in matcher.rankers_.items():
+        rankers[direction], ranker_texts = ranker.get_state()
+        for name, text in ranker_texts.items():
+            texts[f"ranker-{direction}.txt" if name == "booster" else
+                  f"ranker-{direction}-{name}.txt"] = text
+    fit_state, fit_arrays, fit_text = matcher.fit_model_.get_state()
+    arrays.update(fit_arrays)
+    if fit_text is not None:
+        texts["fit.txt"] = fit_text
     state = {
         "params": matcher.get_params(),
-        "mode": matcher.mode_,
         "feature_names": list(matcher.feature_names_),
-        "best_iterations": dict(matcher.best_iterations_),
         "dense": bool(matcher.dense_),
         "dense_cache_keys": list(matcher.dense_cache_),
         "word": word_state,
         "char": char_state,
-        "memory": {"needs": _side_state(memory.needs, "memory.needs", arrays),
-                   "programs": _side_state(memory.programs, "memory.programs", arrays),
-                   "knn": memory.knn},
+        "memory": matcher.memory_.get_state(arrays),
+        "rankers": rankers,
+        "fit": fit_state,
     }
     if matcher.dense_cache_:
         arrays["dense_cache"] = np.stack(list(matcher.dense_cache_.values()))
@@ -164,13 +142,15 @@ def save_model(matcher: Matcher, directory: str | os.PathLike, *, metrics: dict 
     np.savez(buf, **arrays)  # type: ignore[arg-type]  # names are array keys, not options
     _write(directory / "arrays.npz", buf.getvalue())
     _write(directory / "state.json", json.dumps(state, ensure_ascii=False).encode())
-    for direction, booster in matcher.boosters_.items():
-        _write(directory / f"ranker-{direction}.txt", booster.model_to_string().encode())
+    for name, text in texts.items():
+        _write(directory / name, text.encode())
     files = {p.name: _sha256(p) for p in sorted(directory.iterdir())}
     manifest = {
         "format_version": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": matcher.mode_,
+        "calibrated": matcher.calibrated_,
+        "fit_levels": dict(matcher.fit_model_.thresholds_),
         "libraries": _versions(),
         "config": matcher.get_params(),
         "training_data_sha256": data_sha256,
@@ -207,7 +187,7 @@ def verify_model(directory: str | os.PathLike) -> dict:
     files = manifest.get("files")
     required = {"state.json", "arrays.npz"}
     if manifest.get("mode") == "learned":
-        required |= {"ranker-need.txt", "ranker-program.txt"}
+        required |= {"ranker-need.txt", "ranker-program.txt", "fit.txt"}
     elif manifest.get("mode") != "content-only":
         raise ModelIntegrityError(f"{directory}/{MANIFEST} has an unknown mode "
                                   f"{manifest.get('mode')!r}")
@@ -250,25 +230,30 @@ def _rebuild(directory: Path, manifest: dict) -> Matcher:
     m = Matcher(**state["params"])
     m.word_ = FieldVectorizer.from_state(state["word"], arrays["word.idf"])
     m.char_ = FieldVectorizer.from_state(state["char"], arrays["char.idf"])
-    mem = state["memory"]
-    needs = _side_load(mem["needs"], "memory.needs", arrays)
-    programs = _side_load(mem["programs"], "memory.programs", arrays)
-    m.memory_ = Memory(needs, programs, _get_sparse(arrays, "memory.links"), m.word_.idf_,
-                       knn=int(mem["knn"]))
-    m.mode_ = state["mode"]
-    if m.mode_ != manifest.get("mode"):
-        raise ValueError(f"state mode {m.mode_!r} differs from the manifest's")
+    m.memory_ = Memory.from_state(state["memory"], arrays, m.word_.idf_)
     m.feature_names_ = list(state["feature_names"])
-    m.best_iterations_ = dict(state["best_iterations"])
     m.dense_ = bool(state.get("dense", False))
     keys = state.get("dense_cache_keys", [])
     m.dense_cache_ = dict(zip(keys, arrays["dense_cache"], strict=True)) if keys else {}
-    m.boosters_ = {}
-    if m.mode_ == "learned":
-        rankers = [directory / f"ranker-{direction}.txt" for direction in ("need", "program")]
-        _check_rankers(rankers)
-        for direction, f in zip(("need", "program"), rankers, strict=True):
-            m.boosters_[direction] = lgb.Booster(model_str=f.read_text(encoding="utf-8"))
+    boosters = sorted(p for p in manifest["files"] if p.endswith(".txt"))
+    if boosters:
+        _check_rankers([directory / p for p in boosters])
+
+    def text(name: str) -> str:
+        return (directory / name).read_text(encoding="utf-8")
+
+    m.rankers_ = {}
+    for direction, ranker_state in state["rankers"].items():
+        texts = {"booster": text(f"ranker-{direction}.txt")} if (
+            f"ranker-{direction}.txt" in manifest["files"]) else {}
+        m.rankers_[direction] = ranker_from_state(ranker_state, texts)
+    if m.mode_ != manifest.get("mode"):
+        raise ValueError(f"state mode {m.mode_!r} differs from the manifest's")
+    fit_state = state["fit"]
+    if fit_state.get("kind") == "calibrated":
+        m.fit_model_ = FitModel.from_state(fit_state, arrays, text("fit.txt"))
+    else:
+        m.fit_model_ = SimilarityFit.from_state(fit_state, arrays, None)
     m.model_dir_ = str(directory)
     return m
 

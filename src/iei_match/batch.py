@@ -179,6 +179,7 @@ def run_batch(model, needs, programs, output: str | os.PathLike, top_k: int = 10
               job_id: str | None = None, work_dir: str | os.PathLike | None = None,
               scheduler=None, n_workers: int | None = None,
               partition_size: int = _DEFAULT_PARTITION, explain: int = EXPLAIN_TOP,
+              min_fit: float | None = None,
               progress: Callable[[BatchProgress], None] | None = None, cancel=None,
               cleanup: bool = False) -> BatchResult:
     """Rank every need against every program (and back) on Dask, resumably.
@@ -220,6 +221,9 @@ def run_batch(model, needs, programs, output: str | os.PathLike, top_k: int = 10
     explain : int, default=5
         Rows of each list that get ``top_factors`` (SHAP); every row gets
         ``matched_terms``. 0 leaves both columns out.
+    min_fit : float, optional
+        Leave out pairs whose fit is below this (each list holds the best ``top_k`` of
+        the others).
     progress : callable, optional
         Called with a :class:`BatchProgress` at the start, after each partition, and
         when assembling and done.
@@ -254,10 +258,14 @@ def run_batch(model, needs, programs, output: str | os.PathLike, top_k: int = 10
                          f"got {partition_size!r}")
     if not isinstance(explain, int) or explain < 0:
         raise InputError(f"explain must be a whole number of at least 0, got {explain!r}")
+    if min_fit is not None and (isinstance(min_fit, bool) or not isinstance(
+            min_fit, (int, float)) or not 0 <= min_fit <= 1):
+        raise InputError(f"min_fit must be a number from 0 to 1, got {min_fit!r}")
     frames = {"need": _read(needs, "need"), "program": _read(programs, "program")}
     payload = _payload(model)
     settings = {
         "iei_match": __version__, "model": payload.digest, "top_k": top_k, "explain": explain,
+        "min_fit": min_fit,
         "partition_size": partition_size,
         "needs": data_fingerprint(frames["need"]), "programs": data_fingerprint(frames["program"]),
     }
@@ -335,7 +343,8 @@ def _compute(store, plans, frames, payload, settings, scheduler, n_workers, prog
             lo, hi = plans[d][i]
             return runner.submit(score_partition, payload_ref, catalog_refs[d],
                                  frames[d].iloc[lo:hi], d, settings["top_k"],
-                                 settings["explain"], runner.task_threads)
+                                 settings["explain"], runner.task_threads,
+                                 settings["min_fit"])
 
         for (d, i), frame in runner.run(todo, submit):
             store.write(d, i, frame)

@@ -159,7 +159,7 @@ def _prepared_catalog(payload: ModelPayload, catalog: CatalogFrame, direction: s
 
 def score_partition(payload: ModelPayload, catalog: CatalogFrame, queries: pd.DataFrame,
                     direction: str, top_k: int, explain: int,
-                    threads: int | None = None) -> pd.DataFrame:
+                    threads: int | None = None, min_fit: float | None = None) -> pd.DataFrame:
     """Rank one partition: its needs' best programs, or its programs' best needs.
 
     Parameters
@@ -176,6 +176,8 @@ def score_partition(payload: ModelPayload, catalog: CatalogFrame, queries: pd.Da
     threads : int, optional
         Native threads (numba kernels, LightGBM) for this task; by default the model's
         ``n_jobs`` and numba's default. Results do not depend on it.
+    min_fit : float, optional
+        Leave out pairs whose fit is below this.
 
     Returns
     -------
@@ -186,5 +188,5 @@ def score_partition(payload: ModelPayload, catalog: CatalogFrame, queries: pd.Da
     if threads is not None:  # numba's setting belongs to the calling thread
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     if direction == "need":
-        return matcher.rank(queries, prepared, k=top_k, explain=explain)
-    return matcher.partners(queries, prepared, k=top_k, explain=explain)
+        return matcher.rank(queries, prepared, k=top_k, explain=explain, min_fit=min_fit)
+    return matcher.partners(queries, prepared, k=top_k, explain=explain, min_fit=min_fit)

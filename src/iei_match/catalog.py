@@ -15,8 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError
-from .features import Side
 from .retrieval import PostingIndex
+from .sides import Side
 
 __all__ = ["Catalog"]
 
@@ -47,7 +47,7 @@ class Catalog:
     vectorizers : tuple
         The matcher's fitted vectorizers, to check a catalog is used with its own model.
     fingerprints : ndarray of uint64 or None
-        Each row's :func:`~iei_match.features.text_fingerprints`: which rows a later
+        Each row's :func:`~iei_match.sides.text_fingerprints`: which rows a later
         ``prepare(..., previous=this)`` may copy rather than vectorise again.
     reused : int
         Rows copied from the ``previous`` catalog when this one was prepared (0: all of

@@ -15,9 +15,9 @@ from . import __version__
 from .artifacts import data_fingerprint, list_versions, load_model, publish_model
 from .bundled import CATALOGS, catalog_dir, catalog_for_text
 from .cli_coordinator import add_commands
-from .errors import IeiMatchError, InputError, ModelNotFoundError
-from .evaluate import evaluate
-from .features import describe_feature
+from .errors import IeiMatchError, InputError, ModelCompatibilityError, ModelNotFoundError
+from .evaluate import ALLIANCE_SIZE, evaluate
+from .explanations import describe_feature
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
 
@@ -37,6 +37,16 @@ def _say(msg: str) -> None:
 
 
 DENSE = {"auto": "auto", "on": True, "off": False}
+
+
+def _fit_value(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {x}")
+    return x
 
 
 def _train(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame | None,
@@ -82,9 +92,11 @@ def _rank_command(direction: str):
         matcher = load_model(args.model_dir)
         explain = 0 if args.no_explain else args.explain_top
         if direction == "need":
-            out = matcher.rank(needs, programs, k=args.top_k, explain=explain)
+            out = matcher.rank(needs, programs, k=args.top_k, explain=explain,
+                               min_fit=args.min_fit)
         else:
-            out = matcher.partners(programs, needs, k=args.top_k, explain=explain)
+            out = matcher.partners(programs, needs, k=args.top_k, explain=explain,
+                                   min_fit=args.min_fit)
         _write(out, args.output)
         return 0
 
@@ -100,11 +112,21 @@ def cmd_evaluate(args) -> int:
     check_links(links, needs, programs, args.links)
     peers = () if args.no_peers else None
     report = evaluate(needs, programs, links, test_size=args.test_size, random_state=args.seed,
-                      k=args.top_k, peers=peers,
+                      k=args.top_k, peers=peers, no_fit=not args.no_peers,
                       matcher=Matcher(random_state=args.seed, dense=DENSE[args.dense]),
                       progress=True)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
+    with pd.option_context("display.width", 180, "display.max_columns", 20):
         print(report.round(4).to_string(index=False))
+    for kind, aucs in report.attrs.get("no_fit", {}).items():
+        figures = ", ".join(f"{m} {v:.4f}" for m, v in aucs.items() if m != "needs")
+        print(f"no-fit detection ({kind} alliances of {ALLIANCE_SIZE} programs, "
+              f"{aucs['needs']} needs), top-1 ROC AUC: {figures}")
+    if args.plot:
+        from .calibration_plot import write_reliability_plot
+
+        write_reliability_plot(report.attrs["calibration"], args.plot,
+                               title=f"{Path(args.needs).parent.name}: fit on held-out needs")
+        _say(f"wrote the reliability diagram to {args.plot}")
     if args.output:
         write_table(report, args.output)
     return 0
@@ -114,9 +136,11 @@ def _default_model(models_root: Path, catalog: str):
     root = models_root / f"bundled-{catalog}"
     try:
         return load_model(root)
-    except ModelNotFoundError:
+    except (ModelNotFoundError, ModelCompatibilityError) as exc:
         src = catalog_dir(catalog)
-        _say(f"first run: training the default model on the bundled {catalog} catalog "
+        why = ("first run" if isinstance(exc, ModelNotFoundError)
+               else "the saved default model is of an older format")
+        _say(f"{why}: training the default model on the bundled {catalog} catalog "
              f"(once; it is saved under {root})")
         needs, programs = load_needs(src / "needs.csv"), load_programs(src / "programs.csv")
         links = load_links(src / "links.csv")
@@ -138,19 +162,21 @@ def cmd_match(args) -> int:
         programs = programs[programs["level"] == args.level]
         if programs.empty:
             raise InputError(f"no program of level {args.level!r} in the {catalog} catalog")
-    out = matcher.rank(need, programs, k=args.top_k)
+    ranking = matcher.rank(need, programs, k=args.top_k, as_frame=False)
     info = programs.set_index("program_id")[["title", "level"]]
-    out = out.join(info, on="program_id")
     print(f"Programs for: {text}  ({catalog}, model {Path(matcher.model_dir_).name})")
     lang = "zh" if catalog == "cn-vocational" else "en"
-    matches = matcher.explain(out)
-    for row, match in zip(out.itertuples(index=False), matches, strict=True):
-        level = f" [{row.level}]" if row.level else ""
-        print(f"{row.rank:>3}. {row.program_id}  {row.title}{level}  score {row.score:.3f}")
-        print(f"     matched: {row.matched_terms.replace('|', ', ') or '-'}")
+    for match in ranking:
+        title, level = info.loc[match.program_id, "title"], info.loc[match.program_id, "level"]
+        level = f" [{level}]" if level else ""
+        print(f"{match.rank:>3}. {match.program_id}  {title}{level}  fit {match.fit:.2f} "
+              f"({match.fit_level})  score {match.score:.3f}")
+        print(f"     matched: {', '.join(match.matched_terms) or '-'}")
         why = "; ".join(f"{describe_feature(name, lang)} {value:+.2f}"
                         for name, value in match.contributions.items())
         print(f"     why: {why or '-'}")
+    if len(ranking) and not (ranking.fit_level != "low").any():
+        print("No program fits this need well: every match above is of low fit.")
     return 0
 
 
@@ -196,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="leave out the matched_terms and top_factors columns")
         r.add_argument("--explain-top", type=_positive, default=5,
                        help="rows per list that get top_factors (SHAP values, ~1 ms a row)")
+        r.add_argument("--min-fit", type=_fit_value, default=None,
+                       help="leave out pairs whose fit (0-1) is below this")
         r.set_defaults(func=func)
 
     e = sub.add_parser("evaluate", help="hold out needs, train, and compare with the peers")
@@ -209,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dense", choices=DENSE, default="auto",
                    help="sentence-embedding features for iei-match (as for train)")
     e.add_argument("--output", help="also write the report to this file")
+    e.add_argument("--plot", help="write the fit's reliability diagram (PNG) here")
     e.set_defaults(func=cmd_evaluate)
 
     m = sub.add_parser("match", help="rank bundled catalog programs for a free-text need "

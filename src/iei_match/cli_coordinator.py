@@ -25,6 +25,13 @@ def _number(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
 
 
+def _fit(value: str) -> float:
+    x = _number(value)
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {x}")
+    return x
+
+
 def cmd_batch(args) -> int:
     from .batch import run_batch
     from .io import load_needs, load_programs
@@ -48,6 +55,7 @@ def cmd_batch(args) -> int:
                            job_id=args.job_id, work_dir=args.work_dir, scheduler=args.scheduler,
                            n_workers=args.workers, partition_size=args.partition_size,
                            explain=0 if args.no_explain else args.explain_top,
+                           min_fit=args.min_fit,
                            progress=progress, cleanup=args.cleanup)
     finally:
         bar.close()
@@ -65,7 +73,8 @@ def cmd_allocate(args) -> int:
 
     plan, report = allocate(args.scores, args.needs, args.programs, bases=args.bases,
                             max_partners_per_college=args.max_partners_per_college,
-                            min_score=args.min_score, time_limit=args.time_limit)
+                            min_score=args.min_score, time_limit=args.time_limit,
+                            min_fit=args.min_fit)
     write_table(plan, args.output)
     print(report.summary())
     _say(f"wrote {len(plan)} rows to {args.output}")
@@ -120,6 +129,8 @@ def add_commands(sub, positive) -> None:
                    help="rows per list that get top_factors (SHAP values)")
     b.add_argument("--no-explain", action="store_true",
                    help="leave out the matched_terms and top_factors columns")
+    b.add_argument("--min-fit", type=_fit, help="leave out pairs whose fit (0-1) is below "
+                   "this")
     b.add_argument("--cleanup", action="store_true",
                    help="remove the job directory once the outputs are written")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -137,6 +148,8 @@ def add_commands(sub, positive) -> None:
     a.add_argument("--max-partners-per-college", type=positive,
                    help="needs a college may serve at most")
     a.add_argument("--min-score", type=_number, help="pairs scoring lower are not used")
+    a.add_argument("--min-fit", type=_fit, help="pairs whose fit (0-1) is lower are not used "
+                   "(needs the scores' fit column)")
     a.add_argument("--time-limit", type=_number, help="seconds for the solver when "
                    "--max-partners-per-college is given (default 120; the status says how "
                    "far from proven optimal the plan is when it stops there)")

@@ -9,11 +9,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .errors import InputError
+from .fit import expected_calibration_error, reliability_table
 from .matcher import Matcher
 from .metrics import evaluate_run
 from .peers import PEERS, rank_peer
 
-__all__ = ["holdout_split", "evaluate", "default_peers"]
+__all__ = ["holdout_split", "evaluate", "default_peers", "calibration", "no_fit_detection",
+           "roc_auc", "ALLIANCE_SIZE"]
+
+ALLIANCE_SIZE = 30  # programs of an alliance in the no-fit detection test
 
 
 def holdout_split(needs: pd.DataFrame, links: pd.DataFrame, test_size: float = 0.2,
@@ -42,7 +46,7 @@ def _doc(frame: pd.DataFrame) -> list[str]:
 
 def _dense_peer(queries: list[str], docs: list[str], k: int):
     from .embeddings import DenseEncoder
-    from .features import dense_topk
+    from .memory import dense_topk
 
     enc = DenseEncoder()
     q, d = enc.encode(queries), enc.encode(docs)
@@ -75,21 +79,143 @@ def _peer_run(name, queries, docs, q_col, d_col, k) -> pd.DataFrame:
     })
 
 
+def _truth(links: pd.DataFrame) -> set[tuple[str, str]]:
+    grade = pd.to_numeric(links.get("grade", 1), errors="coerce").fillna(1)
+    pos = links[grade > 0]
+    return set(zip(pos["need_id"].astype(str), pos["program_id"].astype(str), strict=True))
+
+
+def calibration(run: pd.DataFrame, links: pd.DataFrame, bins: int = 10) -> dict:
+    """How well a run's ``fit`` matches reality: ECE, Brier score and the reliability table.
+
+    Parameters
+    ----------
+    run : DataFrame
+        A ranking with ``need_id``, ``program_id`` and ``fit`` (e.g. the top 100 of each
+        list).
+    links : DataFrame
+        The known links of the queries; a pair is real when it is among them (grade > 0).
+
+    Returns
+    -------
+    dict
+        ``ece`` (``bins`` equal-width bins), ``brier``, ``rows``, ``links`` (real pairs
+        among the rows) and ``table`` (:func:`~iei_match.fit.reliability_table`).
+    """
+    truth = _truth(links)
+    y = np.array([(a, b) in truth for a, b in zip(run["need_id"].astype(str),
+                                                     run["program_id"].astype(str),
+                                                     strict=True)], dtype=float)
+    p = run["fit"].to_numpy(np.float64)
+    return {"ece": expected_calibration_error(p, y, bins),
+            "brier": float(np.mean((p - y) ** 2)) if len(y) else 0.0,
+            "rows": int(len(y)), "links": int(y.sum()),
+            "table": reliability_table(p, y, bins)}
+
+
+def roc_auc(positive, negative) -> float:
+    """Probability that a random positive scores above a random negative (ties: half)."""
+    pos, neg = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    both = np.r_[pos, neg]
+    ranks = pd.Series(both).rank(method="average").to_numpy()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2)
+                 / (len(pos) * len(neg)))
+
+
+def no_fit_detection(matcher: Matcher, needs: pd.DataFrame, programs: pd.DataFrame,
+                     links: pd.DataFrame, *, size: int = ALLIANCE_SIZE, random_state: int = 0,
+                     peers: tuple[str, ...] = ("tfidf-word", "tfidf-char")) -> dict:
+    """Can the top-1 fit tell an alliance that holds a fitting program from one that does
+    not?
+
+    For every need with a link, two alliances of ``size`` programs are drawn (seeded): one
+    holds one of the need's linked programs and ``size - 1`` programs not linked to it;
+    the other holds ``size`` programs not linked to it. The need is ranked against each,
+    and the fit of the program ranked first is the signal: ROC AUC of "holds a fitting
+    program" against it. The same alliances are scored by each peer's top-1 similarity.
+
+    Two kinds of alliances are drawn: ``random`` (the other programs uniformly from the
+    catalog) and ``near`` (half of them the need's most similar unlinked programs by word
+    TF-IDF, which is what a real alliance of one industry looks like to a need of it).
+
+    Returns
+    -------
+    dict
+        ``{kind: {"iei-match": auc, peer: auc, ..., "needs": n}}``.
+    """
+    truth = _truth(links)
+    rng = np.random.default_rng(random_state)
+    pids = programs["program_id"].astype(str).to_numpy()
+    catalog = matcher.prepare(programs, "program")
+    queries = needs[needs["need_id"].astype(str).isin({a for a, _ in truth})]
+    peer_scores = {}
+    q_docs, p_docs = _doc(queries), _doc(programs)
+    for name in peers:
+        idx, val = rank_peer(name, q_docs, p_docs, len(p_docs))
+        full = np.zeros((len(q_docs), len(p_docs)))
+        np.put_along_axis(full, idx, val, axis=1)
+        peer_scores[name] = full
+    near = peer_scores.get("tfidf-word")
+    if near is None:
+        idx, val = rank_peer("tfidf-word", q_docs, p_docs, len(p_docs))
+        near = np.zeros((len(q_docs), len(p_docs)))
+        np.put_along_axis(near, idx, val, axis=1)
+    out: dict = {}
+    for kind in ("random", "near"):
+        signals: dict[str, dict[bool, list]] = {m: {True: [], False: []}
+                                                for m in ("iei-match", *peers)}
+        for qi, need_id in enumerate(queries["need_id"].astype(str)):
+            linked = np.array([(need_id, p) in truth for p in pids])
+            unlinked = np.flatnonzero(~linked)
+            if linked.sum() == 0 or len(unlinked) < size:
+                continue
+            for holds in (True, False):
+                n_other = size - 1 if holds else size
+                if kind == "near":
+                    by_sim = unlinked[np.argsort(-near[qi, unlinked], kind="stable")]
+                    n_near = n_other // 2
+                    rest = by_sim[n_near:]
+                    others = np.r_[by_sim[:n_near],
+                                   rng.choice(rest, n_other - n_near, replace=False)]
+                else:
+                    others = rng.choice(unlinked, n_other, replace=False)
+                members = others if not holds else np.r_[
+                    others, rng.choice(np.flatnonzero(linked), 1)]
+                mask = np.zeros(len(pids), dtype=bool)
+                mask[members] = True
+                top = matcher.rank(queries.iloc[[qi]], catalog.restrict(mask), k=1,
+                                   explain=False)
+                signals["iei-match"][holds].append(float(top["fit"].iloc[0]) if len(top)
+                                                   else 0.0)
+                for name in peers:
+                    signals[name][holds].append(float(peer_scores[name][qi, members].max()))
+        out[kind] = {m: roc_auc(v[True], v[False]) for m, v in signals.items()}
+        out[kind]["needs"] = len(signals["iei-match"][True])
+    return out
+
+
 def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *,
              test_size: float = 0.2, random_state: int = 0, k: int = 100,
              peers: tuple[str, ...] | None = None, matcher: Matcher | None = None,
-             progress: bool = False) -> pd.DataFrame:
+             no_fit: bool = True, progress: bool = False) -> pd.DataFrame:
     """Train on most needs, then rank the held-out ones in both directions.
 
     The matcher and every peer (by default TF-IDF words, TF-IDF char n-grams, BM25, and
     dense embeddings when installed) are scored in the same run on the same split: NDCG@10,
     Recall@10, Recall@50 and MRR, averaged over held-out needs (``need->program``) or over
-    programs with at least one held-out link (``program->need``).
+    programs with at least one held-out link (``program->need``). The matcher's ``fit`` is
+    judged too: expected calibration error (10 equal-width bins) and Brier score over the
+    top ``k`` rows of every list.
 
     Returns
     -------
     DataFrame
-        One row per (method, direction) with the metrics and the seconds taken.
+        One row per (method, direction) with the metrics and the seconds taken (``ece``
+        and ``brier`` are NaN for the peers, which have no probability). Its ``attrs``
+        hold ``calibration`` (per direction, :func:`calibration` of the matcher's run) and,
+        with ``no_fit``, ``no_fit`` (:func:`no_fit_detection`).
     """
     tr_needs, te_needs, tr_links, te_links = holdout_split(needs, links, test_size, random_state)
     if (pd.to_numeric(te_links.get("grade", 1), errors="coerce").fillna(1) > 0).sum() == 0:
@@ -114,13 +240,24 @@ def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *
         runs[(name, "program->need")] = _peer_run(name, programs, te_needs, "program_id",
                                                   "need_id", k)
         seconds[name] = (0.0, time.perf_counter() - t0)
+    calibrations = {}
     for (name, direction), run in runs.items():
         q_col, d_col = ("need_id", "program_id") if direction == "need->program" else \
             ("program_id", "need_id")
         scores = evaluate_run(run, te_links, q_col, d_col, ks=(10, 50))
+        cal = calibration(run, te_links) if "fit" in run else None
+        if cal is not None:
+            calibrations[direction] = cal
         rows.append({"method": name, "direction": direction,
                      "ndcg@10": scores["ndcg@10"], "recall@10": scores["recall@10"],
                      "recall@50": scores["recall@50"], "mrr": scores["mrr"],
+                     "ece": cal["ece"] if cal else np.nan,
+                     "brier": cal["brier"] if cal else np.nan,
                      "queries": scores["queries"], "fit_s": seconds[name][0],
                      "rank_s": seconds[name][1]})
-    return pd.DataFrame(rows)
+    report = pd.DataFrame(rows)
+    report.attrs["calibration"] = calibrations
+    if no_fit:
+        report.attrs["no_fit"] = no_fit_detection(matcher, te_needs, programs, te_links,
+                                                  random_state=random_state)
+    return report

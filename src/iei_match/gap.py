@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .features import code_prefix
 from .inputs import as_table, score_pairs, unique_ids, whole_numbers
+from .taxonomy import code_prefix
 
 __all__ = ["gap_report", "NO_PROGRAM", "UNKNOWN", "GAP_COLUMNS"]
 

@@ -109,17 +109,21 @@ def unique_ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     return ids
 
 
-def score_pairs(scores, need_ids, prog_ids) -> pd.DataFrame:
-    """The ``need_id, program_id, score`` columns of a scores table, checked.
+def score_pairs(scores, need_ids, prog_ids, with_fit: bool = False) -> pd.DataFrame:
+    """The ``need_id, program_id, score`` (and with ``with_fit``, ``fit``) columns of a
+    scores table, checked.
 
-    Every id must be among ``need_ids`` / ``prog_ids``, every score a number, and each
-    pair given once; otherwise a DataFileError lists the rows.
+    Every id must be among ``need_ids`` / ``prog_ids``, every score (and fit) a number,
+    and each pair given once; otherwise a DataFileError lists the rows.
     """
     frame, source = as_table(scores, "scores")
-    require_columns(frame, ["need_id", "program_id", "score"], source)
+    require_columns(frame, ["need_id", "program_id", "score", *(["fit"] if with_fit else [])],
+                    source)
     out = pd.DataFrame({"need_id": frame["need_id"].astype(str).str.strip(),
                         "program_id": frame["program_id"].astype(str).str.strip(),
                         "score": real_numbers(frame, "score", source)}, index=frame.index)
+    if with_fit:
+        out["fit"] = real_numbers(frame, "fit", source)
     check_known(out, "need_id", need_ids, source, "need_id")
     check_known(out, "program_id", prog_ids, source, "program_id")
     dup = out.duplicated(["need_id", "program_id"])

@@ -1,103 +1,44 @@
-"""The matcher: retrieval plus a learned ranker, for both directions, as one estimator."""
+"""The matcher: retrieval, a ranker and a calibrated fit, for both directions, as one
+estimator.
+
+The parts each live in their own module: the sides' vectors (:mod:`.sides`), the memory of
+past links (:mod:`.memory`), candidate retrieval (:mod:`.candidates`), the one feature
+builder (:mod:`.features`), the rankers (:mod:`.rankers`), the calibrated fit
+(:mod:`.fit`) and the typed result (:mod:`.results`). This module fits them together.
+"""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from numbers import Integral, Real
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from . import tree_shap
+from .candidates import candidate_pairs
 from .catalog import Catalog
 from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
-from .features import (
-    Memory,
-    Side,
-    candidate_pairs,
-    column_strings,
-    document_texts,
-    links_to_programs,
-    pair_feature_columns,
-    pair_features,
-    stack_rows,
-    text_fingerprints,
-)
+from .features import build_features, is_relative
+from .fit import FitModel, SimilarityFit
 from .kernels import topk_rows
+from .memory import Memory, links_to_programs
+from .params import Interval, Options, validate_params
+from .rankers import ContentRanker, LambdaRanker, Ranker
+from .results import Match, Ranking
 from .retrieval import PostingIndex
+from .sides import Side, column_strings, document_texts, stack_rows, text_fingerprints
 from .vectorize import FieldVectorizer
 
-__all__ = ["Matcher", "Match"]
+__all__ = ["Matcher", "Match", "Ranking"]
 
-# Features also given relative to the best value in the query's candidate list.
-RELATIVE = ("word_full", "char_full", "word_title", "bm25_need_query", "bm25_prog_query",
-            "knn_sum", "neighbour_programs_vs_program", "need_vs_program_history",
-            "dense_cosine")
 EXPLAIN_TOP = 5  # rows per list that get feature contributions when explain=True
-# Fewer rows than these are scored / explained by LightGBM in the calling thread only.
-PREDICT_SERIAL_BELOW = 4096
-CONTRIB_SERIAL_BELOW = 64
-CONTENT_ONLY_WEIGHTS = {"word_full": 0.5, "char_full": 0.3, "word_title": 0.2}
-
-
-@dataclass
-class Match:
-    """One ranked pair with the reasons behind it."""
-
-    need_id: str
-    program_id: str
-    rank: int
-    score: float
-    matched_terms: list[str] = field(default_factory=list)
-    contributions: dict[str, float] = field(default_factory=dict)
-
-
-def _group_max_and_rank(values: np.ndarray, groups: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Per element: the largest value of its group, and its rank in the group (1 = largest;
-    ties share the smallest rank; NaN stays NaN and is not counted), as pandas' groupby
-    ``max`` and ``rank(ascending=False, method="min")`` give them."""
-    n = len(values)
-    ok = ~np.isnan(values)
-    key = np.where(ok, -values, np.inf)  # NaN last within its group
-    order = np.lexsort((key, groups))
-    g, v = groups[order], key[order]
-    new_group = np.r_[True, g[1:] != g[:-1]]
-    group_start = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
-    new_value = new_group | np.r_[True, v[1:] != v[:-1]]
-    tie_start = np.maximum.accumulate(np.where(new_value, np.arange(n), 0))
-    rank = np.empty(n, dtype=np.float64)
-    rank[order] = tie_start - group_start + 1
-    rank[~ok] = np.nan
-    best = np.empty(n, dtype=np.float64)
-    first = v[group_start]  # the group's largest value (negated), or inf if all NaN
-    best[order] = np.where(np.isinf(first), np.nan, -first)
-    return best, rank
-
-
-def _relative_columns(columns, groups: np.ndarray) -> dict[str, np.ndarray]:
-    """Each :data:`RELATIVE` feature's share of the best in its group and rank there."""
-    groups = np.asarray(groups)
-    extra = {}
-    for name in RELATIVE:
-        if name not in columns:
-            continue
-        col = np.asarray(columns[name]).astype(np.float32, copy=False)
-        best, rank = _group_max_and_rank(col.astype(np.float64), groups)
-        best = best.astype(np.float32)
-        extra[f"{name}_rel"] = np.where(best > 0, col / np.where(best > 0, best, 1), 0.0)
-        extra[f"{name}_rank"] = rank
-    return extra
-
-
-def _add_relative(table: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
-    extra = _relative_columns(table, groups)
-    return pd.concat([table.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+MIN_FIT_LINKS = 20  # links among the out-of-fold pairs needed to calibrate the fit
+FIT_NEGATIVES = 100_000  # non-link pairs the fit is learned from, at most (a sample)
+DIRECTIONS = ("need", "program")
 
 
 def _index(side: Side, previous: Catalog | None, field: str) -> PostingIndex:
@@ -130,12 +71,14 @@ def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
 
 
 class Matcher(BaseEstimator):
-    """Ranks programs for enterprise needs, and needs for programs.
+    """Ranks programs for enterprise needs, and needs for programs, with a calibrated fit.
 
     Stage one retrieves candidates by sparse similarity (word TF-IDF, character n-gram
-    TF-IDF, and links of similar past needs); stage two scores them with a LightGBM
+    TF-IDF, and links of similar past needs); stage two orders them with a LightGBM
     LambdaRank model over pair features (lexical similarities by field, BM25, collaborative
-    evidence from past links, category priors learned from links, level).
+    evidence from past links, category priors learned from links, level). Every returned
+    pair also gets a ``fit``: the calibrated probability that it is a real link, which
+    depends on the pair alone (see :mod:`iei_match.fit`), and a ``fit_level``.
 
     Parameters
     ----------
@@ -174,12 +117,14 @@ class Matcher(BaseEstimator):
 
     Attributes
     ----------
-    mode_ : {"learned", "content-only"}
-        ``"content-only"`` when there were no links to learn from.
+    rankers_ : dict
+        ``{"need": Ranker, "program": Ranker}``: a :class:`~iei_match.rankers.LambdaRanker`
+        per direction, or a :class:`~iei_match.rankers.ContentRanker` when there were no
+        links to learn from.
+    fit_model_ : FitModel or SimilarityFit
+        The calibrated fit (uncalibrated similarity without links).
     feature_names_ : list of str
-    boosters_ : dict
-        ``{"need": lightgbm.Booster, "program": lightgbm.Booster}`` (empty in content-only mode).
-    best_iterations_ : dict
+    mode_ : {"learned", "content-only"}
 
     Examples
     --------
@@ -193,6 +138,26 @@ class Matcher(BaseEstimator):
     >>> m.rank(needs.iloc[:1], programs, k=1)[["need_id", "program_id", "rank"]].values.tolist()
     [['n1', 'p1', 1]]
     """
+
+    _parameter_constraints: dict = {
+        "n_candidates": [Interval(Integral, 1)],
+        "knn": [Interval(Integral, 1)],
+        "n_folds": [Interval(Integral, 2)],
+        "title_weight": [Interval(Real, 0, closed="neither")],
+        "max_df": [Interval(Real, 0, 1, closed="right")],
+        "n_estimators": [Interval(Integral, 1)],
+        "learning_rate": [Interval(Real, 0, closed="neither")],
+        "num_leaves": [Interval(Integral, 2)],
+        "min_child_samples": [Interval(Integral, 1)],
+        "early_stopping_rounds": [Interval(Integral, 1)],
+        "min_rounds": [Interval(Integral, 1)],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "code_dropout": [Interval(Real, 0, 1)],
+        "train_candidates": [Interval(Integral, 1)],
+        "dense": [Options(("auto", True, False))],
+        "random_state": [Interval(Integral, 0)],
+        "n_jobs": [Interval(Integral, 1)],
+    }
 
     def __init__(self, n_candidates=60, knn=30, n_folds=5, title_weight=3.0, max_df=0.5,
                  n_estimators=600, learning_rate=0.05, num_leaves=31, min_child_samples=20,
@@ -220,7 +185,7 @@ class Matcher(BaseEstimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame | None,
             progress: bool = False) -> Matcher:
-        """Learn vocabularies, the memory of past links and the ranker.
+        """Learn vocabularies, the memory of past links, the rankers and the fit.
 
         Parameters
         ----------
@@ -232,6 +197,7 @@ class Matcher(BaseEstimator):
         progress : bool
             Show progress bars.
         """
+        validate_params(self)
         needs = _check_frame(needs, "need_id", "needs")
         programs = _check_frame(programs, "program_id", "programs")
         self.word_ = FieldVectorizer("word", self.title_weight, max_df=self.max_df)
@@ -248,32 +214,82 @@ class Matcher(BaseEstimator):
                                self._embed(programs, remember=True))
         matrix = self._link_matrix(links, need_side, prog_side)
         self.memory_ = self._memory(need_side, prog_side, matrix)
-        self.boosters_: dict[str, lgb.Booster] = {}
-        self.best_iterations_: dict[str, int] = {}
-        if not 0 <= self.validation_fraction < 1:
-            raise InputError("validation_fraction must be at least 0 and below 1")
         linked_needs = int((matrix.getnnz(axis=1) > 0).sum())
         if linked_needs < 2:
-            return self._content_only("no links to learn from" if linked_needs == 0 else
+            return self._content_only(need_side, prog_side,
+                                      "no links to learn from" if linked_needs == 0 else
                                       "links for a single need are too few to learn from")
-        tables = self._out_of_fold_tables(need_side, prog_side, matrix, progress)
+        tables, fit_table = self._out_of_fold_tables(need_side, prog_side, matrix, progress)
         if any(len(np.unique(g)) < 2 for _, _, g in tables.values()):
-            return self._content_only("the links are too few to learn a ranker from")
-        self.mode_ = "learned"
-        try:
-            for direction, (x, y, groups) in tables.items():
-                self.boosters_[direction] = self._train(x, y, groups, direction)
-        except lgb.basic.LightGBMError as exc:
-            raise InputError(f"the ranker could not be trained on these data: {exc}") from exc
+            return self._content_only(need_side, prog_side,
+                                      "the links are too few to learn a ranker from")
+        rankers: dict[str, Ranker] = {}
+        for direction, (x, y, groups) in tables.items():
+            rankers[direction] = LambdaRanker(
+                n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
+                early_stopping_rounds=self.early_stopping_rounds, min_rounds=self.min_rounds,
+                validation_fraction=self.validation_fraction,
+                random_state=self.random_state, n_jobs=self.n_jobs,
+            ).fit(x, y, groups, self.feature_names_)
+        self.rankers_ = rankers
+        x, y, folds, weight = fit_table
+        positives = int((y > 0).sum())
+        if positives < MIN_FIT_LINKS or positives == len(y):
+            self.fit_model_ = SimilarityFit().fit(self._absolute_names())
+            warnings.warn(f"only {positives} candidate pairs are links: too few to calibrate "
+                          f"the fit, which is content similarity instead", UserWarning,
+                          stacklevel=2)
+        else:
+            self.fit_model_ = FitModel(random_state=self.random_state, n_jobs=self.n_jobs).fit(
+                x, y, folds, self._absolute_names(), weight)
         return self
 
-    def _content_only(self, reason: str) -> Matcher:
-        self.mode_ = "content-only"
-        self.feature_names_: list[str] = []
-        self.boosters_ = {}
-        warnings.warn(f"{reason}: ranking by content similarity only", UserWarning,
-                      stacklevel=3)
+    def _content_only(self, needs: Side, programs: Side, reason: str) -> Matcher:
+        # The feature names of this memory (absolute and relative), from one tiny list.
+        nbrs = self.memory_.neighbours(needs.take(np.array([0])))
+        zero = np.zeros(1, dtype=np.int64)
+        _, self.feature_names_ = build_features(self.memory_, needs.take(np.array([0])),
+                                                programs, nbrs, zero, zero, zero)
+        self.rankers_ = {d: ContentRanker().fit(None, None, None, self.feature_names_)
+                         for d in DIRECTIONS}
+        self.fit_model_ = SimilarityFit().fit(self._absolute_names())
+        warnings.warn(f"{reason}: ranking by content similarity only, and the fit is "
+                      f"similarity, not a calibrated probability", UserWarning, stacklevel=3)
         return self
+
+    @property
+    def calibrated_(self) -> bool:
+        """Whether ``fit`` is a calibrated probability (False: content similarity)."""
+        return isinstance(self.fit_model_, FitModel)
+
+    @property
+    def mode_(self) -> str:
+        """``"learned"``, or ``"content-only"`` when there were no links to learn from."""
+        if not hasattr(self, "rankers_"):
+            raise AttributeError("mode_")
+        return self.rankers_["need"].kind
+
+    @property
+    def boosters_(self) -> dict:
+        """The LightGBM boosters of the learned rankers (``{}`` for content-only)."""
+        return {d: r.booster_ for d, r in self.rankers_.items() if hasattr(r, "booster_")}
+
+    @property
+    def best_iterations_(self) -> dict:
+        return {d: r.best_iteration_ for d, r in self.rankers_.items()
+                if hasattr(r, "best_iteration_")}
+
+    def _absolute_names(self) -> list[str]:
+        return [n for n in self.feature_names_ if not is_relative(n)]
+
+    def _absolute_columns(self) -> np.ndarray:
+        cached = self.__dict__.get("_abs_cols")
+        if cached is None or cached[0] is not self.feature_names_:
+            cols = np.array([j for j, n in enumerate(self.feature_names_)
+                             if not is_relative(n)], dtype=np.int64)
+            cached = self.__dict__["_abs_cols"] = (self.feature_names_, cols)
+        return cached[1]
 
     def _use_dense(self, texts: list[str]) -> bool:
         from . import embeddings
@@ -340,12 +356,27 @@ class Matcher(BaseEstimator):
         return m
 
     def _out_of_fold_tables(self, needs: Side, programs: Side, matrix: sp.csr_matrix,
-                            progress: bool) -> dict[str, tuple]:
+                            progress: bool) -> tuple[dict[str, tuple], tuple]:
+        """The training rows of the rankers and of the fit, out of fold.
+
+        Returns
+        -------
+        tables : dict
+            Per direction ``(x, y, groups)``: candidate lists that hold a link, sorted by
+            list.
+        fit_table : tuple
+            ``(x, y, folds, weight)``: the absolute features of every candidate pair of
+            either direction (once per pair), whether it is a link, its need's fold, and a
+            weight (non-links are subsampled to bound the training time; their weight makes
+            up for it).
+        """
         rng = np.random.default_rng(self.random_state)
         n = len(needs)
         n_folds = max(2, min(self.n_folds, n))
         fold_of = rng.permutation(n) % n_folds
         parts: dict[str, list] = {"need": [], "program": []}
+        fit_parts: list[tuple] = []
+        names: list[str] | None = None
         for f in tqdm(range(n_folds), desc="out-of-fold features", disable=not progress):
             held = np.flatnonzero(fold_of == f)
             kept = np.flatnonzero(fold_of != f)
@@ -358,89 +389,47 @@ class Matcher(BaseEstimator):
             queries._prefixes = {}  # the prefixes of the codes as they were
             nbrs = memory.neighbours(queries)
             labels = matrix[held]
-            for direction in ("need", "program"):
+            seen: dict[int, None] = {}
+            for direction in DIRECTIONS:
                 n_rows, p_rows = candidate_pairs(memory, queries, programs, nbrs,
                                                  self.train_candidates, direction)
                 y = np.asarray(labels[n_rows, p_rows]).ravel()
                 groups = held[n_rows] if direction == "need" else p_rows + f * len(programs)
-                x = pair_features(memory, queries, programs, nbrs, n_rows, p_rows)
-                x = _add_relative(x, groups)
+                x, names = build_features(memory, queries, programs, nbrs, n_rows, p_rows,
+                                          groups)
                 parts[direction].append((x, y, groups))
-        out = {}
+                key = n_rows * len(programs) + p_rows
+                new = np.array([k not in seen for k in key.tolist()], dtype=bool)
+                seen.update(dict.fromkeys(key[new].tolist()))
+                fit_parts.append((x[new], y[new], np.full(int(new.sum()), f)))
+        assert names is not None
+        self.feature_names_ = names
+        tables = {}
         for direction, chunks in parts.items():
-            x = pd.concat([c[0] for c in chunks], ignore_index=True)
+            x = np.concatenate([c[0] for c in chunks])
             y = np.concatenate([c[1] for c in chunks])
             g = np.concatenate([c[2] for c in chunks])
             has_pos = pd.Series(y > 0).groupby(g).transform("any").to_numpy()
-            x, y, g = x[has_pos].reset_index(drop=True), y[has_pos], g[has_pos]
+            x, y, g = x[has_pos], y[has_pos], g[has_pos]
             order = np.argsort(g, kind="stable")
-            out[direction] = (x.iloc[order].reset_index(drop=True), y[order], g[order])
-        self.feature_names_ = list(out["need"][0].columns)
-        return out
+            tables[direction] = (x[order], y[order], g[order])
+        return tables, self._fit_rows(fit_parts, rng)
 
-    def _train(self, x: pd.DataFrame, y: np.ndarray, groups: np.ndarray,
-               direction: str) -> lgb.Booster:
-        uniq = np.unique(groups)
-        rng = np.random.default_rng(self.random_state + 1)
-        n_val = min(int(round(len(uniq) * self.validation_fraction)), len(uniq) - 1)
-        val_groups = set(rng.choice(uniq, size=n_val, replace=False).tolist()) if n_val else set()
-        is_val = np.array([g in val_groups for g in groups])
-        params = {
-            "objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
-            "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples, "feature_fraction": 0.8,
-            "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
-            "num_threads": self.n_jobs, "seed": self.random_state, "deterministic": True,
-            "force_row_wise": True, "verbose": -1,
-        }
-
-        def dataset(mask):
-            _, counts = np.unique(groups[mask], return_counts=True)
-            return lgb.Dataset(x[mask].to_numpy(np.float32), y[mask], group=counts,
-                               feature_name=list(x.columns), free_raw_data=True)
-
-        train = dataset(~is_val)
-        callbacks: list = []
-        valid_sets = []
-        if is_val.any():
-            valid_sets = [dataset(is_val)]
-            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
-        booster = lgb.train(params, train, num_boost_round=self.n_estimators,
-                            valid_sets=valid_sets, callbacks=callbacks)
-        best = booster.best_iteration or booster.current_iteration()
-        best = min(max(best, self.min_rounds), self.n_estimators)
-        self.best_iterations_[direction] = int(best)
-        if is_val.any():  # refit on every query with the tuned number of rounds
-            booster = lgb.train(params, dataset(np.ones(len(y), bool)), num_boost_round=best)
-        return booster
+    def _fit_rows(self, parts: list[tuple], rng: np.random.Generator) -> tuple:
+        cols = self._absolute_columns()
+        x = np.concatenate([p[0][:, cols] for p in parts])
+        y = (np.concatenate([p[1] for p in parts]) > 0).astype(np.float64)
+        folds = np.concatenate([p[2] for p in parts])
+        n_neg = int((y == 0).sum())
+        rate = min(1.0, FIT_NEGATIVES / max(n_neg, 1))
+        keep = (y > 0) | (rng.random(len(y)) < rate)
+        weight = np.where(y > 0, 1.0, 1.0 / rate)
+        return x[keep], y[keep], folds[keep], weight[keep]
 
     # ------------------------------------------------------------------ ranking
     def _check_fitted(self) -> None:
-        if not hasattr(self, "memory_"):
+        if not hasattr(self, "memory_") or not hasattr(self, "rankers_"):
             raise NotFittedError("this Matcher is not fitted yet: call fit or load a model")
-
-    def _feature_matrix(self, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
-        """The model's features as float32 rows (NaN for a feature ``columns`` lacks), as
-        ``DataFrame(columns).reindex(columns=feature_names_).to_numpy(np.float32)``."""
-        out = np.empty((n, len(self.feature_names_)), dtype=np.float32)
-        for j, name in enumerate(self.feature_names_):
-            out[:, j] = columns[name] if name in columns else np.nan
-        return out
-
-    def _score(self, columns: dict[str, np.ndarray], x: np.ndarray,
-               direction: str) -> np.ndarray:
-        if self.mode_ == "content-only":
-            score = np.zeros(len(x))
-            for name, w in CONTENT_ONLY_WEIGHTS.items():
-                score += w * np.asarray(columns[name], dtype=np.float64)
-            return score
-        return np.asarray(self.boosters_[direction].predict(
-            x, num_threads=self._threads(len(x), PREDICT_SERIAL_BELOW)))
-
-    def _threads(self, rows: int, serial_below: int) -> int:
-        # A request's few hundred rows: waking OpenMP threads costs more than it saves, and
-        # concurrent requests already use the other cores. Same results either way.
-        return 1 if rows < serial_below else self.n_jobs
 
     def prepare(self, frame: pd.DataFrame, kind: str = "program",
                 previous: Catalog | None = None) -> Catalog:
@@ -456,7 +445,7 @@ class Matcher(BaseEstimator):
             same table before some rows were added, changed, deleted or reordered. A row of
             ``frame`` with the id of one of its rows and the same texts (title, text,
             skills, industry, certificates: see
-            :func:`~iei_match.features.text_fingerprints`) copies that row's vectors,
+            :func:`~iei_match.sides.text_fingerprints`) copies that row's vectors,
             embedding and (needs) nearest known needs instead of analysing its text again,
             which is almost all the cost; only the new and changed rows are vectorised.
             Ids, levels, codes, places, capacities, the order of the rows, the indexes and
@@ -564,121 +553,119 @@ class Matcher(BaseEstimator):
         frame = _check_frame(data, f"{kind}_id", f"{kind}s")
         return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame)), None
 
-    def _run(self, needs, programs, k: int, direction: str,
-             explain: bool | int) -> pd.DataFrame:
+    def _ranking(self, needs, programs, k: int, direction: str, explain: bool | int,
+                 min_fit: float | None) -> Ranking:
         self._check_fitted()
-        if not isinstance(k, (int, np.integer)) or k < 1:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise InputError(f"k must be a whole number of at least 1, got {k!r}")
-        need_side, need_cat = self._side(needs, "need", searched=direction == "program")
-        prog_side, prog_cat = self._side(programs, "program", searched=direction == "need")
-        catalog = need_cat or prog_cat
+        if min_fit is not None and not (isinstance(min_fit, (int, float, np.floating))
+                                        and not isinstance(min_fit, bool)
+                                        and 0 <= min_fit <= 1):
+            raise InputError(f"min_fit must be a number from 0 to 1, got {min_fit!r}")
         if explain is True:
             n_explain = EXPLAIN_TOP
         elif isinstance(explain, (bool, int, np.integer)) and explain >= 0:
             n_explain = int(explain)
         else:
             raise InputError(f"explain must be True, False or a whole number, got {explain!r}")
+        need_side, need_cat = self._side(needs, "need", searched=direction == "program")
+        prog_side, prog_cat = self._side(programs, "program", searched=direction == "need")
+        catalog = need_cat or prog_cat
         memory = self.memory_
         nbrs = need_cat.history if need_cat is not None else memory.neighbours(need_side)
-        n_cand = max(self.n_candidates, k)
-        n_rows, p_rows = candidate_pairs(memory, need_side, prog_side, nbrs, n_cand, direction,
-                                         catalog)
+        n_rows, p_rows = candidate_pairs(memory, need_side, prog_side, nbrs,
+                                         max(self.n_candidates, k), direction, catalog)
         if len(n_rows) == 0:  # nothing shares a term (or everything is filtered out)
-            n_rows = p_rows = np.zeros(0, dtype=np.int64)
-            return self._table(need_side, prog_side, n_rows, p_rows, n_rows, n_rows, None,
-                               np.zeros(0), direction, n_explain)
+            return self._empty(direction, n_explain)
         groups = n_rows if direction == "need" else p_rows
-        columns = pair_feature_columns(memory, need_side, prog_side, nbrs, n_rows, p_rows)
-        columns.update(_relative_columns(columns, groups))
-        x = self._feature_matrix(columns, len(n_rows))
-        score = self._score(columns, x, direction)
+        x, names = build_features(memory, need_side, prog_side, nbrs, n_rows, p_rows, groups)
+        x = self._aligned(x, names)
+        score = self.rankers_[direction].score(x)
+        absolute = self._absolute_columns()
+        rows = np.arange(len(x))
+        fit_all = None
+        if min_fit is not None:
+            fit_all = self.fit_model_.predict(x[:, absolute])
+            rows = np.flatnonzero(fit_all >= min_fit)
         other = p_rows if direction == "need" else n_rows
-        order = np.lexsort((other, -score, groups))
+        order = rows[np.lexsort((other[rows], -score[rows], groups[rows]))]
         g_sorted = groups[order]
-        start = np.r_[0, np.flatnonzero(np.diff(g_sorted)) + 1]
+        start = np.r_[0, np.flatnonzero(np.diff(g_sorted)) + 1] if len(order) else np.zeros(
+            0, dtype=np.int64)
         rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
-        keep = order[rank < k]
-        return self._table(need_side, prog_side, n_rows, p_rows, keep, rank[rank < k] + 1, x,
-                           score, direction, n_explain)
-
-    def _table(self, need_side: Side, prog_side: Side, n_rows, p_rows, keep, rank,
-               x: np.ndarray | None, score, direction: str, n_explain: int) -> pd.DataFrame:
-        """The kept pairs as the result table, with explanations for the top rows.
-
-        ``x`` is the pairs' feature matrix (:meth:`_feature_matrix`)."""
-        rank = np.asarray(rank, dtype=int)
-        ids = {"need_id": need_side.ids[n_rows[keep]],
-               "program_id": prog_side.ids[p_rows[keep]]}
-        first, second = ("need_id", "program_id") if direction == "need" else (
-            "program_id", "need_id")
-        out = {first: ids[first], second: ids[second], "rank": rank,
-               "score": score[keep].astype(float)}
+        keep, rank = order[rank < k], rank[rank < k] + 1
+        fit = (fit_all[keep] if fit_all is not None
+               else self.fit_model_.predict(x[keep][:, absolute]))
+        terms = contributions = None
         if n_explain > 0:
-            out["matched_terms"] = self._matched_terms(need_side, prog_side, n_rows[keep],
-                                                       p_rows[keep])
-            # Feature contributions (TreeSHAP, ~0.2 ms a row) for the top rows of each list.
-            factors = np.full(len(keep), "", dtype=object)
+            terms = self._matched_terms(need_side, prog_side, n_rows[keep], p_rows[keep])
+            contributions = [{} for _ in range(len(keep))]
             top = np.flatnonzero(rank <= n_explain)
-            if x is not None and len(top):
-                factors[top] = self._factors(x[keep[top]], direction)
-            out["top_factors"] = factors
-        return pd.DataFrame(out)
+            if len(top):
+                for i, factors in zip(top, self._top_factors(x[keep[top]], direction),
+                                      strict=True):
+                    contributions[i] = factors
+        return Ranking(direction, need_side.ids[n_rows[keep]], prog_side.ids[p_rows[keep]],
+                       rank.astype(np.int64), score[keep].astype(np.float64),
+                       np.round(fit, 6), self.fit_model_.level(fit), terms, contributions)
 
-    def _matched_terms(self, needs: Side, programs: Side, n_rows, p_rows, n_terms=5) -> list[str]:
+    @staticmethod
+    def _empty(direction: str, n_explain: int) -> Ranking:
+        none = np.zeros(0, dtype=object)
+        return Ranking(direction, none, none, np.zeros(0, dtype=np.int64), np.zeros(0),
+                       np.zeros(0), none, [] if n_explain > 0 else None,
+                       [] if n_explain > 0 else None)
+
+    def _aligned(self, x: np.ndarray, names: list[str]) -> np.ndarray:
+        """``x`` with the model's columns, in its order (NaN for a feature it lacks)."""
+        if names == self.feature_names_:
+            return x
+        at = {name: j for j, name in enumerate(names)}
+        out = np.full((len(x), len(self.feature_names_)), np.nan, dtype=np.float32)
+        for j, name in enumerate(self.feature_names_):
+            if name in at:
+                out[:, j] = x[:, at[name]]
+        return out
+
+    def _matched_terms(self, needs: Side, programs: Side, n_rows, p_rows,
+                       n_terms=5) -> list[list[str]]:
         prod = sp.csr_matrix(needs.word.full[n_rows].multiply(programs.word.full[p_rows]))
-        cols, vals = topk_rows(prod, n_terms)
+        cols, _ = topk_rows(prod, n_terms)
         vocab = self.word_.vocabulary_
-        return ["|".join(vocab[c] for c in row if c >= 0) for row in cols]
+        return [[vocab[c] for c in row if c >= 0] for row in cols]
 
-    def _factors(self, x: np.ndarray, direction: str, n_factors=3) -> list[str]:
-        if self.mode_ == "content-only" or len(x) == 0:
-            return ["content similarity only"] * len(x)
-        contrib = self._contributions(x, direction)
-        names = np.asarray(self.feature_names_)
+    def _top_factors(self, x: np.ndarray, direction: str, n_factors=3
+                     ) -> list[dict[str, float]]:
+        contrib = self.rankers_[direction].contributions(x)
+        names = self.feature_names_
         top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :n_factors]
-        return ["; ".join(f"{names[j]}:{contrib[i, j]:+.3f}" for j in row)
+        return [{names[j]: round(float(contrib[i, j]), 6) for j in row}
                 for i, row in enumerate(top)]
 
-    def contributions(self, x: pd.DataFrame, direction: str) -> np.ndarray:
-        """Per-feature contributions (exact path-dependent TreeSHAP values, as LightGBM's
-        ``pred_contrib`` gives them, from :mod:`.tree_shap`'s tables) to each pair's score."""
-        return self._contributions(x.reindex(columns=self.feature_names_).to_numpy(np.float32),
-                                   direction)
+    def contributions(self, x, direction: str) -> np.ndarray:
+        """Per-feature contributions of the ranker of ``direction`` to each pair's score
+        (exact TreeSHAP values for the learned ranker); with the ranker's
+        ``expected_value_`` they add up to the score.
 
-    def _contributions(self, x: np.ndarray, direction: str) -> np.ndarray:
-        """:meth:`contributions` of a float32 feature matrix in ``feature_names_`` order."""
-        threads = self._threads(len(x), CONTRIB_SERIAL_BELOW)
-        tables = self._shap_tables(direction)
-        if tables is None:  # a tree structure the tables do not cover
-            out = self.boosters_[direction].predict(x, pred_contrib=True, num_threads=threads)
-            return np.asarray(out)[:, :-1]
-        return tree_shap.contributions(tables, x, n_threads=threads)
+        ``x`` is a feature matrix in ``feature_names_`` order, or a DataFrame with those
+        columns."""
+        self._check_fitted()
+        if isinstance(x, pd.DataFrame):
+            x = x.reindex(columns=self.feature_names_).to_numpy(np.float32)
+        return self.rankers_[direction].contributions(np.asarray(x, dtype=np.float32))
 
     def prepare_explanations(self) -> Matcher:
         """Build the TreeSHAP tables of both rankers now (0.1-0.5 s for the bundled models)
         rather than in the first ranking that explains; returns the matcher."""
         self._check_fitted()
-        for direction in self.boosters_:
-            self._shap_tables(direction)
+        for ranker in self.rankers_.values():
+            if isinstance(ranker, LambdaRanker):
+                ranker.shap_tables()
         return self
 
-    def _shap_tables(self, direction: str) -> tree_shap.ShapTables | None:
-        """The booster's TreeSHAP tables, built on first use (0.1-0.5 s for the bundled
-        models). Concurrent first calls may each build them; the results are equal."""
-        cache = self.__dict__.setdefault("_shap_cache", {})
-        booster = self.boosters_[direction]
-        cached = cache.get(direction)
-        if cached is None or cached[0] is not booster:  # first use, or refitted since
-            cached = cache[direction] = (booster, tree_shap.shap_tables(booster))
-        return cached[1]
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: the live object keeps its cache
-        state.pop("_shap_cache", None)  # rebuilt from the boosters where it is used
-        return state
-
     def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = 10,
-             explain: bool | int = True) -> pd.DataFrame:
+             explain: bool | int = True, *, min_fit: float | None = None,
+             as_frame: bool = True) -> pd.DataFrame | Ranking:
         """The best ``k`` programs for each need.
 
         Parameters
@@ -691,37 +678,32 @@ class Matcher(BaseEstimator):
         k : int
             How many programs per need (fewer when fewer share anything with the need).
         explain : bool or int, default=True
-            Add ``matched_terms`` (shared terms, ``|``-separated, strongest first) to every
-            row and ``top_factors`` (the three features that moved the score most, from
-            LightGBM's SHAP values) to the top ``explain`` rows of each list (True: 5).
+            Add ``matched_terms`` (shared terms, strongest first) to every row and the
+            three features that moved the score most (TreeSHAP values) to the top
+            ``explain`` rows of each list (True: 5).
+        min_fit : float, optional
+            Leave out pairs whose fit is below this; the best ``k`` of the others are
+            returned.
+        as_frame : bool, default=True
+            Return a DataFrame (False: the typed :class:`~iei_match.results.Ranking`).
 
         Returns
         -------
-        DataFrame
-            Columns ``need_id, program_id, rank, score`` (rank 1 = best), then the
-            explanation columns.
+        DataFrame or Ranking
+            Columns ``need_id, program_id, rank, score, fit, fit_level`` (rank 1 = best),
+            then ``matched_terms`` and ``top_factors`` when explained.
         """
-        return self._run(needs, programs, k, "need", explain)
+        out = self._ranking(needs, programs, k, "need", explain, min_fit)
+        return out.to_frame() if as_frame else out
 
     def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = 10,
-                 explain: bool | int = True) -> pd.DataFrame:
-        """The best ``k`` needs for each program: columns ``program_id, need_id, rank, score``.
+                 explain: bool | int = True, *, min_fit: float | None = None,
+                 as_frame: bool = True) -> pd.DataFrame | Ranking:
+        """The best ``k`` needs for each program: columns ``program_id, need_id, rank,
+        score, fit, fit_level``.
 
         The other direction of :meth:`rank`, with the same parameters and explanations;
         ``needs`` may be a :class:`Catalog` of needs made by :meth:`prepare`.
         """
-        return self._run(needs, programs, k, "program", explain)
-
-    def explain(self, ranked: pd.DataFrame) -> list[Match]:
-        """The rows returned by :meth:`rank` or :meth:`partners` as :class:`Match` objects."""
-        out = []
-        for row in ranked.itertuples(index=False):
-            factors = {}
-            for part in str(getattr(row, "top_factors", "") or "").split("; "):
-                name, _, value = part.rpartition(":")
-                if name:
-                    factors[name] = float(value)
-            terms = str(getattr(row, "matched_terms", "") or "")
-            out.append(Match(row.need_id, row.program_id, int(row.rank), float(row.score),
-                             [t for t in terms.split("|") if t], factors))
-        return out
+        out = self._ranking(needs, programs, k, "program", explain, min_fit)
+        return out.to_frame() if as_frame else out

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Query
 from sqlalchemy import or_, select
 
-from iei_match.features import LEVELS
+from iei_match.taxonomy import LEVELS
 
 from ..access import get_owned, needs_visible_owners
 from ..db.tables import Need, Organization, Program, TrainingBase
@@ -87,6 +87,7 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
         Organization.id.in_({h["row"].org_id for h in hits})))}
     bases = nearby_bases(s, [h["row"] for h in hits], province, city)
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
+              "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "program": h["row"].out,
               "college": org_brief(colleges[h["row"].org_id]),
               "training_bases": bases[h["row"].id]} for h in hits]
@@ -118,6 +119,7 @@ def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: Servi
     orgs = {o.id: o for o in s.scalars(select(Organization).where(
         Organization.id.in_({h["row"].org_id for h in hits})))}
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
+              "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "need": h["row"].out,
               "enterprise": org_brief(orgs[h["row"].org_id])} for h in hits]
     return {"model_version": live.version, "items": items}

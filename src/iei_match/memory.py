@@ -1,0 +1,157 @@
+"""The link memory: what the ranker may consult about the past (known needs, known
+programs, their graded links), and the lookups built on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize as l2_normalize
+
+from .kernels import pair_dots, topk_rows
+from .retrieval import PostingIndex
+from .sides import Side
+from .state import get_sparse, put_sparse
+
+__all__ = ["Memory", "links_to_programs", "dense_topk"]
+
+
+@dataclass
+class Memory:
+    """What the ranker may consult about the past: known needs, known programs, their links.
+
+    ``links`` has one row per known need and one column per known program. Programs are
+    matched to the programs being ranked by id.
+    """
+
+    needs: Side
+    programs: Side
+    links: sp.csr_matrix
+    word_idf: np.ndarray
+    need_prefix_len: tuple[int, ...] = (2, 3)
+    program_prefix_len: tuple[int, ...] = (2, 4)
+    knn: int = 30
+
+    def __post_init__(self) -> None:
+        self.links = sp.csr_matrix(self.links, dtype=np.float32)
+        self.links.sort_indices()
+        self.program_index = {pid: j for j, pid in enumerate(self.programs.ids)}
+        self.need_index_word = PostingIndex(self.needs.word.full)
+        self.need_index_char = PostingIndex(self.needs.char.full)
+        self.need_avgdl = float(self.needs.word.counts.sum(axis=1).mean())
+        self.program_avgdl = float(self.programs.word.counts.sum(axis=1).mean())
+        degree = np.asarray((self.links > 0).sum(axis=0)).ravel().astype(np.float32)
+        self.program_degree = degree
+        # Programs' linked-need centroids (word space): "needs this program served before".
+        centroid = self.links.T @ self.needs.word.full
+        self.program_centroid = l2_normalize(sp.csr_matrix(centroid, dtype=np.float32))
+        self.program_dense_centroid = None
+        if self.needs.dense is not None:
+            dense = np.asarray(self.links.T @ self.needs.dense, dtype=np.float32)
+            norm = np.linalg.norm(dense, axis=1, keepdims=True)
+            self.program_dense_centroid = dense / np.where(norm > 0, norm, 1)
+        self.priors = {}
+        linked = self.links.tocoo()
+        for ln in self.need_prefix_len:
+            need_pre = self.needs.code_prefixes(ln)[linked.row]
+            for lp in self.program_prefix_len:
+                prog_pre = self.programs.code_prefixes(lp)[linked.col]
+                table = pd.DataFrame({"n": need_pre, "p": prog_pre, "g": linked.data})
+                counts = table.groupby(["n", "p"])["g"].sum()
+                totals = table.groupby("n")["g"].sum()
+                prob = (counts / totals.reindex(counts.index.get_level_values(0)).to_numpy())
+                # (need prefix, program prefix) -> share; the need prefixes seen
+                self.priors[(ln, lp)] = (dict(zip(prob.index, prob.to_numpy(np.float64).tolist(),
+                                                  strict=True)), set(totals.index))
+        # Known programs' categories (code prefixes): index of each, and program -> category.
+        self.categories = {}
+        for length in self.program_prefix_len:
+            cats, idx = np.unique(self.programs.code_prefixes(length), return_inverse=True)
+            onehot = sp.csr_matrix((np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
+                                   shape=(len(idx), len(cats)))
+            self.categories[length] = ({c: i for i, c in enumerate(cats)}, onehot)
+
+    def get_state(self, arrays: dict, prefix: str = "memory") -> dict:
+        """Put the known needs, programs and links into ``arrays``; returns the JSON part.
+        Everything else is derived again by :meth:`from_state`."""
+        put_sparse(arrays, f"{prefix}.links", self.links)
+        return {"needs": self.needs.get_state(f"{prefix}.needs", arrays),
+                "programs": self.programs.get_state(f"{prefix}.programs", arrays),
+                "knn": self.knn}
+
+    @classmethod
+    def from_state(cls, state: dict, arrays: dict, word_idf: np.ndarray,
+                   prefix: str = "memory") -> Memory:
+        """The inverse of :meth:`get_state` (``word_idf``: the word vectorizer's idf)."""
+        return cls(Side.from_state(state["needs"], f"{prefix}.needs", arrays),
+                   Side.from_state(state["programs"], f"{prefix}.programs", arrays),
+                   get_sparse(arrays, f"{prefix}.links"), word_idf, knn=int(state["knn"]))
+
+    def neighbours(self, queries: Side) -> sp.csr_matrix:
+        """Each query need's ``knn`` most similar known needs (mean of word and char cosine)."""
+        k = min(self.knn, len(self.needs))
+        n_q, n_k = len(queries), len(self.needs)
+        found = [self.need_index_word.search(queries.word.full, k)[0],
+                 self.need_index_char.search(queries.char.full, k)[0]]
+        if queries.dense is not None and self.needs.dense is not None:
+            found.append(dense_topk(queries.dense, self.needs.dense, k))
+        rows = np.repeat(np.arange(n_q), len(found) * k)
+        cols = np.concatenate(found, axis=1).ravel()
+        keep = cols >= 0
+        rows, cols = rows[keep], cols[keep]
+        pairs = np.unique(rows * n_k + cols)
+        rows, cols = pairs // n_k, pairs % n_k
+        sim = (pair_dots(queries.word.full, self.needs.word.full, rows, cols)
+               + pair_dots(queries.char.full, self.needs.char.full, rows, cols))
+        if queries.dense is not None and self.needs.dense is not None:
+            sim = (sim + np.einsum("ij,ij->i", queries.dense[rows], self.needs.dense[cols])) / 3
+        else:
+            sim = sim / 2
+        m = sp.csr_matrix((sim, (rows, cols)), shape=(n_q, n_k))
+        top_cols, top_sim = topk_rows(m, k)
+        r = np.repeat(np.arange(n_q), k)
+        ok = top_cols.ravel() >= 0
+        return sp.csr_matrix((top_sim.ravel()[ok], (r[ok], top_cols.ravel()[ok])), shape=(n_q, n_k))
+
+    def program_columns(self, programs: Side) -> np.ndarray:
+        """Column of each given program in ``links`` (-1 for programs never seen).
+
+        A program is found by its id; one whose id is unknown but whose taxonomy code is
+        the id of a known program (a college's offering of a catalog major) shares that
+        program's history.
+        """
+        index = self.program_index
+        return np.array([index.get(pid, index.get(code, -1)) for pid, code
+                         in zip(programs.ids, programs.codes, strict=True)], dtype=np.int64)
+
+
+def links_to_programs(memory: Memory, prog_cols: np.ndarray) -> sp.csr_matrix:
+    """Links of every known need to each given program (columns ``prog_cols`` of
+    ``memory.links``; none for programs never seen): ``nbrs @`` it is the collaborative
+    score of each query need for each given program."""
+    known = prog_cols >= 0
+    to_given = sp.csr_matrix(
+        (np.ones(known.sum(), np.float32), (prog_cols[known], np.flatnonzero(known))),
+        shape=(memory.links.shape[1], len(prog_cols)))
+    return sp.csr_matrix(memory.links @ to_given)
+
+
+def dense_topk(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 2048,
+               blocked: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the ``k`` documents with the largest dot product, best first (ties: lower row).
+
+    ``blocked`` documents rank last (callers drop them).
+    """
+    k = min(k, len(docs))
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        sims = queries[start:start + chunk] @ docs.T
+        if blocked is not None:
+            sims[:, blocked] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        vals = np.take_along_axis(sims, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        out[start:start + chunk] = np.take_along_axis(part, order, axis=1)
+    return out
