@@ -40,6 +40,10 @@ def test_config_in_published_model_out(tmp_path):
     version = (models / "tiny" / "CURRENT").read_text().strip()
     manifest = verify_model(models / "tiny" / version)
     assert manifest["config"]["random_state"] == 7
-    assert manifest["metrics"]["need->program"]["ndcg@10"] > 0.5
+    metrics = manifest["metrics"]
+    assert metrics["schema"] == 1
+    assert metrics["holdout"]["need->program"]["ndcg@10"] > 0.5
+    assert 0 <= metrics["holdout"]["program->need"]["ece"] <= 1
+    assert metrics["holdout_ndcg10"] == metrics["holdout"]["need->program"]["ndcg@10"]
     assert json.dumps(manifest)  # plain JSON
     assert load_model(models / "tiny").mode_ == "learned"

@@ -3,8 +3,9 @@
     python training/train.py training/configs/cn-vocational.toml [--models-root models]
 
 The config names the data files, the seed and the matcher's parameters. The model is first
-evaluated on a seeded hold-out of needs (metrics go into its manifest), then trained on all
-the data and published under ``MODELS_ROOT/NAME/VERSION`` with ``CURRENT`` pointing to it.
+evaluated on a seeded hold-out of needs (ranking and the fit's calibration; metrics go into
+its manifest, in :func:`iei_match.training.train_model`'s layout), then trained on all the
+data and published under ``MODELS_ROOT/NAME/VERSION`` with ``CURRENT`` pointing to it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import tomllib
 from pathlib import Path
 
 from iei_match.artifacts import data_fingerprint, publish_model
-from iei_match.evaluate import evaluate
 from iei_match.io import check_links, load_links, load_needs, load_programs
-from iei_match.matcher import Matcher
+from iei_match.training import train_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,19 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     needs, programs = load_needs(data["needs"]), load_programs(data["programs"])
     links = load_links(data["links"])
     check_links(links, needs, programs, data["links"])
-    params = dict(cfg.get("matcher", {}), random_state=cfg.get("seed", 0))
-    metrics: dict = {"config_sha256": hashlib.sha256(raw).hexdigest()}
-    test_size = cfg.get("evaluation", {}).get("test_size", 0)
-    if test_size:
-        report = evaluate(needs, programs, links, test_size=test_size,
-                          random_state=params["random_state"], peers=(),
-                          matcher=Matcher(**params), progress=True)
-        for row in report.to_dict("records"):
-            metrics[row["direction"]] = {k: round(row[k], 4) for k in
-                                         ("ndcg@10", "recall@10", "recall@50", "mrr")}
-        print(report.round(4).to_string(index=False))
-    matcher = Matcher(**params).fit(needs, programs, links, progress=True)
-    path = publish_model(matcher, args.models_root / cfg["name"], metrics=metrics,
+    seed = cfg.get("seed", 0)
+    result = train_model(needs, programs, links, params=cfg.get("matcher", {}),
+                         test_size=cfg.get("evaluation", {}).get("test_size", 0),
+                         random_state=seed, progress=True)
+    metrics = {"config_sha256": hashlib.sha256(raw).hexdigest(), **result.metrics}
+    for direction, figures in metrics.get("holdout", {}).items():
+        print(direction, figures)
+    path = publish_model(result.matcher, args.models_root / cfg["name"], metrics=metrics,
                          data_sha256=data_fingerprint(needs, programs, links))
     print(f"published {path}")
     return 0

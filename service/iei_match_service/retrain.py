@@ -3,9 +3,11 @@
 Training data are the bundled catalog (or ``IEI_MATCH_CATALOG_DIR``) plus every need and
 program in the database, with the graded labels of partnerships (:mod:`.labels`).
 
-A retrained model is published only if it is not worse than the live one: both rank the
-same held-out 20% of the needs (seeded) and are compared by NDCG@10. The live model may
-have seen those needs in its own training, which favours it; the test is conservative.
+Training, evaluation and the decision are the engine's
+(:func:`iei_match.training.train_model`), as for every other model: a retrained model is
+published only if it is not worse than the live one on the same held-out 20% of the needs
+(seeded): NDCG@10 not lower, and its fit as well calibrated (ECE). The live model may have
+seen those needs in its own training, which favours it; the test is conservative.
 ``force`` publishes regardless.
 
 A retraining job (:func:`run`) trains in a child process of the service at the batch jobs'
@@ -20,8 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,10 +31,9 @@ from sqlalchemy import select
 from iei_match.artifacts import data_fingerprint, load_model, save_model
 from iei_match.bundled import catalog_dir
 from iei_match.errors import JobCancelledError
-from iei_match.evaluate import holdout_split
 from iei_match.io import load_links, load_needs, load_programs
 from iei_match.matcher import Matcher
-from iei_match.metrics import evaluate_run
+from iei_match.training import train_model
 
 from .batch_process import run_in_child
 from .db.engine import Database
@@ -79,13 +78,6 @@ def training_tables(settings: Settings, db: Database):
     return needs, programs, links
 
 
-def _fit(settings: Settings, needs, programs, links) -> Matcher:
-    params = {"random_state": settings.seed, **settings.train_params}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # content-only fallback is recorded
-        return Matcher(**params).fit(needs, programs, links)
-
-
 def train_first(settings: Settings, db: Database, host: ModelHost,
                 report: Report = _quiet) -> LiveModel:
     """Train and publish the first model (no live model to compare with)."""
@@ -93,32 +85,28 @@ def train_first(settings: Settings, db: Database, host: ModelHost,
     needs, programs, links = training_tables(settings, db)
     report(0.1, f"training on {len(needs)} needs, {len(programs)} programs, "
                 f"{len(links)} links")
-    t0 = time.perf_counter()
-    matcher = _fit(settings, needs, programs, links)
-    metrics = {"fit_seconds": round(time.perf_counter() - t0, 2), "needs": len(needs),
-               "programs": len(programs), "links": len(links), "mode": matcher.mode_}
-    live = host.publish(matcher, metrics, data_fingerprint(needs, programs, links))
+    result = train_model(needs, programs, links, params=settings.train_params,
+                         random_state=settings.seed, report=report)
+    live = host.publish(result.matcher, result.metrics,
+                        data_fingerprint(needs, programs, links))
     report(1.0, f"published {live.version}")
     return live
-
-
-def _ndcg(matcher: Matcher, test_needs, programs, test_links) -> float:
-    run = matcher.rank(test_needs, programs, k=10, explain=False)
-    return float(evaluate_run(run, test_links, "need_id", "program_id", ks=(10,))["ndcg@10"])
 
 
 def train_candidate(settings: Settings, db: Database, live: Matcher, live_version: str, *,
                     force: bool = False, report: Report = _quiet
                     ) -> tuple[dict, Matcher | None, dict, str]:
     """Train a model on the catalog plus the database's labels and decide whether it should
-    replace ``live``: not worse on held-out needs, or ``force``.
+    replace ``live`` (:func:`iei_match.training.train_model`: not worse on held-out needs
+    by NDCG@10, a fit as well calibrated, or ``force``).
 
     Returns
     -------
     result : dict
-        ``candidate_ndcg10`` and ``live_ndcg10`` on the held-out needs, ``held_out_needs``,
-        ``labels`` (database labels used), ``forced``, ``previous_version``; and, when the
-        model is kept, ``published`` (False) and ``version``.
+        ``candidate_ndcg10`` / ``live_ndcg10`` and ``candidate_ece`` / ``live_ece`` on the
+        held-out needs, ``held_out_needs``, ``labels`` (database labels used), ``forced``,
+        ``previous_version``, ``reason``; and, when the model is kept, ``published``
+        (False) and ``version``.
     final : Matcher or None
         The model trained on all the data, to publish (None when the live one is kept).
     metrics : dict
@@ -129,29 +117,23 @@ def train_candidate(settings: Settings, db: Database, live: Matcher, live_versio
     report(0.02, "reading training data")
     needs, programs, links = training_tables(settings, db)
     db_labels = int(links["need_id"].str.startswith("db-need-").sum())
-    tr_needs, te_needs, tr_links, te_links = holdout_split(needs, links, 0.2, settings.seed)
-    report(0.1, f"training a candidate on {len(tr_needs)} needs (holding out {len(te_needs)})")
-    candidate = _fit(settings, tr_needs, programs, tr_links)
-    report(0.45, "comparing with the live model on the held-out needs")
-    cand_score = _ndcg(candidate, te_needs, programs, te_links)
-    live_score = _ndcg(live, te_needs, programs, te_links)
-    result = {"candidate_ndcg10": round(cand_score, 4), "live_ndcg10": round(live_score, 4),
-              "held_out_needs": len(te_needs), "labels": db_labels, "forced": force,
-              "previous_version": live_version}
+    trained = train_model(needs, programs, links, params=settings.train_params,
+                          test_size=0.2, random_state=settings.seed, live=live, force=force,
+                          report=report)
+    m = trained.metrics
+    mine = m.get("holdout", {}).get("need->program", {})
+    theirs = m.get("live_holdout", {}).get("need->program", {})
+    result = {"candidate_ndcg10": mine.get("ndcg@10"), "live_ndcg10": theirs.get("ndcg@10"),
+              "candidate_ece": mine.get("ece"), "live_ece": theirs.get("ece"),
+              "held_out_needs": m.get("held_out_needs", 0), "labels": db_labels,
+              "forced": force, "previous_version": live_version, "reason": trained.reason}
     fingerprint = data_fingerprint(needs, programs, links)
-    if cand_score < live_score and not force:
+    if not trained.accepted:
         result.update(published=False, version=live_version)
-        report(1.0, f"kept {live_version}: candidate NDCG@10 {cand_score:.4f} < live "
-                    f"{live_score:.4f}")
         return result, None, {}, fingerprint
-    report(0.55, "training on all the data")
-    t0 = time.perf_counter()
-    final = _fit(settings, needs, programs, links)
-    metrics = {"fit_seconds": round(time.perf_counter() - t0, 2), "needs": len(needs),
-               "programs": len(programs), "links": len(links), "db_labels": db_labels,
-               "holdout_ndcg10": result["candidate_ndcg10"],
-               "previous_holdout_ndcg10": result["live_ndcg10"], "mode": final.mode_}
-    return result, final, metrics, fingerprint
+    metrics = {**m, "db_labels": db_labels,
+               "previous_holdout_ndcg10": result["live_ndcg10"]}
+    return result, trained.matcher, metrics, fingerprint
 
 
 WORK = "iei_match_service.retrain:compute"  # what the job's process calls

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +18,7 @@ from .evaluate import ALLIANCE_SIZE, evaluate
 from .explanations import describe_feature
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
+from .training import train_model
 
 
 def _positive(value: str) -> int:
@@ -39,6 +38,16 @@ def _say(msg: str) -> None:
 DENSE = {"auto": "auto", "on": True, "off": False}
 
 
+def _share(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {value!r}") from None
+    if not 0 <= x < 1:
+        raise argparse.ArgumentTypeError(f"expected a share at least 0 and below 1, got {x}")
+    return x
+
+
 def _fit_value(value: str) -> float:
     try:
         x = float(value)
@@ -50,20 +59,23 @@ def _fit_value(value: str) -> float:
 
 
 def _train(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame | None,
-           model_dir: Path, seed: int, dense: str = "auto") -> Path:
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        matcher = Matcher(random_state=seed, dense=DENSE[dense]).fit(needs, programs, links,
-                                                                     progress=True)
-    for w in caught:
-        _say(f"note: {w.message}")
-    metrics = {"fit_seconds": round(time.perf_counter() - t0, 2), "needs": len(needs),
-               "programs": len(programs), "links": 0 if links is None else len(links),
-               "best_iterations": matcher.best_iterations_}
+           model_dir: Path, seed: int, dense: str = "auto", holdout: float = 0.0) -> Path:
+    result = train_model(needs, programs, links, params={"dense": DENSE[dense]},
+                         test_size=holdout, random_state=seed, progress=True)
+    for note in result.notes:
+        _say(f"note: {note}")
+    matcher, metrics = result.matcher, result.metrics
+    assert matcher is not None  # no live model to compare with: always accepted
     path = publish_model(matcher, model_dir, metrics=metrics,
                          data_sha256=data_fingerprint(needs, programs, links))
-    _say(f"trained in {metrics['fit_seconds']} s ({matcher.mode_}); published {path}")
+    oof = metrics.get("fit_oof", {})
+    calibrated = (f"; fit ECE {oof['ece']:.4f} out of fold, levels {metrics['fit_levels']}"
+                  if oof else "; fit not calibrated (no links)")
+    _say(f"trained in {metrics['fit_seconds']} s ({matcher.mode_}{calibrated}); "
+         f"published {path}")
+    if "holdout" in metrics:
+        for direction, figures in metrics["holdout"].items():
+            _say(f"held out: {direction} " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     return path
 
 
@@ -73,7 +85,7 @@ def cmd_train(args) -> int:
     if args.links:
         links = load_links(args.links)
         check_links(links, needs, programs, args.links)
-    _train(needs, programs, links, Path(args.model_dir), args.seed, args.dense)
+    _train(needs, programs, links, Path(args.model_dir), args.seed, args.dense, args.holdout)
     return 0
 
 
@@ -206,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dense", choices=DENSE, default="auto", help="sentence-embedding "
                    "features: auto = when the embeddings extra is installed and the text is "
                    "not mostly Chinese")
+    t.add_argument("--holdout", type=_share, default=0.0,
+                   help="also hold out this share of the needs (e.g. 0.2) to measure the "
+                   "ranking and the fit's calibration on needs the model did not see; the "
+                   "figures go into the manifest")
     t.set_defaults(func=cmd_train)
 
     for name, helptext, func in (

@@ -23,6 +23,10 @@ from .vectorize import bm25_weights
 __all__ = ["build_features", "pair_feature_columns", "relative_columns", "is_relative",
            "RELATIVE"]
 
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0).astype(np.float32)
+
+
 def _coverage(title_counts: sp.csr_matrix, doc_counts: sp.csr_matrix, rows, cols) -> np.ndarray:
     """Share of a title's distinct char n-grams found in the other document."""
     t = title_counts.copy()
@@ -104,6 +108,9 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     the memory), so the work is done on the rows that occur in some pair: its cost follows
     the number of pairs, not the size of the sides.
     """
+    # Before taking rows: a catalog keeps its rows' reach for the next call.
+    n_reach = memory.reach(needs, "need")[n_rows]
+    p_reach = memory.reach(programs, "program")[p_rows]
     used_n, n_rows = np.unique(n_rows, return_inverse=True)
     used_p, p_rows = np.unique(p_rows, return_inverse=True)
     if len(used_n) < len(needs):
@@ -125,6 +132,12 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     f["need_title_prog_body"] = pair_dots(nw.title, pw.body, n_rows, p_rows)
     f["need_body_prog_title"] = pair_dots(nw.body, pw.title, n_rows, p_rows)
     f["word_body"] = pair_dots(nw.body, pw.body, n_rows, p_rows)
+    # The pair against the best each side finds among everything the model knows.
+    for j, name in enumerate(("word_full", "char_full")):
+        f[f"{name}_vs_need_best"] = _ratio(f[name], n_reach[:, j])
+        f[f"{name}_vs_program_best"] = _ratio(f[name], p_reach[:, j])
+    f["need_best_word"] = n_reach[:, 0]
+    f["program_best_word"] = p_reach[:, 0]
     idf = memory.word_idf
     bm_p = bm25_weights(pw.counts, idf, avgdl=memory.program_avgdl)
     bm_n = bm25_weights(nw.counts, idf, avgdl=memory.need_avgdl)

@@ -41,10 +41,10 @@ class FitModel:
 
     Parameters
     ----------
-    n_estimators : int, default=150
+    n_estimators : int, default=300
         Boosting rounds of the classifier.
-    learning_rate : float, default=0.08
-    num_leaves : int, default=15
+    learning_rate : float, default=0.05
+    num_leaves : int, default=31
     min_child_samples : int, default=40
     n_folds : int, default=3
         Folds of the cross-fitting that gives the calibration its held-out predictions
@@ -87,7 +87,7 @@ class FitModel:
     (True, True)
     """
 
-    def __init__(self, n_estimators=150, learning_rate=0.08, num_leaves=15,
+    def __init__(self, n_estimators=300, learning_rate=0.05, num_leaves=31,
                  min_child_samples=40, n_folds=3, high_precision=0.7, low_rate=0.05,
                  low_recall_loss=0.1, random_state=0, n_jobs=2):
         self.n_estimators = n_estimators
@@ -271,8 +271,10 @@ class SimilarityFit:
         return self
 
     def predict(self, x: np.ndarray, n_threads: int = 1) -> np.ndarray:
-        used = np.flatnonzero(self.coef_)
-        return np.clip(np.asarray(x[:, used], dtype=np.float64) @ self.coef_[used], 0, 1)
+        out = np.zeros(len(x))
+        for j in np.flatnonzero(self.coef_):  # column by column: the same in any batch
+            out += self.coef_[j] * np.asarray(x[:, j], dtype=np.float64)
+        return np.clip(out, 0, 1)
 
     def level(self, fit: np.ndarray) -> np.ndarray:
         return fit_levels(fit, self.thresholds_)

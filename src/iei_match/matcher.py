@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral, Real
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -139,6 +140,7 @@ class Matcher(BaseEstimator):
     [['n1', 'p1', 1]]
     """
 
+    fit_model_: FitModel | SimilarityFit
     _parameter_constraints: dict = {
         "n_candidates": [Interval(Integral, 1)],
         "knn": [Interval(Integral, 1)],
@@ -596,15 +598,15 @@ class Matcher(BaseEstimator):
         keep, rank = order[rank < k], rank[rank < k] + 1
         fit = (fit_all[keep] if fit_all is not None
                else self.fit_model_.predict(x[keep][:, absolute]))
-        terms = contributions = None
+        terms: list[list[str]] | None = None
+        contributions: list[dict[str, float]] | None = None
         if n_explain > 0:
             terms = self._matched_terms(need_side, prog_side, n_rows[keep], p_rows[keep])
             contributions = [{} for _ in range(len(keep))]
             top = np.flatnonzero(rank <= n_explain)
-            if len(top):
-                for i, factors in zip(top, self._top_factors(x[keep[top]], direction),
-                                      strict=True):
-                    contributions[i] = factors
+            for i, factors in zip(top, self._top_factors(x[keep[top]], direction)
+                                  if len(top) else [], strict=True):
+                contributions[i] = factors
         return Ranking(direction, need_side.ids[n_rows[keep]], prog_side.ids[p_rows[keep]],
                        rank.astype(np.int64), score[keep].astype(np.float64),
                        np.round(fit, 6), self.fit_model_.level(fit), terms, contributions)
@@ -663,6 +665,16 @@ class Matcher(BaseEstimator):
                 ranker.shap_tables()
         return self
 
+    @overload
+    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = ...,
+             explain: bool | int = ..., *, min_fit: float | None = ...,
+             as_frame: Literal[True] = ...) -> pd.DataFrame: ...
+
+    @overload
+    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = ...,
+             explain: bool | int = ..., *, min_fit: float | None = ...,
+             as_frame: Literal[False]) -> Ranking: ...
+
     def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = 10,
              explain: bool | int = True, *, min_fit: float | None = None,
              as_frame: bool = True) -> pd.DataFrame | Ranking:
@@ -695,6 +707,16 @@ class Matcher(BaseEstimator):
         """
         out = self._ranking(needs, programs, k, "need", explain, min_fit)
         return out.to_frame() if as_frame else out
+
+    @overload
+    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = ...,
+             explain: bool | int = ..., *, min_fit: float | None = ...,
+             as_frame: Literal[True] = ...) -> pd.DataFrame: ...
+
+    @overload
+    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = ...,
+             explain: bool | int = ..., *, min_fit: float | None = ...,
+             as_frame: Literal[False]) -> Ranking: ...
 
     def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = 10,
                  explain: bool | int = True, *, min_fit: float | None = None,

@@ -40,6 +40,8 @@ class Memory:
         self.program_index = {pid: j for j, pid in enumerate(self.programs.ids)}
         self.need_index_word = PostingIndex(self.needs.word.full)
         self.need_index_char = PostingIndex(self.needs.char.full)
+        self.program_index_word = PostingIndex(self.programs.word.full)
+        self.program_index_char = PostingIndex(self.programs.char.full)
         self.need_avgdl = float(self.needs.word.counts.sum(axis=1).mean())
         self.program_avgdl = float(self.programs.word.counts.sum(axis=1).mean())
         degree = np.asarray((self.links > 0).sum(axis=0)).ravel().astype(np.float32)
@@ -88,6 +90,29 @@ class Memory:
         return cls(Side.from_state(state["needs"], f"{prefix}.needs", arrays),
                    Side.from_state(state["programs"], f"{prefix}.programs", arrays),
                    get_sparse(arrays, f"{prefix}.links"), word_idf, knn=int(state["knn"]))
+
+    def reach(self, side: Side, kind: str) -> np.ndarray:
+        """How close each row of ``side`` comes to anything known of the other kind.
+
+        For needs (``kind="need"``): the largest word and character TF-IDF cosine with any
+        known program; for programs, with any known need. Shape ``(len(side), 2)``. A
+        pair's similarity divided by it says how the pair compares with the best the row
+        could find among everything the model knows: a yardstick that depends on the row
+        and the model only, never on the other candidates of a list. Kept on ``side``
+        (keyed by this memory), since a catalog's rows are asked about again and again.
+        """
+        cache = side._reach
+        cached = cache.get(kind)
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        if kind == "need":
+            word, char = self.program_index_word, self.program_index_char
+        else:
+            word, char = self.need_index_word, self.need_index_char
+        out = np.stack([word.search(side.word.full, 1)[1][:, 0],
+                        char.search(side.char.full, 1)[1][:, 0]], axis=1).astype(np.float32)
+        cache[kind] = (self, out)
+        return out
 
     def neighbours(self, queries: Side) -> sp.csr_matrix:
         """Each query need's ``knn`` most similar known needs (mean of word and char cosine)."""

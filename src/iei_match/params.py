@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import Any
 
 from .errors import InputError
 
@@ -28,9 +29,10 @@ class Interval:
     high: float | None = None
     closed: str = "both"  # "both", "left", "right" or "neither"
 
-    def accepts(self, value) -> bool:
+    def accepts(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return False
+        value = float(value)  # type: ignore[arg-type]  # a Real, checked above
         if value != value:  # NaN
             return False
         lo_ok = self.low is None or (value >= self.low if self.closed in ("both", "left")

@@ -12,7 +12,7 @@ what the explanations show.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -139,7 +139,8 @@ class LambdaRanker:
 
     def _set_expected_value(self) -> None:
         row = np.zeros((1, len(self.feature_names_)))
-        self.expected_value_ = float(self.booster_.predict(row, pred_contrib=True)[0, -1])
+        contrib = np.asarray(self.booster_.predict(row, pred_contrib=True))
+        self.expected_value_ = float(contrib[0, -1])
 
     def _check(self) -> None:
         if not hasattr(self, "booster_"):
@@ -232,8 +233,10 @@ class ContentRanker:
     def score(self, x: np.ndarray) -> np.ndarray:
         if not hasattr(self, "coef_"):
             raise NotFittedError("this ranker is not fitted yet")
-        used = np.flatnonzero(self.coef_)
-        return np.asarray(x[:, used], dtype=np.float64) @ self.coef_[used]
+        out = np.zeros(len(x))
+        for j in np.flatnonzero(self.coef_):  # column by column: a row's score is the same
+            out += self.coef_[j] * np.asarray(x[:, j], dtype=np.float64)  # in any batch
+        return out
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         return np.nan_to_num(np.asarray(x, dtype=np.float64) * self.coef_)
@@ -250,7 +253,8 @@ class ContentRanker:
 
 def ranker_from_state(state: dict, texts: dict[str, str]) -> Ranker:
     """The ranker a :meth:`get_state` described."""
-    kinds = {LambdaRanker.kind: LambdaRanker, ContentRanker.kind: ContentRanker}
+    kinds: dict[str, Any] = {LambdaRanker.kind: LambdaRanker,
+                             ContentRanker.kind: ContentRanker}
     if state.get("kind") not in kinds:
         raise ValueError(f"unknown ranker kind {state.get('kind')!r}")
     return kinds[state["kind"]].from_state(state, texts)

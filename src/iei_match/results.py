@@ -82,7 +82,7 @@ class Ranking:
         ids = {"need_id": self.need_ids, "program_id": self.program_ids}
         first, second = (("need_id", "program_id") if self.direction == "need"
                          else ("program_id", "need_id"))
-        out = {first: ids[first], second: ids[second], "rank": self.rank,
+        out: dict[str, object] = {first: ids[first], second: ids[second], "rank": self.rank,
                "score": self.score, "fit": self.fit, "fit_level": self.fit_level}
         if self.matched_terms is not None:
             out["matched_terms"] = ["|".join(t) for t in self.matched_terms]

@@ -124,6 +124,8 @@ class Side:
     attrs: dict[str, np.ndarray] | None = None
     # code_prefix(codes, n) by n, made when first asked for (kept by take()).
     _prefixes: dict = field(default_factory=dict, repr=False, compare=False)
+    # Memory.reach of the rows by kind: (memory, values), made when first asked for.
+    _reach: dict = field(default_factory=dict, repr=False, compare=False)
 
     def code_prefixes(self, length: int) -> np.ndarray:
         """:func:`code_prefix` of every row's code (computed once per length)."""
@@ -197,7 +199,8 @@ class Side:
                     titles=part(self.titles), texts=part(self.texts),
                     attrs=None if self.attrs is None
                     else {name: a[rows] for name, a in self.attrs.items()},
-                    _prefixes={n: a[rows] for n, a in self._prefixes.items()})
+                    _prefixes={n: a[rows] for n, a in self._prefixes.items()},
+                    _reach={k: (m, a[rows]) for k, (m, a) in self._reach.items()})
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -147,11 +147,13 @@ def test_kill9_during_writes_loses_no_acknowledged_write(backend, tmp_path, mode
 
 PUBLISH_CHILD = Path(__file__).with_name("publish_child.py")
 # The steps publish_child.py announces (ModelHost.publish on a root that has a CURRENT):
-# 1-5 each file half-written in the hidden temporary directory, 6 its fsync, 7 the rename
-# into place, 8 the root's fsync, 9 the temporary directory's removal, 10 the replace of
-# CURRENT, 11 the root's fsync. A kill before step 10 happens leaves the old version live.
-REPLACE_CURRENT = 10
-STEPS = 11
+# 1-6 each file half-written in the hidden temporary directory (arrays, state, two rankers,
+# the fit, the manifest), 7 its fsync, 8 the rename into place, 9 the root's fsync, 10 the
+# temporary directory's removal, 11 the replace of CURRENT, 12 the root's fsync. A kill
+# before step 11 happens leaves the old version live.
+IN_TEMPORARY = 7
+REPLACE_CURRENT = 11
+STEPS = 12
 
 
 def live_version(root: Path) -> str:
@@ -228,7 +230,7 @@ def test_kill9_during_model_publish_leaves_the_old_model_live(tmp_path, model_ro
         new = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
                and p.name != old]
         temp = [p for p in root.iterdir() if p.name.startswith(".publishing-")]
-        if step <= 6:  # killed inside the temporary directory: a half-written file there
+        if step <= IN_TEMPORARY:  # killed inside the temporary directory: a half-written file
             assert not new and len(temp) == 1
             if step == 1:
                 assert 0 < (temp[0] / "model" / "arrays.npz").stat().st_size < size

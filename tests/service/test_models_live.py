@@ -107,9 +107,13 @@ def test_retrain_learns_new_vocabulary_and_outcomes_and_publishes(tmp_path, mode
         with world.client("soft") as c:
             after = c.post("/api/v1/match", json=query).json()
         # The words of the new program are known to the retrained model only.
-        assert before["items"][0]["id"] != english
+        def terms(answer: dict) -> set[str]:
+            return {t for item in answer["items"] if item["id"] == english
+                    for t in item["explanation"]["matched_terms"]}
+        assert not terms(before) & {"fuselag", "seal", "aircraft"}, before
         assert after["model_version"] == result["version"]
         assert after["items"][0]["id"] == english
+        assert terms(after) & {"fuselag", "seal", "aircraft"}, after
         # Rollback to the first version.
         with world.client("chengyu") as c:
             r = c.post(f"/api/v1/models/{before['model_version']}/activate")
