@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence, Set
 import numpy as np
 import pandas as pd
 
-from iei_match.explanations import describe_feature
+from iei_match.explanations import describe_feature, is_shown
 from iei_match.matcher import Matcher
 from iei_match.results import Ranking
 from iei_match.skills import canonical, merge_counts, missing_skills
@@ -31,9 +31,9 @@ def _explanation(match, skills: Sequence[str], text: str, haystack: str,
     return {
         "matched_terms": match.matched_terms,
         "missing_skills": missing_skills(skills, text, haystack=haystack, words=words),
-        "factors": [{"feature": name, "label": describe_feature(name, "en"),
-                     "label_zh": describe_feature(name, "zh"), "contribution": round(v, 4)}
-                    for name, v in match.contributions.items()],
+        "factors": [{"feature": name, "label": describe_feature(name, "en", v),
+                     "label_zh": describe_feature(name, "zh", v), "contribution": round(v, 4)}
+                    for name, v in match.contributions.items() if is_shown(name)],
     }
 
 
