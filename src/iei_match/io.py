@@ -53,6 +53,38 @@ _SPECS = {
 }
 
 
+def _bad_cell(text: str, line: int) -> int:
+    """The 0-based cell of the record starting on ``line`` (1-based) whose quoting is broken:
+    a quote that never closes, or text after a closing quote."""
+    lines = text.splitlines(keepends=True)
+    rest = "".join(lines[line - 1:])
+    cell, i, start = 0, 0, True
+    while i < len(rest):
+        ch = rest[i]
+        if start and ch == '"':
+            while True:
+                j = rest.find('"', i + 1)
+                if j < 0:
+                    return cell  # never closed
+                if rest[j + 1:j + 2] == '"':
+                    i = j + 1
+                    continue
+                i = j + 1
+                break
+            if i < len(rest) and rest[i] not in ",\r\n":
+                return cell  # text after the closing quote
+            start = False
+            continue
+        if ch in "\r\n":
+            break
+        if ch == ",":
+            cell, start = cell + 1, True
+        else:
+            start = False
+        i += 1
+    return cell
+
+
 def _csv_records(path: Path, text: str) -> list[list[str]]:
     """The records of a CSV text (one list per record: positions are spreadsheet rows).
 
@@ -69,10 +101,8 @@ def _csv_records(path: Path, text: str) -> list[list[str]]:
         except StopIteration:
             return rows
         except csv.Error as exc:
-            record = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
-            cells = next(csv.reader([record]), [""])
             header = rows[0] if rows else []
-            at = len(cells) - 1
+            at = _bad_cell(text, line)
             column = (header[at] or f"column {at + 1}") if at < len(header) else f"{at + 1}"
             what = ("a quote (\") opened in this cell is never closed"
                     if "end of data" in str(exc)

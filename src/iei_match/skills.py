@@ -6,9 +6,10 @@ terms that mean the same in the alliances' trades (manufacturing, pharmaceutical
 automotive, aviation), Chinese and English; every term of a group stands for every other,
 both ways, also inside a longer skill ("PLC编程" is covered by "可编程控制器编程").
 
-The table is deliberately small and literal: only abbreviations and translations whose
-meaning does not depend on context. Latin terms match whole words only, so "AI" is not found
-in "maintain" nor "CAN总线" in "can".
+A skill is covered by a phrase of any of its forms, or by all the words of the skill as
+written; a synonym counts only as a phrase. The table is deliberately small and literal:
+only abbreviations and translations whose meaning does not depend on context. Latin terms
+match whole words only, so "AI" is not found in "maintain" nor "CAN总线" in "can".
 """
 
 from __future__ import annotations
@@ -200,7 +201,9 @@ def canonical(skill: str) -> str:
 def covers(text: str, skill: str, *, haystack: str | None = None,
            words: Callable[[], Set[str]] | None = None) -> bool:
     """Whether ``text`` covers ``skill``: one of its :func:`variants` appears in it as a
-    phrase (whole words on Latin ends), or all the words of one appear in it.
+    phrase (whole words on Latin ends), or all the words of the skill as written appear in
+    it. Synonyms count as phrases only: the words of "药品生产质量管理规范" are in any
+    pharmacy profile, the standard is not.
 
     Parameters
     ----------
@@ -234,16 +237,11 @@ def covers(text: str, skill: str, *, haystack: str | None = None,
         return True
     if any(_phrase(f).search(haystack) for f in forms):
         return True
-    known = None
-    for form in forms:
-        toks = tokenize(form, normalized=True)
-        if toks:
-            if known is None:
-                known = words() if words is not None else set(tokenize(haystack,
-                                                                        normalized=True))
-            if all(t in known for t in toks):
-                return True
-    return False
+    toks = tokenize(forms[0], normalized=True)  # the skill as written, not its synonyms
+    if not toks:
+        return False
+    known = words() if words is not None else set(tokenize(haystack, normalized=True))
+    return all(t in known for t in toks)
 
 
 def missing_skills(skills: Iterable[str], text: str, *, haystack: str | None = None,
