@@ -27,6 +27,7 @@ from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
 from .model_host import ModelHost
 from .openapi import install as install_openapi
+from .reference import ReferenceMajors
 from .retrain import train_first
 from .settings import Settings
 from .web import install as install_web
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.recover()
         svc = Services(settings=settings, db=db, models=ModelHost(settings.models_dir),
                        jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
-                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s))
+                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
+                       reference=ReferenceMajors(settings.catalog))
         app.state.services = svc
         _start_model(svc)
         try:

@@ -149,7 +149,8 @@ def add_commands(sub, positive) -> None:
                    help="needs a college may serve at most")
     a.add_argument("--min-score", type=_number, help="pairs scoring lower are not used")
     a.add_argument("--min-fit", type=_fit, help="pairs whose fit (0-1) is lower are not used "
-                   "(needs the scores' fit column)")
+                   "(needs the scores' fit column; default: pairs whose fit_level is low are "
+                   "not used, 0 lets them in)")
     a.add_argument("--time-limit", type=_number, help="seconds for the solver when "
                    "--max-partners-per-college is given (default 120; the status says how "
                    "far from proven optimal the plan is when it stops there)")
