@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iei_match.bundled import catalog_dir
 from iei_match.catalog import Catalog
-from iei_match.io import load_programs
-from iei_match.taxonomy import major_groups
+from iei_match.reference import reference_catalog, reference_majors
 
 from .access import alliances_of, members
 from .db.tables import Program
@@ -29,7 +26,6 @@ from .frames import need_key, need_record
 from .model_host import LiveModel
 
 REFERENCE_K = 5  # majors shown
-_POOL = 20  # ranked before the best fits are kept
 
 
 class ReferenceMajors:
@@ -38,43 +34,25 @@ class ReferenceMajors:
     def __init__(self, catalog: str):
         self.catalog = catalog
         self._lock = threading.Lock()
-        self._kept: tuple[str, Catalog, pd.DataFrame] | None = None
+        self._kept: tuple[str, tuple[Catalog, pd.DataFrame]] | None = None
 
     def _prepared(self, live: LiveModel) -> tuple[Catalog, pd.DataFrame]:
         with self._lock:
             if self._kept is None or self._kept[0] != live.version:
-                frame = load_programs(catalog_dir(self.catalog) / "programs.csv")
-                frame["program_id"] = frame["program_id"].astype(str)
-                prepared = live.matcher.prepare(frame, "program")
-                self._kept = (live.version, prepared, frame.set_index("program_id"))
-            return self._kept[1], self._kept[2]
+                self._kept = (live.version, reference_catalog(live.matcher, self.catalog))
+            return self._kept[1]
 
     def best(self, live: LiveModel, need, offered: set[str], k: int = REFERENCE_K
              ) -> list[dict]:
         """The ``k`` majors of the catalog that fit ``need`` best (of its level when the
         need states one that the catalog has), highest fit first."""
-        catalog, frame = self._prepared(live)
         record = need_record(need, need_key(getattr(need, "id", 0) or 0))
-        levels = frame["level"].astype(str).to_numpy() if "level" in frame else None
-        mask = np.ones(len(frame), dtype=bool)
-        if levels is not None and record["level"] and (levels == record["level"]).any():
-            mask = levels == record["level"]
-        ranked = live.matcher.rank(pd.DataFrame([record]), catalog.restrict(mask), k=_POOL,
-                                   explain=False)
-        if ranked.empty:
-            return []
-        ranked = ranked.sort_values(["fit", "rank"], ascending=[False, True]).head(k)
-        codes = ranked["program_id"].astype(str).tolist()
-        groups = major_groups(codes, self.catalog)
-        out = []
-        for (_, row), (_, grp) in zip(ranked.iterrows(), groups.iterrows(), strict=True):
-            major = frame.loc[row["program_id"]]
-            out.append({"code": row["program_id"], "title": str(major["title"]),
-                        "level": str(major.get("level", "") or ""),
-                        "fit": round(float(row["fit"]), 4), "fit_level": row["fit_level"],
-                        "group": grp["group"], "group_name": grp["group_name"],
-                        "offered_in_alliance": row["program_id"] in offered})
-        return out
+        majors = reference_majors(live.matcher, pd.DataFrame([record]), self.catalog, k=k,
+                                  prepared=self._prepared(live), same_level=True)
+        return [{"code": m.code, "title": m.title, "level": m.level,
+                 "fit": round(float(m.fit), 4), "fit_level": m.fit_level, "group": m.group,
+                 "group_name": m.group_name, "offered_in_alliance": m.code in offered}
+                for m in majors.itertuples(index=False)]
 
 
 def alliance_codes(s: Session, org_id: int | None) -> set[str]:

@@ -362,6 +362,9 @@ class BatchIn(Strict):
     allocate: bool = Field(True, description="also plan who serves whom under the capacities")
     min_score: float | None = Field(None, ge=-1e6, le=1e6,
                                     description="pairs scoring lower are not allocated")
+    min_fit: float | None = Field(None, ge=0, le=1, description="pairs whose fit is lower are "
+                                  "not allocated (default: pairs of low fit_level are not; 0 "
+                                  "lets them in)")
     max_partners_per_college: int | None = Field(
         None, ge=1, le=100_000, description="needs one college may serve at most")
 

@@ -65,13 +65,16 @@ def group_names(catalog: str) -> dict[str, str]:
     return dict(zip(table["code"].str.strip(), table["name"].str.strip(), strict=True))
 
 
-def major_groups(codes, catalog: str | None = "cn-vocational") -> pd.DataFrame:
+def major_groups(codes, catalog: str | None = "cn-vocational",
+                 prefix_length: int = 2) -> pd.DataFrame:
     """The category (2 digits) and group (4 digits) of each major code, with their names.
 
     Parameters
     ----------
     codes : sequence of str
         Major codes (``460104``; separators are dropped). Empty codes give empty cells.
+    prefix_length : int, default=2
+        Digits of a category; a group has two more.
     catalog : str or None, default="cn-vocational"
         The catalog the codes belong to: ``cn-vocational`` codes are put in the 高职专科
         numbering and named; others (``us-onet-cip``, None) keep their digits and have no
@@ -93,8 +96,8 @@ def major_groups(codes, catalog: str | None = "cn-vocational") -> pd.DataFrame:
         names = group_names(catalog)
     else:
         names = {}
-    category = [d[:2] for d in digits]
-    group = [d[:4] if len(d) >= 4 else "" for d in digits]
+    category = [d[:prefix_length] for d in digits]
+    group = [d[:prefix_length + 2] if len(d) >= prefix_length + 2 else "" for d in digits]
     return pd.DataFrame({
         "category": category, "category_name": [names.get(c, c) for c in category],
         "group": group, "group_name": [names.get(g, g) for g in group]})
