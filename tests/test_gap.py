@@ -116,7 +116,7 @@ def test_the_png_is_drawn_without_any_chinese_font(tables, tmp_path, monkeypatch
     assert (tmp_path / "plain.png").stat().st_size > 1000
 
 
-def _ink(text: str, family: list[str]) -> "np.ndarray":
+def _ink(text: str, family: list[str]) -> np.ndarray:
     """The pixels of ``text`` drawn in ``family`` (grey levels, 0 = black)."""
     import io
 

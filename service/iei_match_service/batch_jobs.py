@@ -182,7 +182,7 @@ def compute(out: str, job_id: int, model_dir: str, needs: pd.DataFrame,
                     "results": ["scores", "partners"]}
     _label(scores, inputs).to_parquet(out_dir / "scores.parquet", index=False)
     step(0.87, "reference majors")
-    refs = reference_majors(load_model(model_dir), inputs.needs, catalog, k=1)
+    refs = reference_majors(load_model(model_dir), inputs.needs, catalog, k=1, same_level=True)
     refs = refs.rename(columns={"code": "reference_code", "title": "reference_title",
                                 "fit": "reference_fit", "group_name": "reference_group"})
     ref_cols = ["reference_code", "reference_title", "reference_fit", "reference_group"]
