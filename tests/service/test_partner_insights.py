@@ -73,7 +73,7 @@ def test_nearby_bases_are_in_the_programs_city_then_province_never_elsewhere(wor
     with world.client("herbal") as c:
         need_id = c.get("/api/v1/needs").json()["items"][0]["id"]
         items = c.get(f"/api/v1/needs/{need_id}/recommendations",
-                      params={"k": 30, "level": ""}).json()["items"]
+                      params={"k": 30, "level": "", "include_low": "true"}).json()["items"]
     places = {(i["program"]["province"], i["program"]["city"]) for i in items}
     assert ("广东省", "佛山市") in places and any(p != "广东省" for p, _ in places)
     listed = 0
