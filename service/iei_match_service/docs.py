@@ -10,7 +10,9 @@ of the package is served.
 
 from __future__ import annotations
 
+import logging
 from importlib.resources import files
+from importlib.util import find_spec
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import (
@@ -28,6 +30,9 @@ ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
 CACHE = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
 
 
+log = logging.getLogger("iei_match_service")
+
+
 def _asset_dir():
     return files("fastapi_offline") / "static"
 
@@ -36,18 +41,24 @@ def install(app: FastAPI, title: str) -> None:
     """Serve ``/docs``, ``/docs/oauth2-redirect``, ``/redoc`` and their assets under
     ``/docs/assets/`` on ``app`` (made with ``docs_url=None, redoc_url=None``)."""
     router = APIRouter(include_in_schema=False)
+    local = find_spec("fastapi_offline") is not None
+    if not local:  # an install that skipped the dependency: FastAPI's pages, from a CDN
+        log.warning("fastapi-offline is not installed: /docs and /redoc load Swagger UI and "
+                    "ReDoc from a CDN (pip install fastapi-offline to serve them here)")
+    assets = {"swagger_js_url": f"{ASSETS_URL}/swagger-ui-bundle.js",
+              "swagger_css_url": f"{ASSETS_URL}/swagger-ui.css",
+              "swagger_favicon_url": f"{ASSETS_URL}/favicon.png"} if local else {}
+    redoc_assets = {"redoc_js_url": f"{ASSETS_URL}/redoc.standalone.js",
+                    "redoc_favicon_url": f"{ASSETS_URL}/favicon.png"} if local else {}
     openapi_url = app.openapi_url or "/openapi.json"
     redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
-    favicon = f"{ASSETS_URL}/favicon.png"
 
     @router.get("/docs")
     def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=openapi_url, title=f"{title} - Swagger UI",
-            oauth2_redirect_url=redirect_url,
-            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css", swagger_favicon_url=favicon,
-            swagger_ui_parameters=app.swagger_ui_parameters)
+            oauth2_redirect_url=redirect_url, swagger_ui_parameters=app.swagger_ui_parameters,
+            **assets)
 
     @router.get(redirect_url)
     def swagger_ui_redirect() -> HTMLResponse:
@@ -56,12 +67,10 @@ def install(app: FastAPI, title: str) -> None:
     @router.get("/redoc")
     def redoc() -> HTMLResponse:
         return get_redoc_html(openapi_url=openapi_url, title=f"{title} - ReDoc",
-                              redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-                              redoc_favicon_url=favicon, with_google_fonts=False)
+                              with_google_fonts=False, **redoc_assets)
 
-    directory = _asset_dir()
-    for name, media_type in ASSETS.items():
-        path = directory / name
+    for name, media_type in ASSETS.items() if local else ():
+        path = _asset_dir() / name
 
         def asset(path=path, media_type=media_type) -> FileResponse:
             return FileResponse(str(path), media_type=media_type, headers=CACHE)
