@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from iei_match_service.auth import authenticate
 from iei_match_service.cli import main as cli_main
 from iei_match_service.db.engine import Database
-from iei_match_service.db.tables import ApiKey, Need
+from iei_match_service.db.tables import ApiKey, Need, Organization
+from iei_match_service.demo import ALLIANCES, COLLEGES, ENTERPRISES
 
 
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -79,11 +80,21 @@ def test_demo_seeds_once_and_prints_a_key_per_role(tmp_path):
     first = run(tmp_path, "demo", "--no-serve")
     second = run(tmp_path, "demo", "--no-serve")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    for role in ("enterprise", "college", "coordinator", "admin"):
-        assert role in first.stdout
-    keys = [line.strip() for line in first.stdout.splitlines() if line.strip().startswith("iem_")]
-    assert len(keys) == 4 and len(set(keys)) == 4
+    # One key per demo organisation, labelled with its role and name (and an admin key).
+    lines = [line.strip() for line in first.stdout.splitlines()]
+    labelled = {(lines[i - 1].split(maxsplit=1)[0], lines[i - 1].split(maxsplit=1)[1]): line
+                for i, line in enumerate(lines) if line.startswith("iem_")}
+    expected = ({("coordinator", name) for name, *_ in ALLIANCES.values()}
+                | {("enterprise", name) for _, _, name, *_ in ENTERPRISES}
+                | {("college", name) for _, _, name, *_ in COLLEGES})
+    assert expected <= set(labelled) and len(labelled) == len(expected) + 1
+    assert {role for role, _ in labelled} == {"enterprise", "college", "coordinator", "admin"}
+    assert len(set(labelled.values())) == len(labelled)
     db = Database(f"sqlite:///{tmp_path / 'data' / 'iei-match.db'}")
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Need)) == 7  # seeded once
+        names = dict(s.execute(select(Organization.id, Organization.name)).all())
+        for (role, name), key in labelled.items():  # each key is what its label says
+            who = authenticate(s, f"Bearer {key}")
+            assert who.role == role and names[who.org_id] == name, (role, name)
     db.dispose()
