@@ -3,6 +3,8 @@ fitting partner needs, and the training bases near each recommended program."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from iei_match.skills import canonical, covers
 
 TCM = {"code": "520415", "title": "中药制药（颗粒方向）", "level": "高职专科",
@@ -92,3 +94,22 @@ def test_nearby_bases_are_in_the_programs_city_then_province_never_elsewhere(wor
         if province == "四川省":
             assert "佛山合作实训室" not in [b["name"] for b in bases]
     assert listed
+
+
+def test_visibility_is_asymmetric_as_documented(world):
+    """Programs of every alliance reach an enterprise's recommendations; needs reach only the
+    colleges of the enterprise's alliances (SECURITY.md, "Tenant isolation", says why)."""
+    with world.client("herbal") as c:  # Nanhai enterprise: a software need
+        r = c.post("/api/v1/needs", json={"title": "Java后端开发工程师",
+                                          "description": "Java、Spring Boot与MySQL后端开发",
+                                          "level": "高职专科"})
+        items = c.get(f"/api/v1/needs/{r.json()['id']}/recommendations",
+                      params={"k": 20, "include_low": "true"}).json()["items"]
+    assert world.orgs["cdit"] in {i["college"]["id"] for i in items}  # a Chengdu college
+    with world.client("fsvc") as c:  # Nanhai college: sees Nanhai needs only
+        program = c.get("/api/v1/programs").json()["items"][0]
+        seen = c.get(f"/api/v1/programs/{program['id']}/partners",
+                     params={"k": 100, "include_low": "true"}).json()["items"]
+    assert seen and {i["enterprise"]["id"] for i in seen} == {world.orgs["herbal"]}
+    root = Path(__file__).resolve().parents[2]
+    assert "deliberately not the same both ways" in (root / "SECURITY.md").read_text("utf-8")

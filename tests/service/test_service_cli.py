@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from sqlalchemy import func, select
 
 from iei_match_service.auth import authenticate
@@ -98,3 +99,38 @@ def test_demo_seeds_once_and_prints_a_key_per_role(tmp_path):
             who = authenticate(s, f"Bearer {key}")
             assert who.role == role and names[who.org_id] == name, (role, name)
     db.dispose()
+
+
+@pytest.mark.slow  # trains the default model on the bundled catalog: 1-2 minutes on 2 cores
+def test_first_demo_start_is_ready_within_the_readme_figure(tmp_path):
+    import re
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from .conftest import free_port
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    minutes = int(re.search(r"first start\s+trains the default model.*?up to about\s+(\d+)"
+                            r"\s+minutes", readme, re.S).group(1))
+    port = free_port()
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from iei_match_service.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", "demo", "--data-dir", str(tmp_path / "data"),
+         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = None
+        while time.monotonic() - start < 2 * 60 * minutes and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    ready = time.monotonic() - start
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    assert ready is not None and ready <= 60 * minutes, (ready, minutes)
