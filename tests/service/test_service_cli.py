@@ -93,7 +93,7 @@ def test_demo_seeds_once_and_prints_a_key_per_role(tmp_path):
     assert len(set(labelled.values())) == len(labelled)
     db = Database(f"sqlite:///{tmp_path / 'data' / 'iei-match.db'}")
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Need)) == 7  # seeded once
+        assert s.scalar(select(func.count()).select_from(Need)) == 8  # seeded once
         names = dict(s.execute(select(Organization.id, Organization.name)).all())
         for (role, name), key in labelled.items():  # each key is what its label says
             who = authenticate(s, f"Bearer {key}")

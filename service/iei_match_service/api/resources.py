@@ -102,7 +102,9 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
             allowed = programs.mask(level=level, province=province, city=city, near=near,
                                     certificates=need.certificates or [])
             hits = rank_programs(live.matcher, need, programs, allowed, k, include_low)
-        majors = svc.reference.best(live, need, alliance_codes(s, org_id))
+    # Outside the ranking slots: after a model swap the first call prepares the national
+    # catalog (a second or two), which must not hold a slot that other requests wait for.
+    majors = svc.reference.best(live, need, alliance_codes(s, org_id))
     colleges = {o.id: o for o in s.scalars(select(Organization).where(
         Organization.id.in_({h["row"].org_id for h in hits})))}
     bases = nearby_bases(s, [h["row"] for h in hits], colleges)
