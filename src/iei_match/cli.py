@@ -14,7 +14,7 @@ from .artifacts import data_fingerprint, list_versions, load_model, publish_mode
 from .bundled import CATALOGS, catalog_dir, catalog_for_text
 from .cli_coordinator import add_commands
 from .errors import IeiMatchError, InputError, ModelCompatibilityError, ModelNotFoundError
-from .evaluate import ALLIANCE_SIZE, evaluate
+from .evaluate import ALLIANCE_SIZE, QUERIES, evaluate
 from .explanations import describe_feature
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
@@ -124,7 +124,8 @@ def cmd_evaluate(args) -> int:
     check_links(links, needs, programs, args.links)
     peers = () if args.no_peers else None
     report = evaluate(needs, programs, links, test_size=args.test_size, random_state=args.seed,
-                      k=args.top_k, peers=peers, no_fit=not args.no_peers,
+                      k=args.top_k, peers=peers,
+                      no_fit=not (args.no_peers or args.no_fit_test), queries=args.queries,
                       matcher=Matcher(random_state=args.seed, dense=DENSE[args.dense]),
                       progress=True)
     with pd.option_context("display.width", 180, "display.max_columns", 20):
@@ -250,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--top-k", type=_positive, default=100)
     e.add_argument("--no-peers", action="store_true")
+    e.add_argument("--queries", choices=QUERIES, default="full",
+                   help="ask the held-out needs by title and text (full) or by their title "
+                        "alone (title)")
+    e.add_argument("--no-fit-test", action="store_true",
+                   help="skip the no-fit detection test (30-program alliances)")
     e.add_argument("--dense", choices=DENSE, default="auto",
                    help="sentence-embedding features for iei-match (as for train)")
     e.add_argument("--output", help="also write the report to this file")
