@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from iei_match.artifacts import load_model
+from iei_match.fit import expected_calibration_error
 from iei_match.metrics import evaluate_run
 from iei_match.peers import PEERS, rank_peer
 
@@ -71,8 +72,19 @@ def score_set(matcher, needs: pd.DataFrame, programs: pd.DataFrame, qrels: pd.Da
         row = {"method": method, "ndcg@10": s["ndcg@10"], "recall@10": s["recall@10"],
                "mrr": s["mrr"], "queries": len(needs)}
         if "fit_level" in frame:
-            top = frame[frame["rank"] == 1]
-            row["top1_high"] = float((top["fit_level"] == "high").mean())
+            # How the fit reads on these titles: its calibration over the top 10 rows of
+            # each list (the expected majors are the truth; a set written by hand misses
+            # some fitting majors, so real fits look over-confident), the share of titles
+            # whose first program is called ``high``, and how often a ``high`` is right.
+            top10 = frame[frame["rank"] <= 10]
+            truth = set(zip(qrels["need_id"], qrels["program_id"], strict=True))
+            y = np.array([pair in truth for pair in zip(top10["need_id"], top10["program_id"],
+                                                         strict=True)], dtype=float)
+            high = (top10["fit_level"] == "high").to_numpy()
+            row["ece@10"] = expected_calibration_error(top10["fit"].to_numpy(float), y, 10)
+            row["top1_high"] = float((frame[frame["rank"] == 1]["fit_level"] == "high").mean())
+            row["high_precision"] = float(y[high].mean()) if high.any() else float("nan")
+            row["high_rows"] = int(high.sum())
         rows.append(row)
     return rows
 

@@ -176,6 +176,12 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
                                                           n_rows, p_rows, length)
     f.update(_prior(memory, needs, programs, n_rows, p_rows))
     f.update(_region_capacity(needs, programs, n_rows, p_rows))
+    # How much the need says: a bare title ("电工") carries far less evidence than an
+    # occupation's definition and tasks, and the ranker and the fit learn to weigh the
+    # other features by it (training lists hold title-only copies of needs).
+    f["need_terms"] = np.log1p(np.diff(nw.counts.indptr))[n_rows].astype(np.float32)
+    f["need_body_terms"] = np.log1p(np.diff(nw.body.indptr))[n_rows].astype(np.float32)
+    f["need_title_chars"] = np.log1p(np.diff(nc.title.indptr))[n_rows].astype(np.float32)
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)
