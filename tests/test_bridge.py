@@ -78,3 +78,41 @@ def test_an_english_need_finds_its_chinese_major(chinese_matcher, title, major):
     titles = programs.set_index("program_id").loc[top["program_id"], "title"].tolist()
     assert major in titles
     assert any(not t.isascii() for terms in top["matched_terms"] for t in terms)
+
+
+@pytest.fixture(scope="module")
+def models_root(chinese_matcher, tmp_path_factory):
+    """A models root whose default Chinese model is a small content-only one (so that
+    ``match`` does not train the full model)."""
+    from iei_match.artifacts import publish_model
+
+    root = tmp_path_factory.mktemp("models")
+    publish_model(chinese_matcher[0], root / "bundled-cn-vocational")
+    return root
+
+
+def _match(models_root, *args):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "iei_match.cli", "match", *args,
+                          "--models-root", str(models_root), "--top-k", "5"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_match_keeps_the_chinese_catalog_for_an_english_need_and_says_so(models_root):
+    out = _match(models_root, "CNC machinist")
+    assert "catalog: cn-vocational" in out
+    assert "the need is in English" in out
+    assert "cnc → 数控" in out
+    assert "数控技术" in out
+    assert "warning" not in out
+    assert not (models_root / "bundled-us-onet-cip").exists()  # no second model trained
+
+
+def test_match_warns_when_the_bridge_has_nothing(models_root):
+    out = _match(models_root, "zorblax qwerty")
+    assert "catalog: cn-vocational" in out
+    assert "warning: the need is in English" in out
