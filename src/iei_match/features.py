@@ -138,6 +138,9 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
         f[f"{name}_vs_program_best"] = _ratio(f[name], p_reach[:, j])
     f["need_best_word"] = n_reach[:, 0]
     f["program_best_word"] = p_reach[:, 0]
+    # How generic the need is: its 10th best known program against its best.
+    f["need_spread_word"] = _ratio(n_reach[:, 2], n_reach[:, 0])
+    f["need_spread_char"] = _ratio(n_reach[:, 3], n_reach[:, 1])
     idf = memory.word_idf
     bm_p = bm25_weights(pw.counts, idf, avgdl=memory.program_avgdl)
     bm_n = bm25_weights(nw.counts, idf, avgdl=memory.need_avgdl)
@@ -157,6 +160,13 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
             hist[ok] = np.einsum("ij,ij->i", needs.dense[n_rows[ok]],
                                  memory.program_dense_centroid[known_cols[ok]])
         f["dense_need_vs_program_history"] = hist
+    # How close the nearest known needs come (a bare title borrows from far ones).
+    nb = sp.csr_matrix(nbrs)
+    nb_best = np.asarray(nb.max(axis=1).todense()).ravel() if nb.shape[1] else np.zeros(
+        nb.shape[0])
+    nb_mean = np.asarray(nb.sum(axis=1)).ravel() / np.maximum(np.diff(nb.indptr), 1)
+    f["need_neighbour_best"] = nb_best[n_rows].astype(np.float32)
+    f["need_neighbour_mean"] = nb_mean[n_rows].astype(np.float32)
     stats = np.zeros((len(n_rows), 4), np.float32)
     stats[ok] = neighbour_link_stats(nbrs, memory.links, n_rows[ok], known_cols[ok],
                                      none_rank=memory.knn + 1)
