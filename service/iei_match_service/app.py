@@ -50,7 +50,16 @@ def _validation_problems(exc: RequestValidationError) -> list[dict]:
     out = []
     for err in exc.errors()[:20]:
         loc = [str(p) for p in err.get("loc", ())][:6]
-        out.append({"location": ".".join(loc)[:200], "message": str(err.get("msg", ""))[:200]})
+        problem = {"location": ".".join(loc)[:200], "message": str(err.get("msg", ""))[:200],
+                   "type": str(err.get("type", ""))[:50]}
+        # The limit a value broke (a length or a bound), so that a page can say it in its
+        # own language; never the value itself.
+        limits = {k: v for k, v in (err.get("ctx") or {}).items()
+                  if k in ("max_length", "min_length", "ge", "le", "gt", "lt")
+                  and isinstance(v, (int, float))}
+        if limits:
+            problem["limits"] = limits
+        out.append(problem)
     return out
 
 

@@ -101,3 +101,27 @@ def test_coordinator_batch_shows_unmet_needs_and_their_shortage(tab, world, pilo
     expect(page.locator("#batch-job-message")).to_have_text("")  # done: no step left over
     expect(page.locator("#gap-heatmap th.corner")).to_have_text("专业类 \\ 省份")
     tab.shot("honest-coordinator-gap")
+
+
+def test_form_errors_name_the_field_in_the_pages_language_and_clear(tab, world, pilot):
+    ids, keys = pilot
+    page = tab.page
+    sign_in(tab, world.url, keys["firm"], "enterprise")
+    page.locator("#need-new").click()
+    page.locator("#need-form button[type=submit]").click()  # no title
+    title_error = page.locator("#need-form .field-error")
+    expect(title_error).to_have_text("岗位名称：请填写此项")
+    expect(page.locator("#need-form-status")).to_have_text("请修改标出的字段后再保存。")
+    page.locator("#need-title").fill("数控车工")
+    expect(title_error).to_have_count(0)  # cleared as soon as the field is edited
+    # The server's refusal (headcount above its limit) lands on the field, in Chinese.
+    page.locator("#need-headcount").fill("2000000")
+    page.locator("#need-form button[type=submit]").click()
+    expect(page.locator("#need-form .field-error")).to_have_text("需求人数：不能大于 1000000")
+    assert "request is not valid" not in page.locator("#need-form").inner_text()
+    page.locator("#lang").click()
+    page.locator("#need-headcount").fill("3000000")
+    page.locator("#need-form button[type=submit]").click()
+    expect(page.locator("#need-form .field-error")).to_have_text(
+        "Headcount: must be at most 1000000")
+    tab.shot("honest-form-errors")

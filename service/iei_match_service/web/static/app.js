@@ -234,6 +234,61 @@
     }
   }
 
+  /** Show ``message`` under the form field ``id`` (cleared when the user edits it). */
+  function fieldError(id, message) {
+    const input = $(id);
+    if (!input) return false;
+    const label = input.closest("label") || input.parentElement;
+    let box = label.querySelector(".field-error");
+    if (!box) {
+      box = el("span", { class: "field-error", role: "alert" });
+      label.append(box);
+    }
+    const name = (label.querySelector("[data-i18n]") || {}).textContent || "";
+    box.textContent = (name ? name.replace(/[（(].*$/, "").trim() + t("colon") : "") + message;
+    input.setAttribute("aria-invalid", "true");
+    const clearIt = () => {
+      box.remove();
+      input.removeAttribute("aria-invalid");
+      input.removeEventListener("input", clearIt);
+      input.removeEventListener("change", clearIt);
+    };
+    input.addEventListener("input", clearIt);
+    input.addEventListener("change", clearIt);
+    return true;
+  }
+
+  function clearFieldErrors(form) {
+    for (const box of form.querySelectorAll(".field-error")) box.remove();
+    for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  }
+
+  /** A validation problem in the page's language: what is wrong, with the limit it broke. */
+  function problemText(p) {
+    const limits = p.limits || {};
+    const kind = p.type || "";
+    const known = {
+      missing: "verr.missing", string_too_long: "verr.too_long", string_too_short: "verr.missing",
+      too_long: "verr.too_many", greater_than_equal: "verr.min", less_than_equal: "verr.max",
+      greater_than: "verr.min", less_than: "verr.max", int_parsing: "verr.number",
+      int_from_float: "verr.number", float_parsing: "verr.number", literal_error: "verr.choice",
+      string_type: "verr.text",
+    }[kind];
+    const limit = limits.max_length ?? limits.min_length ?? limits.ge ?? limits.le ?? limits.gt ?? limits.lt;
+    return known ? t(known, { n: limit === undefined ? "" : limit }) : t("verr.other");
+  }
+
+  /** Put each problem of a 422 answer under its form field; false when none has a field. */
+  function showFieldErrors(problems, prefix) {
+    let shown = false;
+    for (const p of problems || []) {
+      const parts = String(p.location || "").split(".");
+      if (parts[0] !== "body" || parts.length < 2) continue;
+      shown = fieldError(prefix + parts[1], problemText(p)) || shown;
+    }
+    return shown;
+  }
+
   /** A date and time in words, in the page's language. */
   function when(value) {
     if (!value) return "";
@@ -434,6 +489,12 @@
         city: $("need-city").value.trim(),
       };
       const status = $("need-form-status");
+      clearFieldErrors($("need-form"));
+      if (!body.title) {
+        fieldError("need-title", t("verr.missing"));
+        setStatus(status, t("form.fix"), "error");
+        return;
+      }
       try {
         const saved = this.current
           ? await api.patch("/needs/" + this.current.id, body)
@@ -443,7 +504,8 @@
         if (window.location.hash === "#need/" + saved.id) await this.route();
         else window.location.hash = "need/" + saved.id;
       } catch (e) {
-        setStatus(status, describe(e), "error");
+        if (e.status === 422 && showFieldErrors(e.problems, "need-")) setStatus(status, t("form.fix"), "error");
+        else setStatus(status, describe(e), "error");
       }
     },
 
