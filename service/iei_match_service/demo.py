@@ -152,9 +152,14 @@ def seed(s: Session) -> dict[str, Organization]:
 
 
 def demo_keys(s: Session, orgs: dict[str, Organization]) -> list[tuple[str, str, str]]:
-    """A fresh key for each role: (role, organisation name, key)."""
-    out = []
-    for role, key in (("enterprise", "herbal"), ("college", "fsvc"),
-                      ("coordinator", "nanhai"), ("admin", "nanhai")):
-        out.append((role, orgs[key].name, create_key(s, orgs[key].id, role)))
+    """A fresh key for every demo organisation, in its role (each alliance's coordinator,
+    then its enterprises and colleges), and an admin key: (role, organisation name, key)."""
+    roles = [(key, "coordinator") for key in ALLIANCES]
+    roles += [(key, "enterprise") for key, *_ in ENTERPRISES]
+    roles += [(key, "college") for key, *_ in COLLEGES]
+    alliance_of = {key: alliance for key, alliance, *_ in [*ENTERPRISES, *COLLEGES]}
+    order = list(ALLIANCES)
+    roles.sort(key=lambda kr: order.index(alliance_of.get(kr[0], kr[0])))  # stable
+    out = [(role, orgs[key].name, create_key(s, orgs[key].id, role)) for key, role in roles]
+    out.append(("admin", orgs["nanhai"].name, create_key(s, orgs["nanhai"].id, "admin")))
     return out
