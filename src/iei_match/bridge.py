@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .skills import SYNONYMS
 from .text import has_cjk, normalize
 
 __all__ = ["TERMS", "Bridged", "detect_language", "bridge_text", "language_note"]
@@ -173,7 +174,26 @@ TERMS: dict[str, str] = {
     "community": "社区", "weather": "气象", "meteorologist": "气象",
 }
 
-_MAX_PHRASE = max(len(k.split()) for k in TERMS)
+
+
+def _table() -> dict[str, str]:
+    """:data:`TERMS`, plus the English terms of the skill synonym groups
+    (:data:`iei_match.skills.SYNONYMS`: "PLC", "GMP", "additive manufacturing" …) with the
+    Chinese terms of their group; an entry of :data:`TERMS` wins."""
+    out: dict[str, str] = {}
+    for group in SYNONYMS:
+        chinese = [t for t in group if has_cjk(t)]
+        if not chinese:
+            continue
+        for term in group:
+            if not has_cjk(term):
+                out[normalize(term)] = " ".join(chinese)
+    out.update(TERMS)
+    return out
+
+
+_TABLE = _table()
+_MAX_PHRASE = max(len(k.split()) for k in _TABLE)
 
 
 @dataclass(frozen=True)
@@ -210,10 +230,10 @@ def detect_language(text: object) -> str:
 
 
 def _singular(word: str) -> str:
-    if word in TERMS or len(word) <= 3:
+    if word in _TABLE or len(word) <= 3:
         return word
     for end, repl in (("ies", "y"), ("ses", "s"), ("s", "")):
-        if word.endswith(end) and word[: -len(end)] + repl in TERMS:
+        if word.endswith(end) and word[: -len(end)] + repl in _TABLE:
             return word[: -len(end)] + repl
     return word
 
@@ -242,9 +262,9 @@ def bridge_text(text: object) -> Bridged:
     while i < len(words):
         for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
             phrase = " ".join(words[i:i + n])
-            zh = TERMS.get(phrase)
+            zh = _TABLE.get(phrase)
             if zh is None and n == 1 and "-" in phrase:
-                zh = TERMS.get(phrase.replace("-", " ")) or TERMS.get(phrase.replace("-", ""))
+                zh = _TABLE.get(phrase.replace("-", " ")) or _TABLE.get(phrase.replace("-", ""))
             if zh is not None:
                 found.append((phrase, zh))
                 i += n
