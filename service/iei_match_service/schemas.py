@@ -317,6 +317,11 @@ class Ranked(BaseModel):
 
 class ProgramHits(Ranked):
     items: list[ProgramHit]
+    language: Literal["zh", "en", ""] = Field(
+        "", description="the language the need is written in (zh, en; empty when neither)")
+    warnings: list[str] = Field(
+        [], description="why the list may not rest on what the need says, e.g. an English "
+                        "need in a Chinese alliance with no trade term the bridge knows")
     reference_majors: list[ReferenceMajor] = Field(
         description="the national catalog's majors that fit the need best, whatever the "
                     "alliance offers: what to look for when no program of the alliance fits")

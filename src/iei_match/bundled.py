@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ModelNotFoundError
-from .text import has_cjk
 
-__all__ = ["CATALOGS", "catalog_dir", "catalog_for_text"]
+__all__ = ["CATALOGS", "catalog_dir"]
 
 CATALOGS = ("cn-vocational", "us-onet-cip")
 _HERE = Path(__file__).resolve().parent
@@ -25,7 +24,3 @@ def catalog_dir(name: str) -> Path:
             return base / name
     raise ModelNotFoundError(f"the bundled catalog {name!r} is missing from this installation")
 
-
-def catalog_for_text(text: str) -> str:
-    """The catalog a free-text need is matched against: Chinese majors for Chinese text."""
-    return "cn-vocational" if has_cjk(text) else "us-onet-cip"

@@ -11,14 +11,17 @@ import pandas as pd
 
 from . import __version__
 from .artifacts import data_fingerprint, list_versions, load_model, publish_model
-from .bundled import CATALOGS, catalog_dir, catalog_for_text
+from .bridge import bridge_text, language_note
+from .bundled import CATALOGS, catalog_dir
 from .cli_coordinator import add_commands
 from .errors import IeiMatchError, InputError, ModelCompatibilityError, ModelNotFoundError
-from .evaluate import ALLIANCE_SIZE, evaluate
+from .evaluate import ALLIANCE_SIZE, QUERIES, evaluate
 from .explanations import describe_feature
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
 from .training import train_model
+
+DEFAULT_CATALOG = CATALOGS[0]  # cn-vocational
 
 
 def _positive(value: str) -> int:
@@ -124,7 +127,8 @@ def cmd_evaluate(args) -> int:
     check_links(links, needs, programs, args.links)
     peers = () if args.no_peers else None
     report = evaluate(needs, programs, links, test_size=args.test_size, random_state=args.seed,
-                      k=args.top_k, peers=peers, no_fit=not args.no_peers,
+                      k=args.top_k, peers=peers,
+                      no_fit=not (args.no_peers or args.no_fit_test), queries=args.queries,
                       matcher=Matcher(random_state=args.seed, dense=DENSE[args.dense]),
                       progress=True)
     with pd.option_context("display.width", 180, "display.max_columns", 20):
@@ -164,7 +168,19 @@ def cmd_match(args) -> int:
     text = " ".join(args.text).strip()
     if not text:
         raise InputError('describe the need, e.g. iei-match match "数控机床操作工，熟悉FANUC系统"')
-    catalog = args.catalog or catalog_for_text(text)
+    # The catalog is the one asked for, else the Chinese one: an English need is not moved
+    # to another country's catalog behind the user's back; it is bridged, or warned about.
+    catalog = args.catalog or DEFAULT_CATALOG
+    language, warning = language_note(f"{args.title or ''} {text}",
+                                      "zh" if catalog == "cn-vocational" else "en")
+    how = "--catalog" if args.catalog else f"the default; --catalog {CATALOGS[1]} for the US one"
+    print(f"catalog: {catalog} ({how}); the need is in "
+          f"{ {'zh': 'Chinese', 'en': 'English'}.get(language, 'no language found') }")
+    bridged = bridge_text(text).terms if language == "en" and catalog == "cn-vocational" else ()
+    if bridged:
+        print("bridged: " + ", ".join(f"{en} → {zh}" for en, zh in bridged))
+    if warning:
+        print(f"warning: {warning}")
     matcher = _default_model(Path(args.models_root), catalog)
     programs = load_programs(catalog_dir(catalog) / "programs.csv")
     title = args.title or text[:40]
@@ -250,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--top-k", type=_positive, default=100)
     e.add_argument("--no-peers", action="store_true")
+    e.add_argument("--queries", choices=QUERIES, default="full",
+                   help="ask the held-out needs by title and text (full) or by their title "
+                        "alone (title)")
+    e.add_argument("--no-fit-test", action="store_true",
+                   help="skip the no-fit detection test (30-program alliances)")
     e.add_argument("--dense", choices=DENSE, default="auto",
                    help="sentence-embedding features for iei-match (as for train)")
     e.add_argument("--output", help="also write the report to this file")
@@ -262,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--title", help="a short title for the need")
     m.add_argument("--level", help="only programs of this level, e.g. 高职专科")
     m.add_argument("--code", help="the need's occupation code, if known (e.g. 6-12-03-00)")
-    m.add_argument("--catalog", choices=CATALOGS)
+    m.add_argument("--catalog", choices=CATALOGS, default=None,
+                   help=f"the programs to match against (default: {CATALOGS[0]}; an English "
+                        "need is bridged to Chinese terms, or warned about)")
     m.add_argument("--top-k", type=_positive, default=10)
     m.add_argument("--models-root", default="models", help="where default models are kept")
     m.set_defaults(func=cmd_match)

@@ -15,9 +15,25 @@ from .metrics import evaluate_run
 from .peers import PEERS, rank_peer
 
 __all__ = ["holdout_split", "evaluate", "default_peers", "calibration", "no_fit_detection",
-           "roc_auc", "ALLIANCE_SIZE"]
+           "roc_auc", "as_queries", "ALLIANCE_SIZE", "QUERIES"]
 
 ALLIANCE_SIZE = 30  # programs of an alliance in the no-fit detection test
+QUERIES = ("full", "title")  # how held-out needs are asked: title and text, or title alone
+
+
+def as_queries(needs: pd.DataFrame, queries: str = "full") -> pd.DataFrame:
+    """The held-out needs as they are asked: ``"full"`` (title and text) or ``"title"``
+    (the title alone, as an enterprise that types only "电工"; ``text`` and any
+    ``code`` are emptied, since such a need comes without them)."""
+    if queries not in QUERIES:
+        raise InputError(f"queries must be one of {list(QUERIES)}, got {queries!r}")
+    if queries == "full":
+        return needs
+    out = needs.copy()
+    out["text"] = ""
+    if "code" in out:
+        out["code"] = ""
+    return out
 
 
 def holdout_split(needs: pd.DataFrame, links: pd.DataFrame, test_size: float = 0.2,
@@ -199,7 +215,8 @@ def no_fit_detection(matcher: Matcher, needs: pd.DataFrame, programs: pd.DataFra
 def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *,
              test_size: float = 0.2, random_state: int = 0, k: int = 100,
              peers: tuple[str, ...] | None = None, matcher: Matcher | None = None,
-             no_fit: bool = True, progress: bool = False) -> pd.DataFrame:
+             no_fit: bool = True, queries: str = "full", progress: bool = False
+             ) -> pd.DataFrame:
     """Train on most needs, then rank the held-out ones in both directions.
 
     The matcher and every peer (by default TF-IDF words, TF-IDF char n-grams, BM25, and
@@ -208,6 +225,9 @@ def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *
     programs with at least one held-out link (``program->need``). The matcher's ``fit`` is
     judged too: expected calibration error (10 equal-width bins) and Brier score over the
     top ``k`` rows of every list.
+
+    ``queries="title"`` asks the held-out needs by their title alone (:func:`as_queries`),
+    for the matcher and the peers alike; training is unchanged.
 
     Returns
     -------
@@ -218,6 +238,7 @@ def evaluate(needs: pd.DataFrame, programs: pd.DataFrame, links: pd.DataFrame, *
         with ``no_fit``, ``no_fit`` (:func:`no_fit_detection`).
     """
     tr_needs, te_needs, tr_links, te_links = holdout_split(needs, links, test_size, random_state)
+    te_needs = as_queries(te_needs, queries)
     if (pd.to_numeric(te_links.get("grade", 1), errors="coerce").fillna(1) > 0).sum() == 0:
         raise InputError("the held-out needs have no links to evaluate against")
     matcher = matcher if matcher is not None else Matcher(random_state=random_state)

@@ -134,6 +134,16 @@ FEATURE_LABELS: dict[str, _Label] = {
                       ("In another province than the job", "与岗位不在同省")),
     "same_city": (("In the same city as the job", "与岗位同城"),
                   ("In another city than the job", "与岗位不在同城")),
+    "need_neighbour_best": (("how close the nearest known job is", "最相近已知岗位的相似度"),) * 2,
+    "need_neighbour_mean": (("how close the known jobs it borrows from are",
+                             "相近已知岗位的平均相似度"),) * 2,
+    "need_spread_word": (("how many programs are about as close (words)",
+                          "与岗位相近的专业之多（词语）"),) * 2,
+    "need_spread_char": (("how many programs are about as close (characters)",
+                          "与岗位相近的专业之多（字符）"),) * 2,
+    "need_terms": (("how much the job description says", "岗位描述的词语数"),) * 2,
+    "need_body_terms": (("length of the job description", "岗位描述长度"),) * 2,
+    "need_title_chars": (("length of the job title", "岗位名称长度"),) * 2,
     "need_headcount": (("headcount asked", "需求人数"),) * 2,
     "program_capacity": (("graduates per year", "年毕业生数"),) * 2,
     "need_level": (("level asked", "需求层次"),) * 2,
@@ -150,7 +160,9 @@ _PRIOR: _Label = (("Jobs of this kind often go to programs of this category",
 #: one side alone, which say nothing about the pair by themselves, and a rank.
 HIDDEN_FEATURES = frozenset({"need_headcount", "program_capacity", "need_level",
                              "program_level", "knn_first_rank", "need_best_word",
-                             "program_best_word"})
+                             "program_best_word", "need_neighbour_best",
+                             "need_neighbour_mean", "need_spread_word", "need_spread_char",
+                             "need_terms", "need_body_terms", "need_title_chars"})
 _RELATIVE = (("_rel", ("relative to the best candidate", "相对最佳候选")),
              ("_rank", ("rank among the candidates", "候选中的名次")))
 

@@ -127,6 +127,9 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
         f[f"{name}_vs_program_best"] = _ratio(f[name], p_reach[:, j])
     f["need_best_word"] = n_reach[:, 0]
     f["program_best_word"] = p_reach[:, 0]
+    # How generic the need is: its 10th best known program against its best.
+    f["need_spread_word"] = _ratio(n_reach[:, 2], n_reach[:, 0])
+    f["need_spread_char"] = _ratio(n_reach[:, 3], n_reach[:, 1])
     idf = memory.word_idf
     bm_p = bm25_weights(pw.counts, idf, avgdl=memory.program_avgdl)
     bm_n = bm25_weights(nw.counts, idf, avgdl=memory.need_avgdl)
@@ -146,6 +149,13 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
             hist[ok] = np.einsum("ij,ij->i", needs.dense[n_rows[ok]],
                                  memory.program_dense_centroid[known_cols[ok]])
         f["dense_need_vs_program_history"] = hist
+    # How close the nearest known needs come (a bare title borrows from far ones).
+    nb = sp.csr_matrix(nbrs)
+    nb_best = np.asarray(nb.max(axis=1).todense()).ravel() if nb.shape[1] else np.zeros(
+        nb.shape[0])
+    nb_mean = np.asarray(nb.sum(axis=1)).ravel() / np.maximum(np.diff(nb.indptr), 1)
+    f["need_neighbour_best"] = nb_best[n_rows].astype(np.float32)
+    f["need_neighbour_mean"] = nb_mean[n_rows].astype(np.float32)
     stats = np.zeros((len(n_rows), 4), np.float32)
     stats[ok] = neighbour_link_stats(nbrs, memory.links, n_rows[ok], known_cols[ok],
                                      none_rank=memory.knn + 1)
@@ -164,6 +174,12 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
         f[f"category_share_p{length}"] = _category_collab(memory, neighbour_links, programs,
                                                           n_rows, p_rows, length)
     f.update(_prior(memory, needs, programs, n_rows, p_rows))
+    # How much the need says: a bare title ("电工") carries far less evidence than an
+    # occupation's definition and tasks, and the ranker and the fit learn to weigh the
+    # other features by it (training lists hold title-only copies of needs).
+    f["need_terms"] = np.log1p(np.diff(nw.counts.indptr))[n_rows].astype(np.float32)
+    f["need_body_terms"] = np.log1p(np.diff(nw.body.indptr))[n_rows].astype(np.float32)
+    f["need_title_chars"] = np.log1p(np.diff(nc.title.indptr))[n_rows].astype(np.float32)
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)

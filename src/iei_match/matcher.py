@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
+from .bridge import bridge_text, detect_language
 from .candidates import candidate_pairs
 from .catalog import Catalog
 from .catalog import kind_of as catalog_kind
@@ -32,7 +33,7 @@ from .params import Interval, Options, validate_params
 from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
-from .sides import Side, column_strings, document_texts, stack_rows, text_fingerprints
+from .sides import BODY_EXTRAS, Side, column_strings, document_texts, stack_rows, text_fingerprints
 from .text import has_cjk
 from .vectorize import FieldVectorizer
 
@@ -118,6 +119,11 @@ class Matcher(BaseEstimator):
     train_candidates : int, default=40
         Candidates per retriever for the training lists (fewer than at ranking time, to
         keep training fast).
+    short_queries : float, default=1.0
+        Share of the training needs that are also asked by their title alone (text
+        emptied), as enterprises often write them ("电工", "质检员"): their lists train the
+        need ranker and the fit next to the full needs', so that both learn how much a
+        bare title says (with the ``need_terms`` features). 0 trains on full texts only.
     dense : {"auto", True, False}, default="auto"
         Add sentence embeddings (all-MiniLM-L6-v2, from the ``embeddings`` extra) as one more
         retriever and feature source. ``"auto"`` uses them when the extra is installed and
@@ -166,6 +172,7 @@ class Matcher(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "code_dropout": [Interval(Real, 0, 1)],
         "train_candidates": [Interval(Integral, 1)],
+        "short_queries": [Interval(Real, 0, 1)],
         "dense": [Options(("auto", True, False))],
         "random_state": [Interval(Integral, 0)],
         "n_jobs": [Interval(Integral, 1)],
@@ -174,8 +181,8 @@ class Matcher(BaseEstimator):
     def __init__(self, n_candidates=60, knn=30, n_folds=5, title_weight=3.0, max_df=0.5,
                  n_estimators=600, learning_rate=0.05, num_leaves=31, min_child_samples=20,
                  early_stopping_rounds=50, min_rounds=50, validation_fraction=0.15,
-                 code_dropout=0.25, train_candidates=40, dense="auto", random_state=0,
-                 n_jobs=2):
+                 code_dropout=0.25, train_candidates=40, short_queries=1.0, dense="auto",
+                 random_state=0, n_jobs=2):
         self.n_candidates = n_candidates
         self.knn = knn
         self.n_folds = n_folds
@@ -190,6 +197,7 @@ class Matcher(BaseEstimator):
         self.code_dropout = code_dropout
         self.min_rounds = min_rounds
         self.train_candidates = train_candidates
+        self.short_queries = short_queries
         self.dense = dense
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -231,7 +239,13 @@ class Matcher(BaseEstimator):
             return self._content_only(need_side, prog_side,
                                       "no links to learn from" if linked_needs == 0 else
                                       "links for a single need are too few to learn from")
-        tables, fit_table = self._out_of_fold_tables(need_side, prog_side, matrix, progress)
+        short_side = None
+        if self.short_queries > 0:
+            bare = needs.assign(text="", **{c: "" for c in BODY_EXTRAS if c in needs})
+            short_side = Side.build(bare, "need_id", self.word_, self.char_,
+                                    self._embed(bare) if self.dense_ else None)
+        tables, fit_table = self._out_of_fold_tables(need_side, prog_side, matrix, progress,
+                                                     short_side)
         if any(len(np.unique(g)) < 2 for _, _, g in tables.values()):
             return self._content_only(need_side, prog_side,
                                       "the links are too few to learn a ranker from")
@@ -292,6 +306,33 @@ class Matcher(BaseEstimator):
         return {d: r.best_iteration_ for d, r in self.rankers_.items()
                 if hasattr(r, "best_iteration_")}
 
+    @property
+    def language_(self) -> str:
+        """The language of the texts the model was trained on: ``"zh"`` when most of its
+        words are Chinese, else ``"en"``."""
+        cached = self.__dict__.get("_language")
+        if cached is None:
+            vocab = self.word_.vocabulary_
+            sample = vocab[:: max(1, len(vocab) // 2000)]
+            chinese = bool(sample) and float(np.mean([has_cjk(t) for t in sample])) >= 0.5
+            cached = self.__dict__["_language"] = "zh" if chinese else "en"
+        return cached
+
+    def _bridged(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Needs in English for a Chinese model get the Chinese terms of their trades in
+        front of their title and text (:func:`~iei_match.bridge.bridge_text`); other rows
+        are left as they are."""
+        if self.language_ != "zh":
+            return frame
+        titles, texts = frame["title"].tolist(), frame["text"].tolist()
+        english = [i for i, (t, x) in enumerate(zip(titles, texts, strict=True))
+                   if detect_language(f"{t} {x}") == "en"]
+        if not english:
+            return frame
+        for i in english:
+            titles[i], texts[i] = bridge_text(titles[i]).text, bridge_text(texts[i]).text
+        return frame.assign(title=titles, text=texts)
+
     def _absolute_names(self) -> list[str]:
         return [n for n in self.feature_names_ if not is_relative(n)]
 
@@ -305,7 +346,6 @@ class Matcher(BaseEstimator):
 
     def _use_dense(self, texts: list[str]) -> bool:
         from . import embeddings
-        from .text import has_cjk
 
         if self.dense == "auto":
             sample = texts[:: max(1, len(texts) // 500)]
@@ -368,8 +408,13 @@ class Matcher(BaseEstimator):
         return m
 
     def _out_of_fold_tables(self, needs: Side, programs: Side, matrix: sp.csr_matrix,
-                            progress: bool) -> tuple[dict[str, tuple], tuple]:
+                            progress: bool, short: Side | None = None
+                            ) -> tuple[dict[str, tuple], tuple]:
         """The training rows of the rankers and of the fit, out of fold.
+
+        ``short`` is ``needs`` asked by their titles alone: a share
+        (``short_queries``) of each fold's needs is also ranked that way, as lists of the
+        need ranker (groups after those of the full needs) and rows of the fit.
 
         Returns
         -------
@@ -414,6 +459,23 @@ class Matcher(BaseEstimator):
                 new = np.array([k not in seen for k in key.tolist()], dtype=bool)
                 seen.update(dict.fromkeys(key[new].tolist()))
                 fit_parts.append((x[new], y[new], np.full(int(new.sum()), f)))
+            if short is not None:
+                asked = held[rng.random(len(held)) < self.short_queries]
+                if len(asked) == 0:
+                    continue
+                bare = short.take(asked)
+                bare.codes = np.where(rng.random(len(asked)) < self.code_dropout, "",
+                                      bare.codes).astype(object)
+                bare._prefixes = {}
+                b_nbrs = memory.neighbours(bare)
+                n_rows, p_rows = candidate_pairs(memory, bare, programs, b_nbrs,
+                                                 self.train_candidates, "need")
+                y = np.asarray(matrix[asked][n_rows, p_rows]).ravel()
+                groups = asked[n_rows] + n  # lists of their own, after the full needs'
+                x, names = build_features(memory, bare, programs, b_nbrs, n_rows, p_rows,
+                                          groups)
+                parts["need"].append((x, y, groups))
+                fit_parts.append((x, y, np.full(len(y), f)))
         assert names is not None
         self.feature_names_ = names
         tables = {}
@@ -490,6 +552,8 @@ class Matcher(BaseEstimator):
         kind = catalog_kind(kind)
         id_col = f"{kind}_id"
         frame = _check_frame(frame, id_col, f"{kind}s")
+        if kind == "need":
+            frame = self._bridged(frame)
         fingerprints = text_fingerprints(frame)
         source = self._reusable_rows(frame[id_col], fingerprints, kind, previous)
         memory = self.memory_
@@ -563,6 +627,8 @@ class Matcher(BaseEstimator):
             self._check_catalog(data, kind, "this Catalog")
             return data.side, data
         frame = _check_frame(data, f"{kind}_id", f"{kind}s")
+        if kind == "need":
+            frame = self._bridged(frame)
         return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame)), None
 
     def _ranking(self, needs, programs, k: int, direction: str, explain: bool | int,

@@ -18,6 +18,9 @@ from .state import get_sparse, put_sparse
 __all__ = ["Memory", "links_to_programs", "dense_topk"]
 
 
+SPREAD_K = 10  # the rank whose similarity tells how generic a row is (:meth:`Memory.reach`)
+
+
 @dataclass
 class Memory:
     """What the ranker may consult about the past: known needs, known programs, their links.
@@ -95,7 +98,9 @@ class Memory:
         """How close each row of ``side`` comes to anything known of the other kind.
 
         For needs (``kind="need"``): the largest word and character TF-IDF cosine with any
-        known program; for programs, with any known need. Shape ``(len(side), 2)``. A
+        known program, then the :data:`SPREAD_K`-th largest of each (how many known rows
+        come about as close: a generic title such as "文员" finds many, a specific one a
+        few); for programs, the same with the known needs. Shape ``(len(side), 4)``. A
         pair's similarity divided by it says how the pair compares with the best the row
         could find among everything the model knows: a yardstick that depends on the row
         and the model only, never on the other candidates of a list. Kept on ``side``
@@ -109,8 +114,10 @@ class Memory:
             word, char = self.program_index_word, self.program_index_char
         else:
             word, char = self.need_index_word, self.need_index_char
-        out = np.stack([word.search(side.word.full, 1)[1][:, 0],
-                        char.search(side.char.full, 1)[1][:, 0]], axis=1).astype(np.float32)
+        k = max(1, min(SPREAD_K, word.n_docs))
+        w, c = word.search(side.word.full, k)[1], char.search(side.char.full, k)[1]
+        w, c = np.maximum(w, 0), np.maximum(c, 0)  # a missing hit counts as 0
+        out = np.stack([w[:, 0], c[:, 0], w[:, -1], c[:, -1]], axis=1).astype(np.float32)
         cache[kind] = (self, out)
         return out
 

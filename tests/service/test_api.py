@@ -91,6 +91,21 @@ def test_match_without_storing(shared_world):
     assert before == after
 
 
+def test_an_english_need_in_a_chinese_alliance_is_bridged_or_warned_about(shared_world):
+    with shared_world.client("soft") as c:
+        en = c.post("/api/v1/match", json={"title": "Java developer", "k": 5,
+                                           "include_low": True}).json()
+        unknown = c.post("/api/v1/match", json={"title": "zorblax qwerty", "k": 5,
+                                                "include_low": True}).json()
+        zh = c.post("/api/v1/match", json={"title": "Java开发工程师", "k": 5}).json()
+    assert en["language"] == "en" and en["warnings"] == []
+    assert "510203" in [i["program"]["code"] for i in en["items"]]  # 软件技术
+    assert any(not t.isascii() for i in en["items"] for t in i["explanation"]["matched_terms"])
+    assert unknown["language"] == "en"
+    assert len(unknown["warnings"]) == 1 and "English" in unknown["warnings"][0]
+    assert zh["language"] == "zh" and zh["warnings"] == []
+
+
 def test_college_sees_partner_needs_of_its_alliance_only(shared_world):
     with shared_world.client("fsvc") as c:
         programs = c.get("/api/v1/programs").json()["items"]

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Query
 from sqlalchemy import or_, select
 
+from iei_match.bridge import language_note
 from iei_match.taxonomy import LEVELS
 
 from ..access import get_owned, needs_visible_owners
@@ -113,8 +114,11 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
               "explanation": h["explanation"], "program": h["row"].out,
               "college": org_brief(colleges[h["row"].org_id]),
               "training_bases": bases[h["row"].id]} for h in hits]
+    language, warning = language_note(f"{need.title or ''} {need.description or ''}",
+                                      live.matcher.language_)
     return {"model_version": live.version, "include_low": include_low, "items": items,
-            "reference_majors": majors}
+            "reference_majors": majors, "language": language,
+            "warnings": [warning] if warning else []}
 
 
 @needs.get("/{obj_id}/recommendations", response_model=ProgramHits,
