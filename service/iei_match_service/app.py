@@ -29,6 +29,7 @@ from .model_host import ModelHost
 from .openapi import install as install_openapi
 from .retrain import train_first
 from .settings import Settings
+from .uploads import UploadSlots
 from .web import install as install_web
 
 log = logging.getLogger("iei_match_service")
@@ -126,7 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.recover()
         svc = Services(settings=settings, db=db, models=ModelHost(settings.models_dir),
                        jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
-                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s))
+                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
+                       uploads=UploadSlots(settings.upload_parsers, settings.uploads_per_key,
+                                           5 * settings.queue_timeout_s))
         app.state.services = svc
         _start_model(svc)
         try:

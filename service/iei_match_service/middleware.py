@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 
 from .errors import body
 
-UPLOAD_PREFIX = "/api/v1/imports/"
+UPLOAD_PATHS = ("/api/v1/imports/", "/api/v1/batch/upload")  # bodies that carry files
 
 
 async def _send_json(send, status: int, payload: dict) -> None:
@@ -33,7 +33,7 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.max_upload if scope["path"].startswith(UPLOAD_PREFIX) else self.max_body
+        limit = self.max_upload if scope["path"].startswith(UPLOAD_PATHS) else self.max_body
         too_big = body("payload_too_large", f"the request body is larger than {limit} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length":

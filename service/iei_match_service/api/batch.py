@@ -14,13 +14,14 @@ import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from iei_match.io import EXTENSIONS, write_table
+from iei_match.io import write_table
 
 from ..auth import Principal
 from ..batch_jobs import PLOTS, RESULTS, from_database, from_files, job_dir, submit
 from ..db.tables import Job
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, NotFound
 from ..schemas import BatchIn, JobOut
+from ..uploads import client_name, save, upload_dir
 from .deps import PathId, ServicesDep, SessionDep, roles
 from .models import find_job
 
@@ -58,17 +59,8 @@ def start(body: BatchIn, who: Steward, svc: ServicesDep, s: SessionDep):
 
 
 def _save(upload: UploadFile, tmp: Path, stem: str) -> tuple[Path, str]:
-    # Only the extension of the client's file name is used; the name never becomes a path.
-    name = Path((upload.filename or stem).replace("\\", "/")).name[:100] or stem
-    suffix = Path(name).suffix.lower()
-    if suffix not in EXTENSIONS:
-        raise Invalid(f"{stem}: the file must be one of {', '.join(EXTENSIONS)}; got "
-                      f"{suffix or 'no extension'!r}", code="unsupported_file_type")
-    path = tmp / f"{stem}{suffix}"
-    with open(path, "wb") as out:
-        while chunk := upload.file.read(1 << 20):
-            out.write(chunk)
-    return path, name
+    name, suffix = client_name(upload, stem)
+    return save(upload, tmp, stem, suffix), name
 
 
 @router.post("/batch/upload", status_code=202, response_model=JobOut,
@@ -82,10 +74,11 @@ def start_upload(who: Steward, svc: ServicesDep, s: SessionDep,
                  allocate: Annotated[bool, Form()] = True,
                  min_score: Annotated[float | None, Form(ge=-1e6, le=1e6)] = None,
                  max_partners_per_college: Annotated[int | None, Form(ge=1, le=100_000)] = None):
-    with tempfile.TemporaryDirectory(prefix="iei-batch-") as tmp:
-        n_path, n_name = _save(needs, Path(tmp), "needs")
-        p_path, p_name = _save(programs, Path(tmp), "programs")
-        inputs = from_files(n_path, n_name, p_path, p_name, allocate)
+    with svc.uploads.slot(who.key_id), upload_dir("iei-batch-") as tmp:
+        n_path, n_name = _save(needs, tmp, "needs")
+        p_path, p_name = _save(programs, tmp, "programs")
+        inputs = from_files(n_path, n_name, p_path, p_name, allocate,
+                            svc.settings.read_limits)
     params = {"top_k": top_k, "allocate": allocate, "min_score": min_score,
               "max_partners_per_college": max_partners_per_college,
               "files": [n_name, p_name]}

@@ -19,6 +19,7 @@ from ..jobs import JobRunner
 from ..limits import Gate, RateLimiter
 from ..model_host import ModelHost
 from ..settings import Settings
+from ..uploads import UploadSlots
 
 log = logging.getLogger("iei_match_service")
 
@@ -31,6 +32,7 @@ class Services:
     jobs: JobRunner
     rate: RateLimiter
     gate: Gate
+    uploads: UploadSlots
     catalogs: Catalogs = field(default_factory=Catalogs)
 
 
