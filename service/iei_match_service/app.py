@@ -21,10 +21,11 @@ from .api import batch, health, imports, matching, models, orgs, outcomes, resou
 from .api.deps import Services
 from .db.engine import Database, upgrade
 from .errors import ServiceError, body, from_engine, unreadable_body
+from .gatekeeper import KeyCheck
 from .jobs import JobRunner
 from .limits import Gate, RateLimiter
 from .metrics import Metrics
-from .middleware import BodyLimit, RequestMetrics
+from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from .model_host import ModelHost
 from .openapi import install as install_openapi
 from .retrain import train_first
@@ -128,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc = Services(settings=settings, db=db, models=ModelHost(settings.models_dir),
                        jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
                        gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
+                       auth_failures=RateLimiter(settings.auth_failures_per_minute,
+                                                 "this address (failed authentication)"),
                        uploads=UploadSlots(settings.upload_parsers, settings.uploads_per_key,
                                            5 * settings.queue_timeout_s))
         app.state.services = svc
@@ -149,7 +152,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    imports.router, batch.router):
         app.include_router(router)
     install_web(app)
+    app.add_middleware(KeyCheck)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

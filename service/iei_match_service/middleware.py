@@ -105,3 +105,30 @@ class RequestMetrics:
             self.metrics.latency.labels(scope["method"], name).observe(
                 time.perf_counter() - t0)
             self.metrics.requests.labels(scope["method"], name, str(status["code"])).inc()
+
+
+class SecurityHeaders:
+    """``X-Content-Type-Options: nosniff`` on every response, and ``Cache-Control:
+    no-store`` on JSON (API answers hold an organisation's data: no shared cache may keep
+    them) unless a route set its own."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def add(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {n.lower() for n, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                media = dict(headers).get(b"content-type", b"")
+                if media.startswith(b"application/json") and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, add)

@@ -222,9 +222,13 @@ def test_health_readiness_metrics_and_models(shared_world):
         assert anon.get("/healthz").json() == {"status": "ok"}
         ready = anon.get("/readyz").json()
         assert ready["status"] == "ready" and ready["model_version"]
-        metrics = anon.get("/metrics").text
-        assert "iei_match_requests_total" in metrics and "iei_match_model_ready 1.0" in metrics
+        assert anon.get("/metrics").status_code == 401  # IEI_MATCH_METRICS_PUBLIC makes it public
         assert anon.get("/api/v1/models").status_code == 401
+    with shared_world.client("nanhai") as c:
+        assert c.get("/metrics").status_code == 403  # an admin's
+    with shared_world.client("admin") as c:
+        metrics = c.get("/metrics").text
+        assert "iei_match_requests_total" in metrics and "iei_match_model_ready 1.0" in metrics
     with shared_world.client("nanhai") as c:
         versions = c.get("/api/v1/models").json()["items"]
         assert len(versions) == 1 and versions[0]["live"]

@@ -521,7 +521,7 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(tmp_path, model_roo
                 SlowRequest(svc.port, "POST", "/api/v1/needs", key, {**need, "headcount": 2}),
                 SlowRequest(svc.port, "POST", "/api/v1/match", key, {**match, "k": 5})]
         deadline = time.monotonic() + 30
-        while in_flight(svc.url) < len(slow):
+        while in_flight(svc.url, prep.keys["admin"]) < len(slow):
             assert time.monotonic() < deadline, "the requests never reached the server"
             time.sleep(0.05)
         svc.signal(signal.SIGTERM)

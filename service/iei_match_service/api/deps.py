@@ -32,6 +32,7 @@ class Services:
     jobs: JobRunner
     rate: RateLimiter
     gate: Gate
+    auth_failures: RateLimiter
     uploads: UploadSlots
     catalogs: Catalogs = field(default_factory=Catalogs)
 
@@ -58,10 +59,14 @@ def session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
 def principal(request: Request, svc: Annotated[Services, Depends(services)],
               authorization: Annotated[str | None, Header(
                   description="Bearer <API key>")] = None) -> Principal:
-    with svc.db.sessions() as s:
-        who = authenticate(s, authorization)
-    svc.rate.check(who.key_id)
-    request.state.principal = who
+    """The caller, authenticated and counted by :class:`~..gatekeeper.KeyCheck` before the
+    body was read (here only for routes it does not cover)."""
+    who = getattr(request.state, "principal", None)
+    if who is None:
+        with svc.db.sessions() as s:
+            who = authenticate(s, authorization)
+        svc.rate.check(who.key_id)
+        request.state.principal = who
     return who
 
 
