@@ -225,7 +225,8 @@ def submit(svc, who: Principal, inputs: BatchInputs, params: dict,
     """Queue a batch job with the live model; returns its id."""
     live = svc.models.live()  # 503 while the first model is still being trained
     model_dir = Path(svc.models.root) / live.version
-    params = {**params, "source": inputs.source, "model_version": live.version,
+    params = {**params, "scope": "platform" if who.is_admin else "organisation",
+              "source": inputs.source, "model_version": live.version,
               "needs": len(inputs.needs), "programs": len(inputs.programs)}
 
     def job(ctx: JobContext) -> dict:

@@ -340,7 +340,7 @@ def test_a_corrupted_or_tampered_model_is_refused_and_the_live_one_kept(tmp_path
 
     with ServiceProcess(prep) as svc:
         svc.start()
-        with svc.client(prep.keys["nanhai"]) as c:
+        with svc.client(prep.keys["admin"]) as c:
             for suffix in BROKEN:
                 r = c.post(f"/api/v1/models/{good}-{suffix}/activate")
                 assert r.status_code == 409, (suffix, r.status_code, r.text)
