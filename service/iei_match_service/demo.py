@@ -15,6 +15,7 @@ from iei_match.io import load_programs
 
 from .auth import create_key
 from .db.tables import (
+    ApiKey,
     Membership,
     Need,
     Organization,
@@ -22,6 +23,7 @@ from .db.tables import (
     Partnership,
     Program,
     TrainingBase,
+    utcnow,
 )
 from .labels import grade_of
 
@@ -151,10 +153,19 @@ def seed(s: Session) -> dict[str, Organization]:
     return orgs
 
 
+DEMO_KEYS = (("enterprise", "herbal"), ("college", "fsvc"), ("coordinator", "nanhai"),
+             ("admin", "nanhai"))
+
+
 def demo_keys(s: Session, orgs: dict[str, Organization]) -> list[tuple[str, str, str]]:
-    """A fresh key for each role: (role, organisation name, key)."""
+    """A fresh key for each role: (role, organisation name, key). The keys an earlier demo
+    run printed are revoked, so that each run leaves one valid key per role (an admin key
+    above all), not one more."""
     out = []
-    for role, key in (("enterprise", "herbal"), ("college", "fsvc"),
-                      ("coordinator", "nanhai"), ("admin", "nanhai")):
+    for role, key in DEMO_KEYS:
+        for old in s.scalars(select(ApiKey).where(ApiKey.org_id == orgs[key].id,
+                                                  ApiKey.role == role,
+                                                  ApiKey.revoked_at.is_(None))):
+            old.revoked_at = utcnow()
         out.append((role, orgs[key].name, create_key(s, orgs[key].id, role)))
     return out

@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from sqlalchemy import func, select
 
 from iei_match_service.auth import authenticate
 from iei_match_service.cli import main as cli_main
 from iei_match_service.db.engine import Database
 from iei_match_service.db.tables import ApiKey, Need
+from iei_match_service.errors import Unauthorized
 
 
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -83,7 +85,18 @@ def test_demo_seeds_once_and_prints_a_key_per_role(tmp_path):
         assert role in first.stdout
     keys = [line.strip() for line in first.stdout.splitlines() if line.strip().startswith("iem_")]
     assert len(keys) == 4 and len(set(keys)) == 4
+    again = [line.strip() for line in second.stdout.splitlines()
+             if line.strip().startswith("iem_")]
     db = Database(f"sqlite:///{tmp_path / 'data' / 'iei-match.db'}")
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Need)) == 7  # seeded once
+        # each run leaves one valid key per role: the first run's keys are revoked
+        for key in keys:
+            with pytest.raises(Unauthorized):
+                authenticate(s, f"Bearer {key}")
+        assert sorted(authenticate(s, f"Bearer {k}").role for k in again) == [
+            "admin", "college", "coordinator", "enterprise"]
+        live = s.scalar(select(func.count()).select_from(ApiKey)
+                        .where(ApiKey.revoked_at.is_(None)))
+        assert live == 4
     db.dispose()
