@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from .model_host import ModelHost
 from .openapi import install as install_openapi
+from .reference import ReferenceMajors
 from .retrain import train_first
 from .settings import Settings
 from .uploads import UploadSlots
@@ -51,7 +52,16 @@ def _validation_problems(exc: RequestValidationError) -> list[dict]:
     out = []
     for err in exc.errors()[:20]:
         loc = [str(p) for p in err.get("loc", ())][:6]
-        out.append({"location": ".".join(loc)[:200], "message": str(err.get("msg", ""))[:200]})
+        problem = {"location": ".".join(loc)[:200], "message": str(err.get("msg", ""))[:200],
+                   "type": str(err.get("type", ""))[:50]}
+        # The limit a value broke (a length or a bound), so that a page can say it in its
+        # own language; never the value itself.
+        limits = {k: v for k, v in (err.get("ctx") or {}).items()
+                  if k in ("max_length", "min_length", "ge", "le", "gt", "lt")
+                  and isinstance(v, (int, float))}
+        if limits:
+            problem["limits"] = limits
+        out.append(problem)
     return out
 
 
@@ -132,7 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        auth_failures=RateLimiter(settings.auth_failures_per_minute,
                                                  "this address (failed authentication)"),
                        uploads=UploadSlots(settings.upload_parsers, settings.uploads_per_key,
-                                           5 * settings.queue_timeout_s))
+                                           5 * settings.queue_timeout_s),
+                       reference=ReferenceMajors(settings.catalog))
         app.state.services = svc
         _start_model(svc)
         try:

@@ -18,6 +18,7 @@ from ..errors import Forbidden
 from ..jobs import JobRunner
 from ..limits import Gate, RateLimiter
 from ..model_host import ModelHost
+from ..reference import ReferenceMajors
 from ..settings import Settings
 from ..uploads import UploadSlots
 
@@ -35,6 +36,7 @@ class Services:
     auth_failures: RateLimiter
     uploads: UploadSlots
     catalogs: Catalogs = field(default_factory=Catalogs)
+    reference: ReferenceMajors = field(default_factory=lambda: ReferenceMajors("cn-vocational"))
 
 
 def services(request: Request) -> Services:
