@@ -18,10 +18,12 @@ import asyncio
 import json
 import logging
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from .auth import Principal, authenticate
-from .errors import Forbidden, RateLimited, ServiceError, Unauthorized, body
+from .errors import Forbidden, RateLimited, ServiceError, Unauthorized, Unavailable, body
 
 log = logging.getLogger("iei_match_service")
 API_PREFIX = "/api/v1/"
@@ -92,5 +94,14 @@ class KeyCheck:
 
     @staticmethod
     def _authenticate(svc, header: str | None) -> Principal:
-        with svc.db.sessions() as s:
-            return authenticate(s, header)
+        """The key's principal; a database that does not answer is a 503, as in the app."""
+        try:
+            with svc.db.sessions() as s:
+                return authenticate(s, header)
+        except DBAPIError as exc:
+            log.warning("database error: %s", exc.__class__.__name__)
+            raise Unavailable("the database is not answering; retry",
+                              code="database_unavailable") from None
+        except PoolTimeout:
+            log.warning("no database connection was free in time")
+            raise Unavailable("the service is busy; retry shortly", code="overloaded") from None
