@@ -20,6 +20,7 @@ from iei_match.errors import IeiMatchError
 from .api import batch, health, imports, matching, models, orgs, outcomes, resources
 from .api.deps import Services
 from .db.engine import Database, upgrade
+from .docs import install as install_docs
 from .errors import ServiceError, body, from_engine, unreadable_body
 from .gatekeeper import KeyCheck
 from .jobs import JobRunner
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db.dispose()
 
     app = FastAPI(title="iei-match", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Match enterprise talent needs with college programs "
                               "(产教融合). Send `Authorization: Bearer <API key>`.")
     app.state.metrics = Metrics()
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_web(app)
     app.add_middleware(KeyCheck)
+    install_docs(app, "iei-match")
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)

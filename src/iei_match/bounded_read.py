@@ -115,6 +115,39 @@ def _letters(col: int) -> str:
 
 # ---------------------------------------------------------------------------------- CSV
 
+def _bad_cell(text: str, line: int) -> int:
+    """The 0-based cell of the record starting on ``line`` (1-based) whose quoting is broken:
+    a quote that never closes, or text after a closing quote."""
+    lines = text.splitlines(keepends=True)
+    rest = "".join(lines[line - 1:])
+    cell, i, start = 0, 0, True
+    while i < len(rest):
+        ch = rest[i]
+        if start and ch == '"':
+            while True:
+                j = rest.find('"', i + 1)
+                if j < 0:
+                    return cell  # never closed
+                if rest[j + 1:j + 2] == '"':
+                    i = j + 1
+                    continue
+                i = j + 1
+                break
+            if i < len(rest) and rest[i] not in ",\r\n":
+                return cell  # text after the closing quote
+            start = False
+            continue
+        if ch in "\r\n":
+            break
+        if ch == ",":
+            cell, start = cell + 1, True
+        else:
+            start = False
+        i += 1
+    return cell
+
+
+
 def read_csv(path: Path, limits: ReadLimits = UNLIMITED) -> pd.DataFrame:
     """A CSV file (UTF-8 or GB18030) as strings, one list per record so that positions are
     spreadsheet rows; cells past the header's width must be empty."""
@@ -132,36 +165,53 @@ def read_csv(path: Path, limits: ReadLimits = UNLIMITED) -> pd.DataFrame:
     rows: list[list[str]] = []
     width = None
     long: list[dict] = []
-    reader = csv.reader(StringIO(text, newline=""))
-    try:
-        for n, record in enumerate(reader, start=1):
-            if len(record) > limits.max_columns:
-                extra = next((i for i, c in enumerate(record) if i >= limits.max_columns
-                              and c.strip()), None)
-                if extra is not None:
-                    count.cell(record[extra], n, extra)  # raises: past the column limit
-                record = record[:limits.max_columns]
-            for i, cell in enumerate(record):
-                if cell:
-                    count.cell(cell, n, i)
-            if width is None:
-                width = len(record)
-                rows.append(record)
-                continue
-            if any(c.strip() for c in record[width:]):
-                long.append({"row": n, "column": None,
-                             "message": f"{len(record)} cells but {width} column names"})
-            rows.append(record[:width] + [""] * (width - len(record)))
-    except csv.Error as exc:
-        if "field larger than field limit" in str(exc):
-            raise _over(path, f"a cell has more than {limits.max_cell_chars} characters "
-                        "(the cell-size limit)") from None
-        raise DataFileError(path.name, f"not a valid CSV file: {exc}") from None
+    from iei_match.io import problems_error
+
+    # Quotes are read strictly: a quote that is never closed (which would swallow the rest
+    # of the file into one cell) or text after a closing quote refuses the file, naming the
+    # row and the column where the bad cell starts.
+    reader = csv.reader(StringIO(text, newline=""), strict=True)
+    while True:
+        line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise _over(path, f"a cell has more than {limits.max_cell_chars} characters "
+                            "(the cell-size limit)") from None
+            header = rows[0] if rows else []
+            at = _bad_cell(text, line)
+            column = (header[at] or f"column {at + 1}") if at < len(header) else f"{at + 1}"
+            what = ("a quote (\") opened in this cell is never closed"
+                    if "end of data" in str(exc)
+                    else f"bad quoting ({exc}); a cell that contains quotes must be quoted "
+                         "as a whole, with each quote inside doubled")
+            raise problems_error(path.name, [{"row": len(rows) + 1, "column": column,
+                                              "message": f"{what} (line {line} of the file)"}]
+                                 ) from None
+        n = len(rows) + 1
+        if len(record) > limits.max_columns:
+            extra = next((i for i, c in enumerate(record) if i >= limits.max_columns
+                          and c.strip()), None)
+            if extra is not None:
+                count.cell(record[extra], n, extra)  # raises: past the column limit
+            record = record[:limits.max_columns]
+        for i, cell in enumerate(record):
+            if cell:
+                count.cell(cell, n, i)
+        if width is None:
+            width = len(record)
+            rows.append(record)
+            continue
+        if any(c.strip() for c in record[width:]):
+            long.append({"row": n, "column": None,
+                         "message": f"{len(record)} cells but {width} column names"})
+        rows.append(record[:width] + [""] * (width - len(record)))
     if not rows:
         raise DataFileError(path.name, "the file is empty (no header row)")
     if long:
-        from iei_match.io import problems_error
-
         raise problems_error(path.name, long)
     header = [name or f"Unnamed: {i}" for i, name in enumerate(rows[0])]
     return pd.DataFrame(rows[1:], columns=header, dtype=str)
