@@ -89,7 +89,11 @@ def needs_visible_owners(session: Session, who: Principal, program: Program) -> 
 
 
 def may_record_outcome(session: Session, who: Principal, need: Need, program: Program) -> bool:
-    """Whether ``who`` may record an outcome of the pair (need, program)."""
+    """Whether ``who`` may record an outcome of the pair (need, program): only a pair whose
+    enterprise and college share an alliance, by the enterprise (its need), the college
+    (its program), a coordinator of an alliance both belong to, or an admin."""
+    if not alliances_of(session, need.org_id) & alliances_of(session, program.org_id):
+        return False
     reach = owners_in_reach(session, who)
     if reach is None:
         return True
@@ -98,6 +102,5 @@ def may_record_outcome(session: Session, who: Principal, need: Need, program: Pr
     if who.role == "enterprise":
         return need.org_id == who.org_id
     if who.role == "college":
-        return (program.org_id == who.org_id
-                and bool(alliances_of(session, need.org_id) & alliances_of(session, who.org_id)))
+        return program.org_id == who.org_id
     return False

@@ -22,15 +22,17 @@ from .api.deps import Services
 from .db.engine import Database, upgrade
 from .docs import install as install_docs
 from .errors import ServiceError, body, from_engine, unreadable_body
+from .gatekeeper import KeyCheck
 from .jobs import JobRunner
 from .limits import Gate, RateLimiter
 from .metrics import Metrics
-from .middleware import BodyLimit, RequestMetrics
+from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from .model_host import ModelHost
 from .openapi import install as install_openapi
 from .reference import ReferenceMajors
 from .retrain import train_first
 from .settings import Settings
+from .uploads import UploadSlots
 from .web import install as install_web
 
 log = logging.getLogger("iei_match_service")
@@ -138,6 +140,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc = Services(settings=settings, db=db, models=ModelHost(settings.models_dir),
                        jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
                        gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
+                       auth_failures=RateLimiter(settings.auth_failures_per_minute,
+                                                 "this address (failed authentication)"),
+                       uploads=UploadSlots(settings.upload_parsers, settings.uploads_per_key,
+                                           5 * settings.queue_timeout_s),
                        reference=ReferenceMajors(settings.catalog))
         app.state.services = svc
         _start_model(svc)
@@ -159,8 +165,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    imports.router, batch.router):
         app.include_router(router)
     install_web(app)
+    app.add_middleware(KeyCheck)
     install_docs(app, "iei-match")
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from iei_match.allocation import allocate
 from iei_match.artifacts import load_model
 from iei_match.batch import BatchProgress, run_batch
-from iei_match.errors import DataFileError, JobCancelledError
+from iei_match.bounded_read import ReadLimits
+from iei_match.errors import DataFileError, DataLimitError, JobCancelledError
 from iei_match.gap import gap_report
 from iei_match.gap_plot import write_gap_plot
 from iei_match.inputs import whole_numbers
@@ -94,13 +95,16 @@ def from_database(s: Session, who: Principal) -> BatchInputs:
 
 
 def from_files(needs_path: Path, needs_name: str, programs_path: Path, programs_name: str,
-               allocate_too: bool) -> BatchInputs:
-    """Load and check two uploaded tables; problems are reported with the client's names."""
+               allocate_too: bool, limits: ReadLimits | None = None) -> BatchInputs:
+    """Load and check two uploaded tables (read under ``limits``); problems are reported
+    with the client's names."""
     frames = []
     for path, name, load in ((needs_path, needs_name, load_needs),
                              (programs_path, programs_name, load_programs)):
         try:
-            frames.append(load(path))
+            frames.append(load(path, limits))
+        except DataLimitError as exc:
+            raise DataLimitError(name, exc.message, row=exc.row, column=exc.column) from None
         except DataFileError as exc:
             raise problems_error(name, [dict(p) for p in exc.problems]) from None
     needs, programs = frames
@@ -252,7 +256,8 @@ def submit(svc, who: Principal, inputs: BatchInputs, params: dict,
     """Queue a batch job with the live model; returns its id."""
     live = svc.models.live()  # 503 while the first model is still being trained
     model_dir = Path(svc.models.root) / live.version
-    params = {**params, "source": inputs.source, "model_version": live.version,
+    params = {**params, "scope": "platform" if who.is_admin else "organisation",
+              "source": inputs.source, "model_version": live.version,
               "needs": len(inputs.needs), "programs": len(inputs.programs)}
 
     def job(ctx: JobContext) -> dict:

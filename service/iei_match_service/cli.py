@@ -35,6 +35,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from .app import create_app
+    from .http_timeouts import protocol
 
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # LightGBM threads yield the CPU
     print(f"serving on http://{settings.host}:{settings.port}/ (API docs at /docs); "
@@ -44,7 +45,8 @@ def _serve(settings: Settings) -> int:
     # with status 0, as a stop that was asked for and carried out.
     signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", timeout_graceful_shutdown=30)
+                log_level="info", timeout_graceful_shutdown=30,
+                http=protocol(settings.header_timeout_s))
     return 0
 
 

@@ -15,6 +15,7 @@ from iei_match.io import load_programs
 
 from .auth import create_key
 from .db.tables import (
+    ApiKey,
     Membership,
     Need,
     Organization,
@@ -22,6 +23,7 @@ from .db.tables import (
     Partnership,
     Program,
     TrainingBase,
+    utcnow,
 )
 from .labels import grade_of
 
@@ -157,15 +159,27 @@ def seed(s: Session) -> dict[str, Organization]:
     return orgs
 
 
+def _revoke_earlier(s: Session, org_id: int, role: str) -> None:
+    """Revoke the keys an earlier demo run printed for ``org_id`` in ``role``."""
+    for old in s.scalars(select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.role == role,
+                                              ApiKey.revoked_at.is_(None))):
+        old.revoked_at = utcnow()
+
+
 def demo_keys(s: Session, orgs: dict[str, Organization]) -> list[tuple[str, str, str]]:
     """A fresh key for every demo organisation, in its role (each alliance's coordinator,
-    then its enterprises and colleges), and an admin key: (role, organisation name, key)."""
+    then its enterprises and colleges), and an admin key: (role, organisation name, key).
+    The keys an earlier demo run printed are revoked, so that each run leaves one valid key
+    per organisation and role (an admin key above all), not one more."""
     roles = [(key, "coordinator") for key in ALLIANCES]
     roles += [(key, "enterprise") for key, *_ in ENTERPRISES]
     roles += [(key, "college") for key, *_ in COLLEGES]
     alliance_of = {key: alliance for key, alliance, *_ in [*ENTERPRISES, *COLLEGES]}
     order = list(ALLIANCES)
     roles.sort(key=lambda kr: order.index(alliance_of.get(kr[0], kr[0])))  # stable
-    out = [(role, orgs[key].name, create_key(s, orgs[key].id, role)) for key, role in roles]
-    out.append(("admin", orgs["nanhai"].name, create_key(s, orgs["nanhai"].id, "admin")))
+    roles.append(("nanhai", "admin"))
+    out = []
+    for key, role in roles:
+        _revoke_earlier(s, orgs[key].id, role)
+        out.append((role, orgs[key].name, create_key(s, orgs[key].id, role)))
     return out

@@ -6,8 +6,11 @@ for row-level import reports). Codes are stable; messages are for people.
 
 from __future__ import annotations
 
+import re
+
 from iei_match.errors import (
     DataFileError,
+    DataLimitError,
     IeiMatchError,
     ModelCompatibilityError,
     ModelIntegrityError,
@@ -62,6 +65,23 @@ class Unavailable(ServiceError):
     status, code = 503, "unavailable"
 
 
+# An absolute path (POSIX or Windows) in a library's message: only its last part is shown.
+_PATH = re.compile(r"(?<![\w.:/\\])(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/,;:]+[\\/])+")
+
+
+def no_paths(message: str) -> str:
+    """``message`` without the directories of any absolute path in it.
+
+    Examples
+    --------
+    >>> no_paths("cannot open '/tmp/iei-import-x1/upload.parquet': empty")
+    "cannot open 'upload.parquet': empty"
+    >>> no_paths("CSV/XLSX/Parquet, 3/4")
+    'CSV/XLSX/Parquet, 3/4'
+    """
+    return _PATH.sub("", message)
+
+
 def from_engine(exc: IeiMatchError) -> ServiceError:
     """The service error an engine error becomes (the engine's ``code`` is kept)."""
     if isinstance(exc, (ModelNotFoundError, NotFittedError)):
@@ -69,9 +89,11 @@ def from_engine(exc: IeiMatchError) -> ServiceError:
     if isinstance(exc, (ModelIntegrityError, ModelCompatibilityError)):
         return Conflict(str(exc), code=exc.code)
     if isinstance(exc, DataFileError):
-        return Invalid(str(exc).splitlines()[0][:500], code=exc.code,
-                       extra={"problems": [dict(p) for p in exc.problems][:200]})
-    return Invalid(str(exc)[:500], code=exc.code)
+        kind = PayloadTooLarge if isinstance(exc, DataLimitError) else Invalid
+        problems = [{**p, "message": no_paths(str(p["message"]))} for p in exc.problems]
+        return kind(no_paths(str(exc).splitlines()[0])[:500], code=exc.code,
+                    extra={"problems": problems[:200]})
+    return Invalid(no_paths(str(exc))[:500], code=exc.code)
 
 
 def unreadable_body(exc: Exception) -> str | None:

@@ -8,11 +8,13 @@ a good file is written in one transaction: all or nothing.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from iei_match.bounded_read import ReadLimits
 from iei_match.errors import DataFileError
 from iei_match.io import problems_error, read_table, split_list
 
@@ -20,6 +22,7 @@ from .access import owner_for_new
 from .auth import Principal
 from .db.tables import Membership, Need, Organization, Program, TrainingBase
 from .errors import Forbidden, ServiceError
+from .quotas import check_quota
 from .schemas import BaseIn, NeedIn, OrgIn, ProgramIn
 
 ALIASES = {
@@ -37,7 +40,6 @@ KINDS = {
     "bases": (BaseIn, TrainingBase, ("college", "enterprise"), ("equipment",)),
     "organizations": (OrgIn, Organization, (), ()),
 }
-MAX_ROWS = 50_000
 
 
 def _row_values(row: dict, schema, list_cols) -> dict:
@@ -48,15 +50,20 @@ def _row_values(row: dict, schema, list_cols) -> dict:
         values[name] = split_list(value) if name in list_cols else value
     if schema is ProgramIn and "title" not in values and "name" in row:
         values["title"] = row["name"]
+    if schema is BaseIn and "name" not in values and row.get("title"):
+        values["name"] = row["title"]  # "name"/"名称" are aliased to title for the others
     return values
 
 
 def import_file(session: Session, who: Principal, kind: str, path: str | os.PathLike,
-                display_name: str | None = None, default_org: int | None = None) -> list[int]:
+                display_name: str | None = None, default_org: int | None = None,
+                limits: ReadLimits | None = None, quota: int | None = None) -> list[int]:
     """Validate every row of ``path`` as ``kind`` and insert them all, or raise
     :class:`DataFileError` listing every bad row and insert nothing.
 
     ``default_org`` owns rows without an ``org_id`` cell (coordinator and admin keys).
+    ``limits`` bound what the file may hold (checked while it is read; default 50,000
+    rows); ``quota`` is how many rows of ``kind`` one organisation may hold in all.
 
     Returns the new objects' ids, in file order.
     """
@@ -67,12 +74,10 @@ def import_file(session: Session, who: Principal, kind: str, path: str | os.Path
         raise Forbidden("only an admin key imports organisations")
     name = display_name or Path(path).name
     try:
-        df = read_table(path, ALIASES)
-    except DataFileError as exc:
-        raise DataFileError(name, exc.message, row=exc.row, column=exc.column,
-                            problems=exc.problems) from None
-    if len(df) > MAX_ROWS:
-        raise DataFileError(name, f"{len(df)} rows; at most {MAX_ROWS} are imported at once")
+        df = read_table(path, ALIASES, limits or ReadLimits(max_rows=50_000))
+    except DataFileError as exc:  # the client's file name, never the server's path
+        raise type(exc)(name, exc.message, row=exc.row, column=exc.column,
+                        problems=exc.problems) from None
     source = df.attrs["source_columns"]
     problems: list[dict] = []
     objects = []
@@ -109,6 +114,8 @@ def import_file(session: Session, who: Principal, kind: str, path: str | os.Path
         problems.append({"row": None, "column": None, "message": "the file has no rows"})
     if problems:
         raise problems_error(name, problems)
+    if quota is not None and kind != "organizations":
+        check_quota(session, model, Counter(obj.org_id for obj, _, _ in objects), quota, kind[:-1])
     for obj, _, _ in objects:
         session.add(obj)
     session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -14,25 +15,45 @@ from .errors import RateLimited, Unavailable
 
 
 class RateLimiter:
-    """A token bucket per API key: ``per_minute`` requests a minute, bursts up to that."""
+    """A token bucket per API key (or per client address): ``per_minute`` requests a
+    minute, bursts up to that. It is checked before any other work on a request, so every
+    request counts, whatever becomes of it later (refused for overload, invalid, ...)."""
 
-    def __init__(self, per_minute: int):
+    MAX_BUCKETS = 100_000  # beyond, full (idle) buckets are forgotten
+
+    def __init__(self, per_minute: int, what: str = "this key"):
         self.rate = per_minute / 60.0
         self.capacity = float(per_minute)
-        self._buckets: dict[int, tuple[float, float]] = {}
+        self.what = what
+        self._buckets: dict[object, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def check(self, key_id: int) -> None:
+    def _tokens(self, key: object, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.rate)
+
+    def _refuse(self, tokens: float) -> RateLimited:
+        wait = max(1, math.ceil((1 - tokens) / self.rate))
+        return RateLimited(f"too many requests for {self.what}; retry in {wait} s",
+                           extra={"retry_after": wait})
+
+    def check(self, key: object) -> None:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key_id, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            tokens = self._tokens(key, now)
             if tokens < 1:
-                self._buckets[key_id] = (tokens, now)
-                wait = (1 - tokens) / self.rate
-                raise RateLimited(f"too many requests for this key; retry in {wait:.1f} s",
-                                  extra={"retry_after": round(wait, 1)})
-            self._buckets[key_id] = (tokens - 1, now)
+                self._buckets[key] = (tokens, now)
+                raise self._refuse(tokens)
+            self._buckets[key] = (tokens - 1, now)
+            if len(self._buckets) > self.MAX_BUCKETS:
+                self._buckets = {k: (t, last) for k, (t, last) in self._buckets.items()
+                                 if t + (now - last) * self.rate < self.capacity}
+
+    def exhausted(self, key: object) -> RateLimited | None:
+        """The refusal ``key`` would get now, without counting a request."""
+        with self._lock:
+            tokens = self._tokens(key, time.monotonic())
+        return self._refuse(tokens) if tokens < 1 else None
 
 
 class Gate:
@@ -46,25 +67,41 @@ class Gate:
     (answered after tens of seconds, or with a pool timeout) and delayed everything else.
     """
 
-    def __init__(self, limit: int, timeout: float, queue: int | None = None):
+    def __init__(self, limit: int, timeout: float, queue: int | None = None,
+                 per_key: int | None = None):
         self._sem = threading.BoundedSemaphore(limit)
         self.timeout = timeout
         self.limit = limit
         self.queue = 2 * limit if queue is None else queue
+        self.per_key = limit if per_key is None else per_key
         self._admitted = 0
+        self._by_key: dict[int, int] = {}
         self._lock = threading.Lock()
 
     @contextmanager
-    def admitted(self):
+    def admitted(self, key_id: int | None = None):
+        """Admission of one request of ``key_id``: a key holds at most ``per_key`` of the
+        ``limit + queue`` places (429 beyond), so that its flood queues behind its own
+        requests and leaves the other places to other keys."""
         with self._lock:
+            if key_id is not None and self._by_key.get(key_id, 0) >= self.per_key:
+                raise RateLimited(f"this key already has {self.per_key} rankings in "
+                                  "progress; send the next when one is answered",
+                                  extra={"retry_after": 1})
             if self._admitted >= self.limit + self.queue:
                 raise Unavailable("the service is busy; retry shortly", code="overloaded")
             self._admitted += 1
+            if key_id is not None:
+                self._by_key[key_id] = self._by_key.get(key_id, 0) + 1
         try:
             yield
         finally:
             with self._lock:
                 self._admitted -= 1
+                if key_id is not None:
+                    self._by_key[key_id] -= 1
+                    if not self._by_key[key_id]:
+                        del self._by_key[key_id]
 
     @contextmanager
     def slot(self):
@@ -78,10 +115,12 @@ class Gate:
 
 async def admission(request: Request) -> AsyncIterator[None]:
     """A ranking route's first dependency: admitted by the service's :class:`Gate` or a
-    503 at once (it runs on the event loop: a refused request costs no thread)."""
-    with request.app.state.services.gate.admitted():
+    503 at once (it runs on the event loop: a refused request costs no thread). The key
+    was checked and counted before (:class:`~.gatekeeper.KeyCheck`)."""
+    who = getattr(request.state, "principal", None)
+    with request.app.state.services.gate.admitted(who.key_id if who else None):
         yield
 
 
-# Declared before the key check and the session, so that a refused request does no work.
+# Declared before the session, so that a refused request does no work.
 Admitted = Annotated[None, Depends(admission, scope="function")]

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 
 from .errors import body
 
-UPLOAD_PREFIX = "/api/v1/imports/"
+UPLOAD_PATHS = ("/api/v1/imports/", "/api/v1/batch/upload")  # bodies that carry files
 
 
 async def _send_json(send, status: int, payload: dict) -> None:
@@ -33,7 +33,7 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.max_upload if scope["path"].startswith(UPLOAD_PREFIX) else self.max_body
+        limit = self.max_upload if scope["path"].startswith(UPLOAD_PATHS) else self.max_body
         too_big = body("payload_too_large", f"the request body is larger than {limit} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -105,3 +105,30 @@ class RequestMetrics:
             self.metrics.latency.labels(scope["method"], name).observe(
                 time.perf_counter() - t0)
             self.metrics.requests.labels(scope["method"], name, str(status["code"])).inc()
+
+
+class SecurityHeaders:
+    """``X-Content-Type-Options: nosniff`` on every response, and ``Cache-Control:
+    no-store`` on JSON (API answers hold an organisation's data: no shared cache may keep
+    them) unless a route set its own."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def add(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {n.lower() for n, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                media = dict(headers).get(b"content-type", b"")
+                if media.startswith(b"application/json") and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, add)

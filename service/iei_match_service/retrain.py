@@ -51,7 +51,12 @@ def _quiet(progress: float, message: str) -> None:
 
 
 def training_tables(settings: Settings, db: Database):
-    """Needs, programs and links: the catalog's and the database's, in engine form."""
+    """Needs, programs and links: the catalog's and the database's, in engine form.
+
+    Of the database's labels, each organisation (the owner of the need) contributes at most
+    ``settings.max_labels_per_org``, its most recently updated first, so that no member
+    can steer the model every alliance is served by flooding it with labels.
+    """
     src = settings.catalog_dir or catalog_dir(settings.catalog)
     needs, programs = load_needs(src / "needs.csv"), load_programs(src / "programs.csv")
     links = load_links(src / "links.csv")
@@ -61,10 +66,18 @@ def training_tables(settings: Settings, db: Database):
     with db.session() as s:
         db_needs = needs_frame(s.scalars(select(Need).order_by(Need.id)))
         db_programs = programs_frame(s.scalars(select(Program).order_by(Program.id)))
-        labelled = s.execute(select(Partnership.need_id, Partnership.program_id,
-                                    Partnership.grade)
-                             .where(Partnership.grade.is_not(None))
-                             .order_by(Partnership.id)).all()
+        rows = s.execute(select(Partnership.need_id, Partnership.program_id,
+                                Partnership.grade, Need.org_id)
+                         .join(Need, Need.id == Partnership.need_id)
+                         .where(Partnership.grade.is_not(None))
+                         .order_by(Partnership.updated_at.desc(), Partnership.id.desc())).all()
+    per_org: dict[int, int] = {}
+    labelled = []
+    for need_id, program_id, grade, org in rows:
+        per_org[org] = per_org.get(org, 0) + 1
+        if per_org[org] <= settings.max_labels_per_org:
+            labelled.append((need_id, program_id, grade))
+    labelled.sort()
     db_links = pd.DataFrame({"need_id": [need_key(r[0]) for r in labelled],
                              "program_id": [program_key(r[1]) for r in labelled],
                              "grade": [int(r[2]) for r in labelled]})

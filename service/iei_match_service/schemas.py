@@ -20,12 +20,24 @@ from iei_match.text import normalize
 
 from .db.tables import COLLEGE_TYPES, EVENTS, ORG_KINDS, ROLES
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls but tab and newline; bidirectional overrides, embeddings, isolates and
+# marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), which can make a text read
+# differently from what it holds; invisible zero-width space, word joiner and BOM (U+200B,
+# U+2060, U+FEFF). The joiners U+200C/U+200D stay: several scripts and emoji need them.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f"
+                      "\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 
 
 def _drop_controls(value: str) -> str:
-    """Control characters (NUL and the like; not tab or newline) are removed from text."""
-    return _CONTROL.sub("", value)
+    r"""Control, bidirectional and invisible characters are removed from text; a carriage
+    return becomes a newline (CR LF one newline).
+
+    Examples
+    --------
+    >>> _drop_controls("a\r\nb\rc\u202e\u200bd\x85e\u2066f\tg")
+    'a\nb\ncdef\tg'
+    """
+    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _clean(value: str) -> str:

@@ -59,6 +59,34 @@ class Settings:
         Largest JSON request body and largest uploaded file (413 beyond).
     max_list : int
         Longest list a client may send or ask for (skills, ``k``, page size).
+    max_upload_rows, max_upload_columns, max_upload_cells, max_cell_chars : int
+        What one uploaded table may hold (``IEI_MATCH_MAX_UPLOAD_ROWS``, default 50,000
+        data rows; ``..._COLUMNS``, 100; ``..._CELLS``, 1,000,000 non-empty cells;
+        ``IEI_MATCH_MAX_CELL_CHARS``, 32,767 characters in one cell), checked while the file
+        is read (413 beyond).
+    max_unpacked_bytes : int
+        Bytes an uploaded XLSX may unpack to, or a Parquet file decode to
+        (``IEI_MATCH_MAX_UNPACKED_BYTES``, default 100 MB; 413 beyond).
+    upload_parsers, uploads_per_key : int
+        Uploaded files parsed at once by the whole service (``IEI_MATCH_UPLOAD_PARSERS``,
+        default 1; others wait up to ``queue_timeout_s`` x 5, then 503) and by one key
+        (``IEI_MATCH_UPLOADS_PER_KEY``, default 2; 429 beyond).
+    max_rows_per_org : int
+        Needs, programs or training bases one organisation may hold
+        (``IEI_MATCH_MAX_ROWS_PER_ORG``, default 5,000 of each; 422 ``quota_exceeded``).
+    max_labels_per_org : int
+        Outcome labels of one organisation's needs that retraining uses, the most recent
+        first (``IEI_MATCH_MAX_LABELS_PER_ORG``, default 500), so that no organisation can
+        steer the shared model by flooding it with labels.
+    auth_failures_per_minute : int
+        Requests with a missing or invalid key one client address may make a minute
+        (``IEI_MATCH_AUTH_FAILURES_PER_MINUTE``, default 60; 429 beyond, before any work).
+    header_timeout_s : float
+        Seconds a client has to send a request's headers (``IEI_MATCH_HEADER_TIMEOUT_S``,
+        default 10); a slower connection is closed.
+    metrics_public : bool
+        Whether ``/metrics`` answers without a key (``IEI_MATCH_METRICS_PUBLIC=1``; default
+        off: it needs an admin key).
     rate_limit_per_minute : int
         Requests one API key may make a minute (429 beyond).
     max_concurrent_rankings : int
@@ -96,6 +124,18 @@ class Settings:
     max_body_bytes: int = 1_000_000
     max_upload_bytes: int = 10_000_000
     max_list: int = 200
+    max_upload_rows: int = 50_000
+    max_upload_columns: int = 100
+    max_upload_cells: int = 1_000_000
+    max_cell_chars: int = 32_767
+    max_unpacked_bytes: int = 100_000_000
+    upload_parsers: int = 1
+    uploads_per_key: int = 2
+    max_rows_per_org: int = 5_000
+    max_labels_per_org: int = 500
+    auth_failures_per_minute: int = 60
+    header_timeout_s: float = 10.0
+    metrics_public: bool = False
     rate_limit_per_minute: int = 1200
     max_concurrent_rankings: int = field(default_factory=lambda: os.cpu_count() or 2)
     queue_timeout_s: float = 2.0
@@ -120,6 +160,16 @@ class Settings:
                                 f"got {self.catalog!r}")
 
     @property
+    def read_limits(self):
+        """The :class:`iei_match.io.ReadLimits` uploaded tables are read under."""
+        from iei_match.bounded_read import ReadLimits
+
+        return ReadLimits(max_rows=self.max_upload_rows, max_columns=self.max_upload_columns,
+                          max_cell_chars=self.max_cell_chars,
+                          max_cells=self.max_upload_cells,
+                          max_unpacked_bytes=self.max_unpacked_bytes)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -139,6 +189,19 @@ class Settings:
             "max_body_bytes": _int(env, "MAX_BODY_BYTES", 1_000_000),
             "max_upload_bytes": _int(env, "MAX_UPLOAD_BYTES", 10_000_000),
             "max_list": _int(env, "MAX_LIST", 200),
+            "max_upload_rows": _int(env, "MAX_UPLOAD_ROWS", 50_000),
+            "max_upload_columns": _int(env, "MAX_UPLOAD_COLUMNS", 100, maximum=16_384),
+            "max_upload_cells": _int(env, "MAX_UPLOAD_CELLS", 1_000_000),
+            "max_cell_chars": _int(env, "MAX_CELL_CHARS", 32_767),
+            "max_unpacked_bytes": _int(env, "MAX_UNPACKED_BYTES", 100_000_000),
+            "upload_parsers": _int(env, "UPLOAD_PARSERS", 1),
+            "uploads_per_key": _int(env, "UPLOADS_PER_KEY", 2),
+            "max_rows_per_org": _int(env, "MAX_ROWS_PER_ORG", 5_000),
+            "max_labels_per_org": _int(env, "MAX_LABELS_PER_ORG", 500),
+            "auth_failures_per_minute": _int(env, "AUTH_FAILURES_PER_MINUTE", 60),
+            "header_timeout_s": float(_int(env, "HEADER_TIMEOUT_S", 10)),
+            "metrics_public": (env.get(PREFIX + "METRICS_PUBLIC") or "").lower()
+            in ("1", "true", "yes"),
             "rate_limit_per_minute": _int(env, "RATE_LIMIT_PER_MINUTE", 1200),
             "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", os.cpu_count() or 2),
             "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,

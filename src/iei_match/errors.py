@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "IeiMatchError",
     "DataFileError",
+    "DataLimitError",
     "InputError",
     "NotFittedError",
     "ModelIntegrityError",
@@ -75,6 +76,20 @@ class DataFileError(InputError):
         if column is not None:
             where.append(f"column {column}")
         super().__init__(f"{', '.join(where)}: {message}")
+
+
+class DataLimitError(DataFileError):
+    """A data file crosses one of the limits it is read under (unpacked size, rows,
+    columns, cells, the longest cell); the message names the limit. Raised while the file
+    is being read, before its content is held in memory.
+
+    Examples
+    --------
+    >>> str(DataLimitError("n.xlsx", "more than 100 columns (the column limit)"))
+    'n.xlsx: more than 100 columns (the column limit)'
+    """
+
+    code = "file_over_limit"
 
 
 class NotFittedError(InputError, AttributeError):

@@ -9,22 +9,21 @@ completely blank are skipped; every other problem is collected and raised as one
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import tempfile
 import unicodedata
 from collections.abc import Mapping
-from io import StringIO
 from pathlib import Path
 
 import pandas as pd
 
+from iei_match.bounded_read import UNLIMITED, ReadLimits, read_csv, read_parquet, read_xlsx
 from iei_match.errors import DataFileError
 
 __all__ = [
     "read_table", "load_needs", "load_programs", "load_links", "check_links", "write_table",
-    "split_list", "problems_error",
+    "split_list", "problems_error", "ReadLimits",
 ]
 
 PathLike = str | os.PathLike
@@ -53,112 +52,12 @@ _SPECS = {
 }
 
 
-def _bad_cell(text: str, line: int) -> int:
-    """The 0-based cell of the record starting on ``line`` (1-based) whose quoting is broken:
-    a quote that never closes, or text after a closing quote."""
-    lines = text.splitlines(keepends=True)
-    rest = "".join(lines[line - 1:])
-    cell, i, start = 0, 0, True
-    while i < len(rest):
-        ch = rest[i]
-        if start and ch == '"':
-            while True:
-                j = rest.find('"', i + 1)
-                if j < 0:
-                    return cell  # never closed
-                if rest[j + 1:j + 2] == '"':
-                    i = j + 1
-                    continue
-                i = j + 1
-                break
-            if i < len(rest) and rest[i] not in ",\r\n":
-                return cell  # text after the closing quote
-            start = False
-            continue
-        if ch in "\r\n":
-            break
-        if ch == ",":
-            cell, start = cell + 1, True
-        else:
-            start = False
-        i += 1
-    return cell
+_READERS = {".csv": read_csv, ".xlsx": read_xlsx, ".parquet": read_parquet,
+            ".pq": read_parquet}
 
 
-def _csv_records(path: Path, text: str) -> list[list[str]]:
-    """The records of a CSV text (one list per record: positions are spreadsheet rows).
-
-    Quotes are read strictly: a quote that is never closed (which would swallow the rest of
-    the file into one cell) or text after a closing quote refuses the file, naming the row
-    and the column where the bad cell starts.
-    """
-    reader = csv.reader(StringIO(text, newline=""), strict=True)
-    rows: list[list[str]] = []
-    while True:
-        line = reader.line_num + 1
-        try:
-            rows.append(next(reader))
-        except StopIteration:
-            return rows
-        except csv.Error as exc:
-            header = rows[0] if rows else []
-            at = _bad_cell(text, line)
-            column = (header[at] or f"column {at + 1}") if at < len(header) else f"{at + 1}"
-            what = ("a quote (\") opened in this cell is never closed"
-                    if "end of data" in str(exc)
-                    else f"bad quoting ({exc}); a cell that contains quotes must be quoted "
-                         "as a whole, with each quote inside doubled")
-            raise problems_error(path, [{"row": len(rows) + 1, "column": column,
-                                         "message": f"{what} (line {line} of the file)"}]
-                                 ) from None
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise DataFileError(str(path), "the file is neither UTF-8 nor GB18030 text")
-    rows = _csv_records(path, text)
-    if not rows:
-        raise DataFileError(str(path), "the file is empty (no header row)")
-    header = [name or f"Unnamed: {i}" for i, name in enumerate(rows[0])]
-    width = len(header)
-    long = [{"row": n, "column": None, "message": f"{len(r)} cells but {width} column names"}
-            for n, r in enumerate(rows[1:], start=2) if any(c.strip() for c in r[width:])]
-    if long:
-        raise problems_error(path, long)
-    return pd.DataFrame([r[:width] + [""] * (width - len(r)) for r in rows[1:]],
-                        columns=header, dtype=str)
-
-
-def _read_xlsx(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_excel(path, sheet_name=0, dtype=str, keep_default_na=False,
-                           engine="openpyxl")
-    except Exception as exc:  # openpyxl raises many unrelated types for a broken file
-        raise DataFileError(str(path), f"not a readable XLSX file: {exc}") from exc
-    return df.fillna("")
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow's errors are not part of its stable API
-        raise DataFileError(str(path), f"not a readable Parquet file: {exc}") from exc
-    df = df.reset_index(drop=isinstance(df.index, pd.RangeIndex))
-    return pd.DataFrame({c: df[c].astype(str).where(df[c].notna(), "") for c in df.columns})
-
-
-_READERS = {".csv": _read_csv, ".xlsx": _read_xlsx, ".parquet": _read_parquet,
-            ".pq": _read_parquet}
-
-
-def read_table(path: PathLike, aliases: Mapping[str, str] | None = None) -> pd.DataFrame:
+def read_table(path: PathLike, aliases: Mapping[str, str] | None = None,
+               limits: ReadLimits | None = None) -> pd.DataFrame:
     """Read a CSV, XLSX (first sheet) or Parquet file with every cell as a string.
 
     Header names are NFKC-normalised, stripped and lower-cased, then renamed through
@@ -173,6 +72,10 @@ def read_table(path: PathLike, aliases: Mapping[str, str] | None = None) -> pd.D
         File to read; the extension (.csv, .xlsx, .parquet, .pq) selects the format.
     aliases : mapping of str to str, optional
         Lower-case alternative header -> canonical column name.
+    limits : ReadLimits, optional
+        Rows, columns, cells, the longest cell and the unpacked size the file is read
+        under, checked while it is read (:mod:`iei_match.bounded_read`); default: only a
+        cell's length (32,767 characters) and the column count (16,384).
 
     Returns
     -------
@@ -181,7 +84,8 @@ def read_table(path: PathLike, aliases: Mapping[str, str] | None = None) -> pd.D
     Raises
     ------
     DataFileError
-        Unsupported extension, missing or unreadable file, duplicate column names.
+        Unsupported extension, missing or unreadable file, duplicate column names;
+        :class:`~iei_match.errors.DataLimitError` when a limit is crossed.
 
     Examples
     --------
@@ -198,7 +102,7 @@ def read_table(path: PathLike, aliases: Mapping[str, str] | None = None) -> pd.D
                             f"accepted extensions: {', '.join(EXTENSIONS)}")
     if not path.is_file():
         raise DataFileError(str(path), "file not found")
-    df = reader(path).fillna("")
+    df = reader(path, limits or UNLIMITED).fillna("")
     unnamed = [c for c in df.columns if re.fullmatch(r"Unnamed: \d+", str(c))]
     df = df.drop(columns=[c for c in unnamed if (df[c].astype(str).str.strip() == "").all()])
     source = [str(c).replace("\ufeff", "").strip() for c in df.columns]
@@ -247,9 +151,9 @@ def problems_error(path: PathLike, problems: list[dict]) -> DataFileError:
                          column=first["column"], problems=problems)
 
 
-def _load(path: PathLike, kind: str) -> pd.DataFrame:
+def _load(path: PathLike, kind: str, limits: ReadLimits | None = None) -> pd.DataFrame:
     spec = _SPECS[kind]
-    df = read_table(path, spec["aliases"])
+    df = read_table(path, spec["aliases"], limits)
     src = df.attrs["source_columns"]
     found = ", ".join(src.values()) or "(none)"
     missing = [{"row": None, "column": c,
@@ -299,7 +203,7 @@ def _load(path: PathLike, kind: str) -> pd.DataFrame:
     return df[[c for c in known if c in df.columns] + [c for c in df.columns if c not in known]]
 
 
-def load_needs(path: PathLike) -> pd.DataFrame:
+def load_needs(path: PathLike, limits: ReadLimits | None = None) -> pd.DataFrame:
     """Load and validate an enterprise needs table.
 
     Required columns ``need_id, title, text`` (aliases ``id``, ``name``/``名称``,
@@ -323,10 +227,10 @@ def load_needs(path: PathLike) -> pd.DataFrame:
     >>> list(needs.columns), needs.loc[2, "need_id"], int(needs.loc[2, "headcount"])
     (['need_id', 'title', 'text', 'level', 'headcount'], 'N1', 3)
     """
-    return _load(path, "needs")
+    return _load(path, "needs", limits)
 
 
-def load_programs(path: PathLike) -> pd.DataFrame:
+def load_programs(path: PathLike, limits: ReadLimits | None = None) -> pd.DataFrame:
     """Load and validate a college programs table.
 
     Same rules as :func:`load_needs` with ``program_id`` for the id and
@@ -340,10 +244,10 @@ def load_programs(path: PathLike) -> pd.DataFrame:
     >>> load_programs(f).loc[2, "graduates_per_year"] is pd.NA
     True
     """
-    return _load(path, "programs")
+    return _load(path, "programs", limits)
 
 
-def load_links(path: PathLike) -> pd.DataFrame:
+def load_links(path: PathLike, limits: ReadLimits | None = None) -> pd.DataFrame:
     """Load and validate a need-program links table.
 
     Required ``need_id, program_id``; optional ``grade`` (alias ``label``/``outcome``), a
@@ -359,7 +263,7 @@ def load_links(path: PathLike) -> pd.DataFrame:
     >>> load_links(f).loc[2].to_dict()
     {'need_id': 'N1', 'program_id': 'P1', 'grade': 1}
     """
-    return _load(path, "links")
+    return _load(path, "links", limits)
 
 
 def check_links(links: pd.DataFrame, needs: pd.DataFrame, programs: pd.DataFrame,

@@ -151,6 +151,9 @@ KEYS = {  # name: (organisation short name, role)
 def make_world(tmp_path, model_root, database_url: str | None = None, **settings) -> World:
     data_dir = tmp_path / "data"
     shutil.copytree(model_root, data_dir / "models")
+    # Tests send many keyless requests from one address; the failed-authentication budget
+    # has its own tests (test_floods.py).
+    settings.setdefault("auth_failures_per_minute", 1_000_000)
     cfg = Settings(data_dir=data_dir, database_url=database_url or "", **settings)
     db = Database(cfg.database_url)
     upgrade(db.engine)

@@ -254,9 +254,11 @@ class SlowRequest:
             self.sock.close()
 
 
-def in_flight(url: str) -> int:
-    """Requests the service is serving, the asking one excluded (from /metrics)."""
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+def in_flight(url: str, admin_key: str) -> int:
+    """Requests the service is serving, the asking one excluded (from /metrics, which needs
+    an admin key)."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    for line in httpx.get(url + "/metrics", headers=headers, timeout=10).text.splitlines():
         if line.startswith("iei_match_requests_in_flight "):
             return int(float(line.split()[1])) - 1
     raise AssertionError("no in-flight gauge in /metrics")

@@ -131,10 +131,16 @@ def test_outcomes_build_a_graded_partnership(world):
                                                  "event": event, "note": "记录"})
         assert r.status_code == 201, r.text
         grades.append(r.json()["grade"])
-    assert grades == [None, 1, 1, 2, 0]
+    # The enterprise's rejection undoes its own stages and the coordinator's, not the
+    # visit the college recorded itself (each party records its own side).
+    assert grades == [None, 1, 1, 2, 1]
     with world.client("herbal") as c:
         mine = c.get("/api/v1/partnerships").json()["items"]
     assert any(p["need_id"] == need_id and p["stage"] == "rejected" for p in mine)
+    with world.client("fsvc") as c:  # and a college's rejection undoes only its own side
+        r = c.post("/api/v1/outcomes", json={"need_id": need_id, "program_id": program_id,
+                                             "event": "rejected"})
+    assert r.status_code == 201 and r.json()["grade"] == 0
     with world.client("cdit") as c:  # another alliance's college cannot record on the pair
         r = c.post("/api/v1/outcomes", json={"need_id": need_id, "program_id": program_id,
                                              "event": "contacted"})
@@ -240,12 +246,18 @@ def test_health_readiness_metrics_and_models(shared_world):
         assert anon.get("/healthz").json() == {"status": "ok"}
         ready = anon.get("/readyz").json()
         assert ready["status"] == "ready" and ready["model_version"]
-        metrics = anon.get("/metrics").text
-        assert "iei_match_requests_total" in metrics and "iei_match_model_ready 1.0" in metrics
+        assert anon.get("/metrics").status_code == 401  # IEI_MATCH_METRICS_PUBLIC makes it public
         assert anon.get("/api/v1/models").status_code == 401
+    with shared_world.client("nanhai") as c:
+        assert c.get("/metrics").status_code == 403  # an admin's
+    with shared_world.client("admin") as c:
+        metrics = c.get("/metrics").text
+        assert "iei_match_requests_total" in metrics and "iei_match_model_ready 1.0" in metrics
     with shared_world.client("nanhai") as c:
         versions = c.get("/api/v1/models").json()["items"]
         assert len(versions) == 1 and versions[0]["live"]
+        assert c.post(f"/api/v1/models/{versions[0]['version']}/activate").status_code == 403
+    with shared_world.client("admin") as c:
         r = c.post("/api/v1/models/no-such-version/activate")
         assert r.status_code == 503 or r.status_code == 404
         r = c.post("/api/v1/models/..%2F..%2Fetc/activate")

@@ -340,7 +340,7 @@ def test_a_corrupted_or_tampered_model_is_refused_and_the_live_one_kept(tmp_path
 
     with ServiceProcess(prep) as svc:
         svc.start()
-        with svc.client(prep.keys["nanhai"]) as c:
+        with svc.client(prep.keys["admin"]) as c:
             for suffix in BROKEN:
                 r = c.post(f"/api/v1/models/{good}-{suffix}/activate")
                 assert r.status_code == 409, (suffix, r.status_code, r.text)
@@ -522,7 +522,7 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(tmp_path, model_roo
                 SlowRequest(svc.port, "POST", "/api/v1/needs", key, {**need, "headcount": 2}),
                 SlowRequest(svc.port, "POST", "/api/v1/match", key, {**match, "k": 5})]
         deadline = time.monotonic() + 30
-        while in_flight(svc.url) < len(slow):
+        while in_flight(svc.url, prep.keys["admin"]) < len(slow):
             assert time.monotonic() < deadline, "the requests never reached the server"
             time.sleep(0.05)
         svc.signal(signal.SIGTERM)

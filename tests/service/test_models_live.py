@@ -48,7 +48,7 @@ def test_model_swap_under_concurrent_requests_loses_none(tmp_path, model_root):
         with ThreadPoolExecutor(4) as pool:
             for _ in range(4):
                 pool.submit(hammer)
-            with world.client("nanhai") as c:
+            with world.client("admin") as c:
                 for i in range(10):
                     r = c.post(f"/api/v1/models/{(second, first)[i % 2]}/activate")
                     assert r.status_code == 200, r.text
@@ -91,9 +91,10 @@ def test_retrain_learns_new_vocabulary_and_outcomes_and_publishes(tmp_path, mode
                                                  "description": "riveting fuselage panels"})
             c.post("/api/v1/outcomes", json={"need_id": need.json()["id"],
                                              "program_id": english, "event": "hired"})
-        with world.client("herbal") as c:  # not a coordinator
-            assert c.post("/api/v1/models/retrain", json={}).status_code == 403
-        with world.client("chengyu") as c:
+        for other in ("herbal", "chengyu"):  # not an admin: one model serves every alliance
+            with world.client(other) as c:
+                assert c.post("/api/v1/models/retrain", json={}).status_code == 403
+        with world.client("admin") as c:
             r = c.post("/api/v1/models/retrain", json={"force": True})
             assert r.status_code == 202, r.text
             job = wait_job(c, r.json()["id"])
@@ -117,6 +118,9 @@ def test_retrain_learns_new_vocabulary_and_outcomes_and_publishes(tmp_path, mode
         # Rollback to the first version.
         with world.client("chengyu") as c:
             r = c.post(f"/api/v1/models/{before['model_version']}/activate")
+            assert r.status_code == 403
+        with world.client("admin") as c:
+            r = c.post(f"/api/v1/models/{before['model_version']}/activate")
             assert r.status_code == 200
         with world.client("soft") as c:
             assert c.post("/api/v1/match", json=query).json()["model_version"] == before[
@@ -132,7 +136,7 @@ def test_a_retraining_trains_in_a_niced_child_and_a_cancel_does_not_wait_for_the
     shutdown) ends it within seconds, leaving the live model as it was."""
     world = make_world(tmp_path, model_root)  # the whole bundled catalog: a fit of ~30 s
     try:
-        with world.client("chengyu") as c:
+        with world.client("admin") as c:
             live = [v["version"] for v in c.get("/api/v1/models").json()["items"] if v["live"]]
             job_id = c.post("/api/v1/models/retrain", json={"force": True}).json()["id"]
             deadline = time.monotonic() + 120

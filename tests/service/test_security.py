@@ -280,7 +280,7 @@ def test_service_refuses_pickled_versions_and_keeps_serving(pickled_root, tmp_pa
     w = make_world(tmp_path, root)
     try:
         assert not marker.exists()
-        with w.client("nanhai") as c:
+        with w.client("admin") as c:
             live = c.get("/readyz").json()["model_version"]
             assert live not in versions
             for v in versions:
@@ -356,7 +356,7 @@ def test_ready_names_a_fallback_and_a_good_current_clears_it(pickled_root, tmp_p
             body = ready.json()
             assert body["model_version"] == good
             assert versions[0] in body["model_note"] and "refused" in body["model_note"]
-        with w.client("nanhai") as c:  # the coordinator activates the good version again
+        with w.client("admin") as c:  # the admin activates the good version again
             assert c.post(f"/api/v1/models/{good}/activate").status_code == 200
             body = c.get("/readyz").json()
             assert body["model_version"] == good and "model_note" not in body

@@ -14,6 +14,7 @@ from iei_match_service.cli import main as cli_main
 from iei_match_service.db.engine import Database
 from iei_match_service.db.tables import ApiKey, Need, Organization
 from iei_match_service.demo import ALLIANCES, COLLEGES, ENTERPRISES
+from iei_match_service.errors import Unauthorized
 
 
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -95,9 +96,19 @@ def test_demo_seeds_once_and_prints_a_key_per_role(tmp_path):
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Need)) == 8  # seeded once
         names = dict(s.execute(select(Organization.id, Organization.name)).all())
-        for (role, name), key in labelled.items():  # each key is what its label says
+        for key in labelled.values():  # the first run's keys were revoked by the second
+            with pytest.raises(Unauthorized):
+                authenticate(s, f"Bearer {key}")
+        lines = [line.strip() for line in second.stdout.splitlines()]
+        again = {(lines[i - 1].split(maxsplit=1)[0], lines[i - 1].split(maxsplit=1)[1]): line
+                 for i, line in enumerate(lines) if line.startswith("iem_")}
+        assert set(again) == set(labelled)
+        for (role, name), key in again.items():  # each key is what its label says
             who = authenticate(s, f"Bearer {key}")
             assert who.role == role and names[who.org_id] == name, (role, name)
+        live = s.scalar(select(func.count()).select_from(ApiKey)
+                        .where(ApiKey.revoked_at.is_(None)))
+        assert live == len(again) == len(labelled)  # one per organisation and role
     db.dispose()
 
 

@@ -83,9 +83,17 @@ def test_coordinator_imports_a_file_with_row_level_errors(tab, world):
                for p in programs)
 
 
+def test_a_coordinator_cannot_change_the_shared_model(tab, world):
+    page = tab.page
+    world.sign_in(tab, "nanhai")  # one live model serves every alliance: admins change it
+    page.locator("[data-tab=models]").click()
+    expect(page.locator("#models-table tbody tr")).to_have_count(1)
+    expect(page.locator("#retrain")).to_be_disabled()
+
+
 def test_models_retrain_and_roll_back(tab, world):
     page = tab.page
-    world.sign_in(tab, "nanhai")
+    world.sign_in(tab, "admin")
     page.locator("[data-tab=models]").click()
     rows = page.locator("#models-table tbody tr")
     expect(rows).to_have_count(1)
@@ -112,7 +120,7 @@ def test_models_retrain_and_roll_back(tab, world):
     expect(page.locator("#models-status")).to_have_text(f"已启用版本 {first}。")
     expect(page.locator(f"#models-table tr[data-version='{first}'] .badge.live")).to_be_visible()
     expect(page.locator(f"#models-table tr[data-version='{newest}'] button")).to_be_visible()
-    with world.client("nanhai") as c:
+    with world.client("admin") as c:
         live = [v["version"] for v in c.get("/api/v1/models").json()["items"] if v["live"]]
     assert live == [first]
     page.locator("#lang").click()

@@ -5,22 +5,26 @@ Progress and cancellation are the job routes' (``/api/v1/jobs/{id}``, ``.../canc
 
 from __future__ import annotations
 
-import io
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 import pandas as pd
+import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
 
-from iei_match.io import EXTENSIONS, write_table
+from iei_match.batch import XLSX_MAX_ROWS
+from iei_match.io import write_table
 
 from ..auth import Principal
 from ..batch_jobs import PLOTS, RESULTS, from_database, from_files, job_dir, submit
 from ..db.tables import Job
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, NotFound, PayloadTooLarge
 from ..schemas import BatchIn, JobOut
+from ..uploads import client_name, save, upload_dir
 from .deps import PathId, ServicesDep, SessionDep, roles
 from .models import find_job
 
@@ -43,6 +47,10 @@ RESULT_RESPONSES = {200: {"description": "A page of rows (JSON) or the whole tab
                                       "items": {"type": "array",
                                                 "items": {"type": "object"}}}}},
                               **{media.split(";")[0]: FILE for media in FORMATS.values()}}},
+                    413: {"description": "More rows than an XLSX sheet holds: ask for CSV "
+                                         "or Parquet",
+                          "content": {"application/json": {
+                              "schema": {"$ref": "#/components/schemas/Error"}}}},
                     **NOT_FINISHED}
 PLOT_RESPONSES = {200: {"description": "The gap heatmap",
                         "content": {media.split(";")[0]: FILE for media in PLOTS.values()}},
@@ -58,17 +66,8 @@ def start(body: BatchIn, who: Steward, svc: ServicesDep, s: SessionDep):
 
 
 def _save(upload: UploadFile, tmp: Path, stem: str) -> tuple[Path, str]:
-    # Only the extension of the client's file name is used; the name never becomes a path.
-    name = Path((upload.filename or stem).replace("\\", "/")).name[:100] or stem
-    suffix = Path(name).suffix.lower()
-    if suffix not in EXTENSIONS:
-        raise Invalid(f"{stem}: the file must be one of {', '.join(EXTENSIONS)}; got "
-                      f"{suffix or 'no extension'!r}", code="unsupported_file_type")
-    path = tmp / f"{stem}{suffix}"
-    with open(path, "wb") as out:
-        while chunk := upload.file.read(1 << 20):
-            out.write(chunk)
-    return path, name
+    name, suffix = client_name(upload, stem)
+    return save(upload, tmp, stem, suffix), name
 
 
 @router.post("/batch/upload", status_code=202, response_model=JobOut,
@@ -83,10 +82,11 @@ def start_upload(who: Steward, svc: ServicesDep, s: SessionDep,
                  min_score: Annotated[float | None, Form(ge=-1e6, le=1e6)] = None,
                  min_fit: Annotated[float | None, Form(ge=0, le=1)] = None,
                  max_partners_per_college: Annotated[int | None, Form(ge=1, le=100_000)] = None):
-    with tempfile.TemporaryDirectory(prefix="iei-batch-") as tmp:
-        n_path, n_name = _save(needs, Path(tmp), "needs")
-        p_path, p_name = _save(programs, Path(tmp), "programs")
-        inputs = from_files(n_path, n_name, p_path, p_name, allocate)
+    with svc.uploads.slot(who.key_id), upload_dir("iei-batch-") as tmp:
+        n_path, n_name = _save(needs, tmp, "needs")
+        p_path, p_name = _save(programs, tmp, "programs")
+        inputs = from_files(n_path, n_name, p_path, p_name, allocate,
+                            svc.settings.read_limits)
     params = {"top_k": top_k, "allocate": allocate, "min_score": min_score, "min_fit": min_fit,
               "max_partners_per_college": max_partners_per_college,
               "files": [n_name, p_name]}
@@ -116,18 +116,48 @@ def result(job_id: PathId, name: Literal["scores", "partners", "allocation", "un
     path = job_dir(svc.settings, job.id) / f"{name}.parquet"
     if name not in (job.result or {}).get("results", []) or not path.is_file():
         raise NotFound(f"job {job_id} has no {name!r} result ({RESULTS[name]})")
-    table = pd.read_parquet(path)
-    if format == "json":
-        page = table.iloc[offset:offset + limit].astype(object)
-        page = page.where(pd.notna(page), None)
-        return {"total": len(table), "offset": offset, "items": page.to_dict("records")}
-    with tempfile.TemporaryDirectory(prefix="iei-export-") as tmp:
-        out = Path(tmp) / f"{name}.{format}"
-        write_table(table, out)  # CSV/XLSX: formula-looking cells are neutralised
-        data = out.read_bytes()
     filename = f"iei-match-job-{job.id}-{name}.{format}"
-    return Response(io.BytesIO(data).getvalue(), media_type=FORMATS[format],
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    rows = pq.ParquetFile(path).metadata.num_rows
+    if format == "json":
+        page = pq.read_table(path).slice(offset, limit).to_pandas().astype(object)
+        page = page.where(pd.notna(page), None)
+        return {"total": rows, "offset": offset, "items": page.to_dict("records")}
+    if format == "parquet":  # the stored file itself, streamed from disk
+        return FileResponse(path, media_type=FORMATS[format], headers=disposition)
+    if format == "xlsx" and rows > XLSX_MAX_ROWS:
+        raise PayloadTooLarge(f"the {name} table has {rows:,} rows; an XLSX sheet holds "
+                              f"{XLSX_MAX_ROWS:,} at most: download it as CSV or Parquet "
+                              "(format=csv or format=parquet)", code="too_many_rows_for_xlsx")
+    tmp = Path(tempfile.mkdtemp(prefix="iei-export-"))
+    try:
+        out = tmp / f"{name}.{format}"
+        if format == "csv":
+            _write_csv(path, out)
+        else:
+            write_table(pd.read_parquet(path), out)  # formula-looking cells are neutralised
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # Streamed from disk, and the file removed once sent (or the client went away).
+    return FileResponse(out, media_type=FORMATS[format], headers=disposition,
+                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+
+
+def _write_csv(source: Path, out: Path) -> None:
+    """``source`` (Parquet) as CSV, a batch of rows at a time (the whole table is never in
+    memory); formula-looking cells are neutralised as :func:`write_table` does."""
+    part = out.with_suffix(".part.csv")
+    first = True
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=20_000):
+        write_table(batch.to_pandas(), part)
+        text = part.read_text(encoding="utf-8")
+        with open(out, "a", encoding="utf-8", newline="") as f:
+            f.write(text if first else text.split("\n", 1)[1])
+        first = False
+    part.unlink(missing_ok=True)
+    if first:  # no rows: the header alone
+        write_table(pq.read_table(source).to_pandas(), out)
 
 
 @router.get("/jobs/{job_id}/plots/{name}", responses=PLOT_RESPONSES, response_class=Response,

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from ..access import get_owned, owner_for_new, scoped
 from ..db.tables import utcnow
 from ..errors import Invalid
-from .deps import Caller, Limit, Offset, PathId, SessionDep
+from ..quotas import check_quota
+from .deps import Caller, Limit, Offset, PathId, ServicesDep, SessionDep
 
 
 def crud_router(model, schema_in, schema_patch, schema_out, *, path: str, what: str,
@@ -29,9 +30,10 @@ def crud_router(model, schema_in, schema_patch, schema_out, *, path: str, what: 
 
     @router.post("", status_code=201, response_model=schema_out,
                  summary=f"Create a {what}")
-    def create(body: schema_in, who: Caller, s: SessionDep):
+    def create(body: schema_in, who: Caller, s: SessionDep, svc: ServicesDep):
         data = body.model_dump()
         owner = owner_for_new(s, who, owner_kinds, data.pop("org_id", None), what)
+        check_quota(s, model, {owner: 1}, svc.settings.max_rows_per_org, what)
         obj = model(org_id=owner, **data)
         s.add(obj)
         s.commit()

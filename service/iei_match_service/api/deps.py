@@ -20,6 +20,7 @@ from ..limits import Gate, RateLimiter
 from ..model_host import ModelHost
 from ..reference import ReferenceMajors
 from ..settings import Settings
+from ..uploads import UploadSlots
 
 log = logging.getLogger("iei_match_service")
 
@@ -32,6 +33,8 @@ class Services:
     jobs: JobRunner
     rate: RateLimiter
     gate: Gate
+    auth_failures: RateLimiter
+    uploads: UploadSlots
     catalogs: Catalogs = field(default_factory=Catalogs)
     reference: ReferenceMajors = field(default_factory=lambda: ReferenceMajors("cn-vocational"))
 
@@ -58,10 +61,14 @@ def session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
 def principal(request: Request, svc: Annotated[Services, Depends(services)],
               authorization: Annotated[str | None, Header(
                   description="Bearer <API key>")] = None) -> Principal:
-    with svc.db.sessions() as s:
-        who = authenticate(s, authorization)
-    svc.rate.check(who.key_id)
-    request.state.principal = who
+    """The caller, authenticated and counted by :class:`~..gatekeeper.KeyCheck` before the
+    body was read (here only for routes it does not cover)."""
+    who = getattr(request.state, "principal", None)
+    if who is None:
+        with svc.db.sessions() as s:
+            who = authenticate(s, authorization)
+        svc.rate.check(who.key_id)
+        request.state.principal = who
     return who
 
 

@@ -1,8 +1,11 @@
-"""Liveness, readiness and metrics (no key needed)."""
+"""Liveness and readiness (no key needed), and metrics (an admin key, unless
+``IEI_MATCH_METRICS_PUBLIC``; checked by :class:`~..gatekeeper.KeyCheck`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,7 +45,10 @@ def readyz(svc: ServicesDep):
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-def metrics(request: Request, svc: ServicesDep) -> Response:
+def metrics(request: Request, svc: ServicesDep,
+            authorization: Annotated[str | None, Header(
+                description="Bearer <admin key>, unless IEI_MATCH_METRICS_PUBLIC is set")
+            ] = None) -> Response:
     m = request.app.state.metrics
     m.model_ready.set(1 if svc.models.ready else 0)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

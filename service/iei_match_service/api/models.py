@@ -10,7 +10,6 @@ from sqlalchemy import select
 from iei_match.errors import ModelNotFoundError
 
 from .. import retrain
-from ..access import owners_in_reach
 from ..auth import Principal
 from ..db.tables import Job
 from ..errors import Conflict, NotFound
@@ -18,7 +17,8 @@ from ..schemas import JobOut, RetrainIn
 from .deps import Caller, Limit, PathId, ServicesDep, SessionDep, roles
 
 router = APIRouter(prefix="/api/v1", tags=["models and jobs"])
-Steward = Annotated[Principal, Depends(roles("coordinator", "admin"))]
+# One live model serves every alliance on the service: only platform admins change it.
+Admin = Annotated[Principal, Depends(roles("admin"))]
 Version = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 
 
@@ -28,19 +28,22 @@ def models(who: Caller, svc: ServicesDep) -> dict:
 
 
 @router.post("/models/retrain", status_code=202, response_model=JobOut,
-             summary="Retrain on the recorded outcomes; publish if not worse (or forced)")
-def start_retrain(body: RetrainIn, who: Steward, svc: ServicesDep, s: SessionDep):
+             summary="Retrain on the recorded outcomes; publish if not worse (or forced); "
+                     "admins only")
+def start_retrain(body: RetrainIn, who: Admin, svc: ServicesDep, s: SessionDep):
     svc.models.live()  # 503 while the first model is still being trained
 
     def work(ctx) -> dict:  # trains in a child process at a lower priority
         return retrain.run(ctx, svc.settings, svc.models, force=body.force)
 
-    job_id = svc.jobs.submit("retrain", who.org_id, {"force": body.force}, work)
+    job_id = svc.jobs.submit("retrain", who.org_id, {"force": body.force, "scope": "platform"},
+                             work)
     return s.get(Job, job_id)
 
 
-@router.post("/models/{version}/activate", summary="Make a published version live (rollback)")
-def activate(version: Version, who: Steward, svc: ServicesDep) -> dict:
+@router.post("/models/{version}/activate",
+             summary="Make a published version live (rollback); admins only")
+def activate(version: Version, who: Admin, svc: ServicesDep) -> dict:
     try:
         live = svc.models.activate(version)
     except ModelNotFoundError:  # a 404 (not "no model is live"), without the server's paths
@@ -48,21 +51,32 @@ def activate(version: Version, who: Steward, svc: ServicesDep) -> dict:
     return {"version": live.version, "live": True}
 
 
+def visible(job: Job, who: Principal) -> bool:
+    """Whether ``who`` may see ``job``: an admin every job; anyone else the jobs its own
+    organisation started with a key of its own role's reach. A platform job (started by an
+    admin, whose results may hold every alliance's rows) is an admin's only, whatever
+    organisation the admin key belongs to."""
+    if who.is_admin:
+        return True
+    return job.org_id == who.org_id and (job.params or {}).get("scope") != "platform"
+
+
 def find_job(s, who: Principal, job_id: int) -> Job:
     """The job ``job_id`` if ``who`` may see it, else :class:`NotFound`."""
     job = s.get(Job, job_id)
-    reach = owners_in_reach(s, who)
-    if job is None or (reach is not None and job.org_id != who.org_id):
+    if job is None or not visible(job, who):
         raise NotFound(f"no job with id {job_id}")
     return job
 
 
 @router.get("/jobs", summary="The caller's jobs, newest first")
 def jobs(who: Caller, s: SessionDep, limit: Limit = 50) -> dict[str, list[JobOut]]:
-    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
-    if not who.is_admin:
-        stmt = stmt.where(Job.org_id == who.org_id)
-    return {"items": [JobOut.model_validate(j) for j in s.scalars(stmt)]}
+    stmt = select(Job).order_by(Job.id.desc())
+    if who.is_admin:
+        rows = s.scalars(stmt.limit(limit)).all()
+    else:
+        rows = [j for j in s.scalars(stmt.where(Job.org_id == who.org_id)) if visible(j, who)]
+    return {"items": [JobOut.model_validate(j) for j in rows[:limit]]}
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state and progress")

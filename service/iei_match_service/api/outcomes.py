@@ -8,7 +8,7 @@ from sqlalchemy import or_, select
 from ..access import may_record_outcome, owners_in_reach
 from ..db.tables import Need, OutcomeEvent, Partnership, Program, utcnow
 from ..errors import NotFound
-from ..labels import grade_of
+from ..labels import grade_of_sides
 from ..schemas import OutcomeIn, OutcomeOut, PartnershipOut
 from .deps import Caller, Limit, Offset, SessionDep
 
@@ -32,9 +32,11 @@ def record(body: OutcomeIn, who: Caller, s: SessionDep):
                          note=body.note)
     s.add(event)
     s.flush()
-    events = s.scalars(select(OutcomeEvent.event).where(OutcomeEvent.partnership_id == p.id)
+    events = s.execute(select(OutcomeEvent.event, OutcomeEvent.actor_org_id)
+                       .where(OutcomeEvent.partnership_id == p.id)
                        .order_by(OutcomeEvent.id)).all()
-    p.stage, p.grade, p.updated_at = body.event, grade_of(events), utcnow()
+    grade = grade_of_sides(events, enterprise=need.org_id, college=program.org_id)
+    p.stage, p.grade, p.updated_at = body.event, grade, utcnow()
     s.commit()
     return {"partnership_id": p.id, "need_id": need.id, "program_id": program.id,
             "stage": p.stage, "grade": p.grade, "event_id": event.id}

@@ -1066,7 +1066,9 @@
     renderModels() {
       if (!this.models) return;
       const box = clear($("models-table"));
-      const steward = ["coordinator", "admin"].includes(state.me.role);
+      const steward = state.me.role === "admin";  // one live model serves every alliance
+      $("retrain").disabled = !steward;
+      $("retrain-force").disabled = !steward;
       const head = el("tr", {}, ...["version", "created", "mode", "metrics"].map((k) => el("th", {}, t("co.models." + k))), el("th", {}));
       const body = el("tbody", {});
       for (const v of this.models.items.slice().reverse()) {

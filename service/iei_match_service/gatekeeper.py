@@ -1,0 +1,107 @@
+"""The key check, before anything else is done for a request.
+
+An ASGI middleware authenticates every API request from its headers alone, before its body
+is read and before it is admitted to a ranking, then counts it against its key's rate
+limit; only then does the request reach the app. A request without a valid key costs a
+header parse (and at most one indexed lookup); failures are counted per client address,
+and an address past ``auth_failures_per_minute`` gets 429 for its keyless or malformed
+requests at once. A refusal for a crossed rate limit (of an address or a key) is sent
+after a pause of up to ``TARPIT_S``: a flooding client then waits on its own connections
+instead of making the service parse thousands of requests a second, which on a small
+machine took the CPU from everyone else's rankings. The principal found is left in
+``request.state.principal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
+
+from .auth import Principal, authenticate
+from .errors import Forbidden, RateLimited, ServiceError, Unauthorized, Unavailable, body
+
+log = logging.getLogger("iei_match_service")
+API_PREFIX = "/api/v1/"
+TARPIT_S = 1.0
+
+
+async def send_error(send, err: ServiceError) -> None:
+    """``err`` as the app's error handlers would answer it."""
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+               (b"x-content-type-options", b"nosniff")]
+    if err.status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    if err.status == 429 and "retry_after" in err.extra:
+        headers.append((b"retry-after", str(err.extra["retry_after"]).encode()))
+    data = json.dumps(body(err.code, err.message, **err.extra)).encode()
+    headers.append((b"content-length", str(len(data)).encode()))
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _well_formed(header: str | None) -> bool:
+    if not header:
+        return False
+    scheme, _, key = header.partition(" ")
+    parts = key.strip().split("_")
+    return scheme.lower() == "bearer" and len(parts) >= 3 and parts[0] == "iem"
+
+
+class KeyCheck:
+    """Authenticate API requests (and ``/metrics`` unless it is public) before the app."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        svc = getattr(scope["app"].state, "services", None)
+        metrics = path == "/metrics" and svc is not None and not svc.settings.metrics_public
+        if svc is None or not (path.startswith(API_PREFIX) or metrics):
+            return await self.app(scope, receive, send)
+        address = (scope.get("client") or ("unknown",))[0]
+        header = None
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                break
+        try:
+            if not _well_formed(header):
+                refused = svc.auth_failures.exhausted(address)
+                if refused is not None:
+                    raise refused
+            try:
+                who: Principal = await run_in_threadpool(self._authenticate, svc, header)
+            except Unauthorized:
+                svc.auth_failures.check(address)  # 429 once the address is past its budget
+                raise
+            svc.rate.check(who.key_id)
+            if metrics and not who.is_admin:
+                raise Forbidden("the metrics need an admin key")
+        except ServiceError as err:
+            if isinstance(err, RateLimited):
+                await asyncio.sleep(min(TARPIT_S, float(err.extra.get("retry_after", 1))))
+            return await send_error(send, err)
+        scope.setdefault("state", {})["principal"] = who
+        return await self.app(scope, receive, send)
+
+    @staticmethod
+    def _authenticate(svc, header: str | None) -> Principal:
+        """The key's principal; a database that does not answer is a 503, as in the app."""
+        try:
+            with svc.db.sessions() as s:
+                return authenticate(s, header)
+        except DBAPIError as exc:
+            log.warning("database error: %s", exc.__class__.__name__)
+            raise Unavailable("the database is not answering; retry",
+                              code="database_unavailable") from None
+        except PoolTimeout:
+            log.warning("no database connection was free in time")
+            raise Unavailable("the service is busy; retry shortly", code="overloaded") from None
