@@ -21,7 +21,7 @@ from ..batch_jobs import PLOTS, RESULTS, from_database, from_files, job_dir, sub
 from ..db.tables import Job
 from ..errors import Conflict, Invalid, NotFound
 from ..schemas import BatchIn, JobOut
-from .deps import PathId, ServicesDep, SessionDep, roles
+from .deps import IdempotencyKey, PathId, ServicesDep, SessionDep, roles
 from .models import find_job
 
 router = APIRouter(prefix="/api/v1", tags=["batch jobs"])
@@ -51,9 +51,10 @@ PLOT_RESPONSES = {200: {"description": "The gap heatmap",
 
 @router.post("/batch", status_code=202, response_model=JobOut,
              summary="Score every need of the alliance against every program, then allocate")
-def start(body: BatchIn, who: Steward, svc: ServicesDep, s: SessionDep):
+def start(body: BatchIn, who: Steward, svc: ServicesDep, s: SessionDep,
+          idempotency_key: IdempotencyKey = None):
     inputs = from_database(s, who)
-    job_id = submit(svc, who, inputs, body.model_dump())
+    job_id = submit(svc, who, inputs, body.model_dump(), idempotency_key=idempotency_key)
     return s.get(Job, job_id)
 
 
@@ -81,7 +82,8 @@ def start_upload(who: Steward, svc: ServicesDep, s: SessionDep,
                  top_k: Annotated[int, Form(ge=1, le=100)] = 10,
                  allocate: Annotated[bool, Form()] = True,
                  min_score: Annotated[float | None, Form(ge=-1e6, le=1e6)] = None,
-                 max_partners_per_college: Annotated[int | None, Form(ge=1, le=100_000)] = None):
+                 max_partners_per_college: Annotated[int | None, Form(ge=1, le=100_000)] = None,
+                 idempotency_key: IdempotencyKey = None):
     with tempfile.TemporaryDirectory(prefix="iei-batch-") as tmp:
         n_path, n_name = _save(needs, Path(tmp), "needs")
         p_path, p_name = _save(programs, Path(tmp), "programs")
@@ -89,7 +91,7 @@ def start_upload(who: Steward, svc: ServicesDep, s: SessionDep,
     params = {"top_k": top_k, "allocate": allocate, "min_score": min_score,
               "max_partners_per_college": max_partners_per_college,
               "files": [n_name, p_name]}
-    job_id = submit(svc, who, inputs, params)
+    job_id = submit(svc, who, inputs, params, idempotency_key=idempotency_key)
     return s.get(Job, job_id)
 
 
