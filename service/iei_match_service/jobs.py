@@ -72,7 +72,9 @@ class JobContext:
         so)."""
         if self.cancelled and progress < 1.0:
             raise Cancelled()
-        self.runner._set(self.job_id, progress=max(0.0, min(1.0, progress)), message=message)
+        if not self.runner._set(self.job_id, progress=max(0.0, min(1.0, progress)),
+                                message=message) and progress < 1.0:
+            raise Cancelled()  # another process has taken the job over
 
 
 Handler = Callable[[JobContext, Job], dict]
