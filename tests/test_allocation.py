@@ -257,3 +257,26 @@ def test_the_cap_on_a_medium_instance_is_feasible_and_between_greedy_and_no_cap(
         if "optimal" not in report.status:
             assert "best found within the time limit" in report.status
             assert re.search(r"gap [0-9.e-]+% at most", report.status)
+
+
+def test_low_fit_pairs_are_left_out_by_default_and_unmet_needs_say_why():
+    needs = pd.DataFrame({"need_id": ["care", "tcm", "busy"], "headcount": [20, 5, 9]})
+    programs = pd.DataFrame({"program_id": ["robot", "pharma"],
+                             "graduates_per_year": [40, 10]})
+    scores = pd.DataFrame({
+        "need_id": ["care", "care", "tcm", "busy"],
+        "program_id": ["robot", "pharma", "pharma", "pharma"],
+        "score": [2.0, 1.5, 3.0, 1.0],
+        "fit": [0.01, 0.02, 0.8, 0.4],
+        "fit_level": ["low", "low", "high", "medium"]})
+    plan, report = allocate(scores, needs, programs)
+    # Nobody is sent to a program that does not fit, though graduates are free.
+    assert set(plan["need_id"]) == {"tcm", "busy"}
+    unmet = report.unmet.set_index("need_id")
+    assert unmet.loc["care", "unmet"] == 20 and unmet.loc["care", "reason"] == "no_fitting_program"
+    assert unmet.loc["tcm", "unmet"] == 0 and unmet.loc["tcm", "reason"] == ""
+    assert unmet.loc["busy", "unmet"] == 4 and unmet.loc["busy", "reason"] == "capacity"
+    assert "no program fits" in report.summary()
+    # The coordinator may let low pairs in.
+    plan0, report0 = allocate(scores, needs, programs, min_fit=0.0)
+    assert "care" in set(plan0["need_id"]) and report0.assigned > report.assigned

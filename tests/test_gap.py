@@ -114,3 +114,34 @@ def test_the_png_is_drawn_without_any_chinese_font(tables, tmp_path, monkeypatch
     monkeypatch.setattr(gap_plot, "cjk_font", lambda: None)
     write_gap_plot(gap_report(*tables), tmp_path / "plain.png")
     assert (tmp_path / "plain.png").stat().st_size > 1000
+
+
+def _ink(text: str, family: list[str]) -> np.ndarray:
+    """The pixels of ``text`` drawn in ``family`` (grey levels, 0 = black)."""
+    import io
+
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    with rc_context({"font.family": "sans-serif", "font.sans-serif": family}):
+        fig = Figure(figsize=(3, 0.6), dpi=60)
+        fig.text(0.02, 0.2, text, fontsize=20)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    import matplotlib.image as mpimg
+
+    buf.seek(0)
+    return mpimg.imread(buf)[..., :3].mean(axis=2)
+
+
+def test_chinese_labels_render_as_glyphs_not_boxes():
+    # The package ships its own font, so this holds on a machine with no CJK font at all.
+    font = gap_plot.cjk_font()
+    assert font is not None
+    chinese = _ink("汽车制造类", [font])
+    other = _ink("公共服务类", [font])
+    assert (chinese < 0.5).sum() > 200  # something was drawn
+    # Different characters give different pictures: missing glyphs would all be the same box.
+    assert np.abs(chinese - other).sum() > 50
+    a, b = _ink("汽", [font]), _ink("车", [font])
+    assert np.abs(a - b).sum() > 20

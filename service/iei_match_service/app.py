@@ -29,6 +29,7 @@ from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
 from .model_host import ModelHost
 from .openapi import install as install_openapi
+from .reference import ReferenceMajors
 from .retrain import train_first
 from .settings import Settings
 from .web import install as install_web
@@ -51,7 +52,16 @@ def _validation_problems(exc: RequestValidationError) -> list[dict]:
     out = []
     for err in exc.errors()[:20]:
         loc = [str(p) for p in err.get("loc", ())][:6]
-        out.append({"location": ".".join(loc)[:200], "message": str(err.get("msg", ""))[:200]})
+        problem = {"location": ".".join(loc)[:200], "message": str(err.get("msg", ""))[:200],
+                   "type": str(err.get("type", ""))[:50]}
+        # The limit a value broke (a length or a bound), so that a page can say it in its
+        # own language; never the value itself.
+        limits = {k: v for k, v in (err.get("ctx") or {}).items()
+                  if k in ("max_length", "min_length", "ge", "le", "gt", "lt")
+                  and isinstance(v, (int, float))}
+        if limits:
+            problem["limits"] = limits
+        out.append(problem)
     return out
 
 
@@ -131,7 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.recover()
         svc = Services(settings=settings, db=db, models=models,
                        jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
-                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s))
+                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
+                       reference=ReferenceMajors(settings.catalog))
         app.state.services = svc
         _start_model(svc)
         models.watch(settings.model_poll_s)

@@ -25,12 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iei_match.allocation import allocate
+from iei_match.artifacts import load_model
 from iei_match.batch import BatchProgress, run_batch
 from iei_match.errors import DataFileError, JobCancelledError
 from iei_match.gap import gap_report
 from iei_match.gap_plot import write_gap_plot
 from iei_match.inputs import whole_numbers
 from iei_match.io import load_needs, load_programs, problems_error
+from iei_match.reference import reference_majors
 
 from .access import owners_in_reach
 from .auth import Principal
@@ -46,8 +48,10 @@ RESULTS = {
     "scores": "the best programs of every need (need_id, program_id, rank, score, reasons)",
     "partners": "the best needs of every program (program_id, need_id, rank, score, reasons)",
     "allocation": "who serves whom: need_id, program_id, assigned people, score",
-    "unmet": "each need's headcount, people placed and unmet demand",
-    "gap": "demand vs supply by program category x province x level",
+    "unmet": "each need's headcount, people placed, unmet demand and why (no_fitting_program "
+             "or capacity), with the national major that fits it best",
+    "gap": "demand vs supply by program group and category x province x level; a need counts "
+           "under the group of the national major that fits it best",
 }
 PLOTS = {"gap.png": "image/png", "gap.html": "text/html; charset=utf-8"}
 
@@ -125,7 +129,7 @@ KEPT = (INPUTS, "work")  # what a resumed job reuses: its inputs and finished pa
 
 def run(ctx: JobContext, settings: Settings, model_dir: Path, inputs: BatchInputs,
         top_k: int, allocate_too: bool, min_score: float | None,
-        max_partners_per_college: int | None) -> dict:
+        max_partners_per_college: int | None, min_fit: float | None = None) -> dict:
     """The job's work, done by :func:`compute` in a child process at a lower priority;
     returns what the job's ``result`` shows."""
     out = job_dir(settings, ctx.job_id)
@@ -137,8 +141,9 @@ def run(ctx: JobContext, settings: Settings, model_dir: Path, inputs: BatchInput
     work = {"out": str(out), "job_id": ctx.job_id, "model_dir": str(model_dir),
             "source": inputs.source, "notes": inputs.notes, "top_k": top_k,
             "allocate_too": allocate_too, "min_score": min_score,
-            "max_partners_per_college": max_partners_per_college,
-            "scheduler": settings.batch_scheduler, "n_workers": settings.batch_workers}
+            "max_partners_per_college": max_partners_per_college, "min_fit": min_fit,
+            "catalog": settings.catalog, "scheduler": settings.batch_scheduler,
+            "n_workers": settings.batch_workers}
     return run_in_child(ctx, WORK, work, nice=settings.batch_nice,
                         threads=native_threads(settings.batch_workers),
                         frames={"needs": inputs.needs, "programs": inputs.programs})
@@ -148,7 +153,8 @@ def compute(out: str, job_id: int, model_dir: str, needs: pd.DataFrame,
             programs: pd.DataFrame, source: str, notes: list[str], top_k: int,
             allocate_too: bool, min_score: float | None,
             max_partners_per_college: int | None, scheduler: str | None, n_workers: int,
-            report: Callable[[float, str], None], cancelled: Callable[[], bool]) -> dict:
+            report: Callable[[float, str], None], cancelled: Callable[[], bool],
+            min_fit: float | None = None, catalog: str = "cn-vocational") -> dict:
     """Score, allocate and report gaps into the directory ``out``; returns the job's
     ``result``.
 
@@ -180,17 +186,26 @@ def compute(out: str, job_id: int, model_dir: str, needs: pd.DataFrame,
                     "seconds": round(batch.seconds, 2), "notes": inputs.notes,
                     "results": ["scores", "partners"]}
     _label(scores, inputs).to_parquet(out_dir / "scores.parquet", index=False)
+    step(0.87, "reference majors")
+    refs = reference_majors(load_model(model_dir), inputs.needs, catalog, k=1, same_level=True)
+    refs = refs.rename(columns={"code": "reference_code", "title": "reference_title",
+                                "fit": "reference_fit", "group_name": "reference_group"})
+    ref_cols = ["reference_code", "reference_title", "reference_fit", "reference_group"]
+    needs = inputs.needs.merge(refs[["need_id", *ref_cols]], on="need_id", how="left")
     if allocate_too:
         step(0.9, "allocating")
         plan, alloc = allocate(scores, inputs.needs, inputs.programs,
                                max_partners_per_college=max_partners_per_college,
-                               min_score=min_score)
+                               min_score=min_score, min_fit=min_fit)
         _label(plan, inputs).to_parquet(out_dir / "allocation.parquet", index=False)
-        _label(alloc.unmet, inputs).to_parquet(out_dir / "unmet.parquet", index=False)
+        unmet = alloc.unmet.merge(needs[["need_id", *ref_cols]], on="need_id", how="left")
+        _label(unmet, inputs).to_parquet(out_dir / "unmet.parquet", index=False)
         result["allocation"] = {
             "objective": round(float(alloc.objective), 4), "assigned": int(alloc.assigned),
             "demand": int(alloc.demand), "supply": int(alloc.supply),
             "unmet": int(alloc.demand - alloc.assigned), "gini": round(float(alloc.gini), 4),
+            "unmet_no_fitting_program": int(alloc.unmet.loc[
+                alloc.unmet["reason"] == "no_fitting_program", "unmet"].sum()),
             "status": alloc.status, "pairs": int(alloc.pairs)}
         result["rows"].update(allocation=len(plan), unmet=len(alloc.unmet))
         result["results"] += ["allocation", "unmet"]
@@ -198,7 +213,7 @@ def compute(out: str, job_id: int, model_dir: str, needs: pd.DataFrame,
             not inputs.needs["headcount"].isna().any() and \
             not inputs.programs["graduates_per_year"].isna().any():
         step(0.95, "gap report")
-        gap = gap_report(inputs.needs, inputs.programs, scores, min_score=min_score)
+        gap = gap_report(needs, inputs.programs, scores, min_score=min_score, catalog=catalog)
         gap.to_parquet(out_dir / "gap.parquet", index=False)
         write_gap_plot(gap, out_dir / "gap.png")
         write_gap_plot(gap, out_dir / "gap.html")
@@ -283,6 +298,6 @@ def handler(settings: Settings, models_root: Path):
         if not model_dir.is_dir():
             raise FileNotFoundError(f"model version {p['model_version']} is no longer there")
         return run(ctx, settings, model_dir, inputs, p["top_k"], p["allocate"],
-                   p.get("min_score"), p.get("max_partners_per_college"))
+                   p.get("min_score"), p.get("max_partners_per_college"), p.get("min_fit"))
 
     return handle

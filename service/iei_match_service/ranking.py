@@ -59,8 +59,14 @@ def _explanation(match, skills: Sequence[str], text: str, haystack: str,
     }
 
 
+def low_fit_below(matcher: Matcher, include_low: bool) -> float | None:
+    """The smallest fit a listed pair may have: the model's ``medium`` threshold, unless
+    pairs of low fit are asked for too (None)."""
+    return None if include_low else float(matcher.fit_model_.thresholds_["medium"])
+
+
 def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarray,
-                  k: int) -> list[dict]:
+                  k: int, include_low: bool = False) -> list[dict]:
     """The best ``k`` of the ``allowed`` prepared programs for one need (a stored need or a
     :class:`MatchIn`).
 
@@ -71,19 +77,20 @@ def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarra
         return []
     needs = pd.DataFrame([need_record(need, need_key(getattr(need, "id", 0) or 0))])
     ranked = matcher.rank(needs, programs.catalog.restrict(allowed), k=k, explain=k,
-                          as_frame=False)
+                          min_fit=low_fit_below(matcher, include_low), as_frame=False)
     skills = need.skills or []
     return _hits(matcher, ranked, programs, "program_id", lambda i: (
         skills, programs.rows[i].text, programs.haystack[i], lambda: programs.words(i)))
 
 
 def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
-               k: int) -> list[dict]:
+               k: int, include_low: bool = False) -> list[dict]:
     """The best ``k`` of the ``allowed`` prepared needs for one program (its partner list)."""
     if not allowed.any():
         return []
     ranked = matcher.partners(programs_frame([program]), needs.catalog.restrict(allowed), k=k,
-                              explain=k, as_frame=False)
+                              explain=k, min_fit=low_fit_below(matcher, include_low),
+                              as_frame=False)
     text = " ".join([program.title, program.description or "",
                      " ".join(program.certificates or [])])
     haystack, words = normalize(text), functools.cache(lambda: set(tokenize(text)))

@@ -239,6 +239,7 @@ class MatchIn(Strict):
     city: Place = ""
     k: Annotated[int, Field(ge=1, le=100)] = 10
     near: Literal["anywhere", "province", "city"] = "anywhere"
+    include_low: bool = Field(False, description="also list programs whose fit is low")
 
     _items = field_validator("skills", "certificates")(_clean_items)
 
@@ -295,13 +296,29 @@ class NeedHit(BaseModel):
     enterprise: OrgBrief
 
 
+class ReferenceMajor(BaseModel):
+    code: str = Field(description="the major's code in the national catalog")
+    title: str
+    level: str
+    fit: float
+    fit_level: Literal["high", "medium", "low"]
+    group: str = Field(description="its group (专业类), e.g. 4607")
+    group_name: str = Field(description="the group's name, e.g. 汽车制造类")
+    offered_in_alliance: bool = Field(description="a program of the alliance has this code")
+
+
 class Ranked(BaseModel):
     model_version: str
+    include_low: bool = Field(description="whether items of low fit are listed (they are "
+                              "left out unless asked for)")
     items: list
 
 
 class ProgramHits(Ranked):
     items: list[ProgramHit]
+    reference_majors: list[ReferenceMajor] = Field(
+        description="the national catalog's majors that fit the need best, whatever the "
+                    "alliance offers: what to look for when no program of the alliance fits")
 
 
 class NeedHits(Ranked):
@@ -345,6 +362,9 @@ class BatchIn(Strict):
     allocate: bool = Field(True, description="also plan who serves whom under the capacities")
     min_score: float | None = Field(None, ge=-1e6, le=1e6,
                                     description="pairs scoring lower are not allocated")
+    min_fit: float | None = Field(None, ge=0, le=1, description="pairs whose fit is lower are "
+                                  "not allocated (default: pairs of low fit_level are not; 0 "
+                                  "lets them in)")
     max_partners_per_college: int | None = Field(
         None, ge=1, le=100_000, description="needs one college may serve at most")
 

@@ -9,8 +9,11 @@ total match quality, ``sum(score x people)``, is as large as possible, while
 - a college (the programs' ``org_id``; without that column each program is its own
   college) serves at most ``max_partners_per_college`` needs, when that cap is given;
 - only pairs with a score of at least ``min_score``, and above 0, are used (a pair whose
-  score is 0 or less can only lower the total, so it is never worth placing anyone), and,
-  with ``min_fit``, only pairs whose calibrated ``fit`` is at least that.
+  score is 0 or less can only lower the total, so it is never worth placing anyone);
+- only pairs that fit: by default those whose ``fit_level`` is not ``low`` (a need that
+  nothing fits stays unmet, with the reason ``no_fitting_program``, rather than being
+  filled with a bad match), or, with ``min_fit``, those whose calibrated ``fit`` is at
+  least that (``min_fit=0`` lets low pairs in).
 
 Without the college cap the plan is exact (a min-cost flow). With it the problem is a
 mixed-integer program: the plan is optimal up to a relative gap of 1e-4 when the solver
@@ -47,7 +50,9 @@ class AllocationReport:
     assigned, demand, supply : int
         People placed; total headcount asked; total graduates offered.
     unmet : DataFrame
-        One row per need: ``need_id, headcount, assigned, unmet``.
+        One row per need: ``need_id, headcount, assigned, unmet, reason``; ``reason`` is
+        ``no_fitting_program`` (no eligible pair), ``capacity`` (eligible pairs, but
+        their programs' graduates went elsewhere or ran out) or empty when it is met.
     colleges : DataFrame
         One row per college: ``college, capacity, assigned, partners`` (needs served).
     gini : float
@@ -76,8 +81,15 @@ class AllocationReport:
                  f"placed {self.assigned} of {self.demand} people asked "
                  f"({self.supply} graduates offered, {self.pairs} eligible pairs)",
                  f"unmet demand: {self.demand - self.assigned} people in {len(short)} needs"]
+        if "reason" in short:
+            unfit = short[short["reason"] == "no_fitting_program"]
+            lines.append(f"  {int(unfit['unmet'].sum())} people in {len(unfit)} needs that no "
+                         f"program fits; {int(short['unmet'].sum() - unfit['unmet'].sum())} "
+                         f"short of capacity")
         for row in short.head(10).itertuples(index=False):
-            lines.append(f"  {row.need_id}: {row.unmet} of {row.headcount}")
+            why = {"no_fitting_program": " (no program fits)",
+                   "capacity": " (capacity)"}.get(getattr(row, "reason", ""), "")
+            lines.append(f"  {row.need_id}: {row.unmet} of {row.headcount}{why}")
         if len(short) > 10:
             lines.append(f"  ... and {len(short) - 10} more needs")
         lines.append(f"exposure across {len(self.colleges)} colleges: Gini {self.gini:.3f}")
@@ -154,7 +166,8 @@ def allocate(scores, needs, programs, bases=None, max_partners_per_college: int 
         Pairs scoring lower are not used.
     min_fit : float, optional
         Pairs whose ``fit`` (a column of ``scores``, as ``rank`` and ``batch`` write it) is
-        lower are not used.
+        lower are not used. By default, pairs whose ``fit_level`` is ``low`` are not used
+        (when ``scores`` has that column).
     time_limit : float, optional
         Seconds the solve with ``max_partners_per_college`` may take (120 by default,
         ``math.inf`` for no limit); the best plan found by then is returned and
@@ -217,6 +230,8 @@ def allocate(scores, needs, programs, bases=None, max_partners_per_college: int 
         keep &= score >= float(min_score)
     if min_fit is not None:
         keep &= pairs["fit"].to_numpy(float) >= float(min_fit)
+    elif "fit_level" in pairs:
+        keep &= pairs["fit_level"].to_numpy(dtype=str) != "low"
     problem = Problem(n_idx[keep], p_idx[keep], score[keep], headcount, graduates, base_of,
                       base_cap, np.asarray(college).ravel(), max_partners_per_college)
     if len(problem.need) == 0:
@@ -239,8 +254,11 @@ def _plan(p: Problem, people: np.ndarray, status: str, need_ids: pd.Series,
         "score": p.score[used][order].astype(float),
     })
     per_need = np.bincount(p.need, weights=people, minlength=len(p.headcount)).astype(np.int64)
+    short = p.headcount - per_need
+    eligible = np.bincount(p.need, minlength=len(p.headcount)) > 0
+    reason = np.where(short <= 0, "", np.where(eligible, "capacity", "no_fitting_program"))
     unmet = pd.DataFrame({"need_id": need_ids.to_numpy(dtype=object), "headcount": p.headcount,
-                          "assigned": per_need, "unmet": p.headcount - per_need})
+                          "assigned": per_need, "unmet": short, "reason": reason.astype(object)})
     pair_college = p.college[p.program]
     per_college = np.bincount(pair_college, weights=people, minlength=len(colleges))
     served = pd.DataFrame({"c": pair_college[used], "n": p.need[used]}).drop_duplicates()

@@ -87,7 +87,8 @@ def cmd_gap(args) -> int:
     from .io import write_table
 
     table = gap_report(args.needs, args.programs, scores=args.scores,
-                       prefix_length=args.prefix_length, min_score=args.min_score)
+                       prefix_length=args.prefix_length, min_score=args.min_score,
+                       catalog=args.catalog)
     write_table(table, args.output)
     if args.plot:
         write_gap_plot(table, args.plot)
@@ -149,7 +150,8 @@ def add_commands(sub, positive) -> None:
                    help="needs a college may serve at most")
     a.add_argument("--min-score", type=_number, help="pairs scoring lower are not used")
     a.add_argument("--min-fit", type=_fit, help="pairs whose fit (0-1) is lower are not used "
-                   "(needs the scores' fit column)")
+                   "(needs the scores' fit column; default: pairs whose fit_level is low are "
+                   "not used, 0 lets them in)")
     a.add_argument("--time-limit", type=_number, help="seconds for the solver when "
                    "--max-partners-per-college is given (default 120; the status says how "
                    "far from proven optimal the plan is when it stops there)")
@@ -166,4 +168,7 @@ def add_commands(sub, positive) -> None:
     g.add_argument("--prefix-length", type=positive, default=2,
                    help="code letters that make a program category")
     g.add_argument("--min-score", type=_number, help="pairs scoring lower give no category")
+    g.add_argument("--catalog", choices=("cn-vocational", "us-onet-cip"),
+                   help="the catalog the codes come from: cn-vocational names the 专业大类 "
+                   "and 专业类 and puts its three levels' codes in one numbering")
     g.set_defaults(func=cmd_gap)

@@ -1,12 +1,12 @@
 """Pictures of a gap report: a PNG heatmap (matplotlib, Agg) or a self-contained HTML page.
 
-Both show the shortfall (demand - supply) of each program category (rows) in each province
-(columns), one panel per level; red is a shortage of graduates, blue a surplus. The HTML
-page adds the full table; it has no script and loads nothing from elsewhere.
+Both show the shortfall (demand - supply) of each program group (rows, with its category)
+in each province (columns), one panel per level, shortages first: red is a shortage of
+graduates (the cells that matter), a pale blue a surplus. The HTML page adds the full table;
+it has no script and loads nothing from elsewhere.
 
-Chinese labels need a font with Chinese glyphs: the first one installed of a list of
-common CJK fonts (Noto Sans CJK, Source Han Sans, WenQuanYi, SimHei, ...) is used; without
-any, the picture is still drawn and Chinese characters show as empty boxes.
+Chinese labels are drawn with the font shipped in the package (Noto Sans CJK SC, subset to
+GB 2312; ``fonts/LICENSE-OFL.txt``), so they render whatever the machine has installed.
 """
 
 from __future__ import annotations
@@ -32,14 +32,21 @@ _CJK_FILES = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "simhei", "
               "pingfang", "droidsansfallback", "uming", "ukai")
 
 
-def cjk_font() -> str | None:
-    """The family name of an installed font with Chinese glyphs, or None.
+BUNDLED_FONT = Path(__file__).resolve().parent / "fonts" / "NotoSansSC-GB2312.otf"
 
-    Looks in matplotlib's font list first, then among the system's font files (a font
-    installed after matplotlib built its cache is added to it).
+
+def cjk_font() -> str | None:
+    """The family name of a font with Chinese glyphs: the one shipped in the package, else
+    an installed one (matplotlib's font list, then the system's font files), else None.
     """
     from matplotlib import font_manager
 
+    if BUNDLED_FONT.is_file():
+        try:
+            font_manager.fontManager.addfont(str(BUNDLED_FONT))
+            return font_manager.FontProperties(fname=str(BUNDLED_FONT)).get_name()
+        except (OSError, RuntimeError, ValueError):
+            pass
     names = {f.name for f in font_manager.fontManager.ttflist}
     for family in CJK_FONTS:
         if family in names:
@@ -55,11 +62,26 @@ def cjk_font() -> str | None:
     return None
 
 
+def row_label(row) -> str:
+    """How a cell's group is named on a picture: ``4607 汽车制造类 · 装备制造大类``, or
+    the category alone when the report has one level."""
+    group, name = str(row["group"]), str(row["group_name"])
+    cat_name = str(row["category_name"])
+    label = f"{group} {name}" if name != group else group
+    if group != str(row["category"]) and cat_name != str(row["category"]):
+        label += f" · {cat_name}"
+    return label
+
+
 def shortfall_grid(table: pd.DataFrame, level) -> pd.DataFrame:
-    """Shortfall of one level as a category x province grid (0 where nothing is)."""
+    """Shortfall of one level as a group x province grid (0 where nothing is), the groups
+    with the largest shortfall first."""
     part = table[table["level"] == level]
-    return part.pivot_table(index="category", columns="province", values="shortfall",
-                            aggfunc="sum", fill_value=0).sort_index().sort_index(axis=1)
+    part = part.assign(row=[row_label(r) for _, r in part.iterrows()])
+    grid = part.pivot_table(index="row", columns="province", values="shortfall",
+                            aggfunc="sum", fill_value=0).sort_index(axis=1)
+    order = grid.clip(lower=0).sum(axis=1).sort_values(ascending=False, kind="stable").index
+    return grid.loc[order]
 
 
 def _atomic(path: Path, write) -> None:
@@ -74,10 +96,23 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+def _colors(grid: np.ndarray, limit: float) -> np.ndarray:
+    """RGBA cells: shortages in reds that deepen with the shortfall, surpluses a pale
+    blue, empty cells white."""
+    from matplotlib import colormaps
+
+    reds = colormaps["Reds"]
+    out = np.ones(grid.shape + (4,))
+    short = grid > 0
+    out[short] = reds(0.25 + 0.75 * np.minimum(grid[short] / limit, 1.0))
+    out[grid < 0] = (0.86, 0.91, 0.97, 1.0)
+    return out
+
+
 def _png(table: pd.DataFrame, path: str) -> None:
     from matplotlib import rc_context
-    from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     levels = sorted(table["level"].unique())
     grids = [shortfall_grid(table, lv) for lv in levels]
@@ -85,31 +120,39 @@ def _png(table: pd.DataFrame, path: str) -> None:
     family = [font, "DejaVu Sans"] if font else ["DejaVu Sans"]
     rows = max((g.shape[0] for g in grids), default=1)
     cols = max((g.shape[1] for g in grids), default=1)
-    width = min(4 + 0.55 * cols * len(levels), 60)
+    label_width = max((len(str(r)) for g in grids for r in g.index), default=4)
+    width = min(max(9.0, 1.5 + 0.13 * label_width + 0.6 * cols * len(levels)), 60)
+    short = int(table["shortfall"].clip(lower=0).sum())
     with rc_context({"font.family": "sans-serif", "font.sans-serif": family,
                      "axes.unicode_minus": False}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*[Gg]lyph .* missing from font.*")
-        fig = Figure(figsize=(width, 2.5 + 0.35 * rows), layout="constrained")
+        fig = Figure(figsize=(width, 3.0 + 0.36 * rows), layout="constrained")
         axes = fig.subplots(1, max(len(levels), 1), squeeze=False)[0]
-        limit = max(1, int(np.abs(table["shortfall"].to_numpy()).max(initial=0)))
-        norm = TwoSlopeNorm(vcenter=0, vmin=-limit, vmax=limit)
-        image = None
+        limit = max(1, int(table["shortfall"].clip(lower=0).max()))
         for ax, level, grid in zip(axes, levels, grids, strict=False):
-            image = ax.imshow(grid.to_numpy(float), cmap="RdBu_r", norm=norm, aspect="auto")
-            ax.set_title(f"level: {level}")
-            ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns], rotation=60,
+            values = grid.to_numpy(float)
+            ax.imshow(_colors(values, limit), aspect="auto", interpolation="nearest")
+            ax.set_title(f"层次 level: {level}")
+            ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns], rotation=45,
                           ha="right")
             ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
-            ax.set_xlabel("province")
-            ax.set_ylabel("program category")
-            if grid.size <= 400:
-                for (i, j), value in np.ndenumerate(grid.to_numpy()):
-                    if value:
-                        ax.text(j, i, f"{int(value)}", ha="center", va="center", fontsize=7,
-                                color="white" if abs(value) > 0.6 * limit else "black")
-        if image is not None:
-            fig.colorbar(image, ax=list(axes), label="shortfall (demand - supply)")
-        fig.suptitle("Supply-demand gap: people asked minus graduates per year")
+            ax.set_xlabel("省份 province")
+            if ax is axes[0]:
+                ax.set_ylabel("专业类 · 专业大类  program group · category")
+            if grid.size <= 600:
+                for (i, j), value in np.ndenumerate(values):
+                    if value > 0:
+                        ax.text(j, i, f"缺 {int(value)}", ha="center", va="center",
+                                fontsize=9, color="white" if value > 0.55 * limit else "black")
+                    elif value < 0:
+                        ax.text(j, i, f"余 {int(-value)}", ha="center", va="center",
+                                fontsize=7, color="#667788")
+        fig.legend(handles=[Patch(color=_colors(np.array([limit]), limit)[0],
+                                  label="缺 shortage: people asked - graduates per year"),
+                            Patch(color=(0.86, 0.91, 0.97), label="余 surplus")],
+                   loc="outside lower center", ncols=2, frameon=False)
+        fig.suptitle(f"供需缺口 Supply-demand gap: {short} people short of graduates",
+                     fontsize=13)
         fig.savefig(path, format="png", dpi=110)
 
 
@@ -132,7 +175,7 @@ def _html(table: pd.DataFrame, path: str) -> None:
              "per year; red: too few graduates, blue: more graduates than asked.</p>"]
     for level in sorted(table["level"].unique()):
         grid = shortfall_grid(table, level)
-        parts.append(f"<h2>Level: {esc(str(level))}</h2><table><tr><th class='l'>category"
+        parts.append(f"<h2>Level: {esc(str(level))}</h2><table><tr><th class='l'>group"
                      "</th>" + "".join(f"<th>{esc(str(c))}</th>" for c in grid.columns) + "</tr>")
         for category, values in grid.iterrows():
             cells = "".join(f"<td style='background:{_color(v, limit)}'>{int(v)}</td>"

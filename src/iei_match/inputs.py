@@ -110,8 +110,8 @@ def unique_ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
 
 
 def score_pairs(scores, need_ids, prog_ids, with_fit: bool = False) -> pd.DataFrame:
-    """The ``need_id, program_id, score`` (and with ``with_fit``, ``fit``) columns of a
-    scores table, checked.
+    """The ``need_id, program_id, score`` (and with ``with_fit``, ``fit``; and
+    ``fit_level`` when the table has it) columns of a scores table, checked.
 
     Every id must be among ``need_ids`` / ``prog_ids``, every score (and fit) a number,
     and each pair given once; otherwise a DataFileError lists the rows.
@@ -124,6 +124,8 @@ def score_pairs(scores, need_ids, prog_ids, with_fit: bool = False) -> pd.DataFr
                         "score": real_numbers(frame, "score", source)}, index=frame.index)
     if with_fit:
         out["fit"] = real_numbers(frame, "fit", source)
+    if "fit_level" in frame:
+        out["fit_level"] = frame["fit_level"].fillna("").astype(str).str.strip()
     check_known(out, "need_id", need_ids, source, "need_id")
     check_known(out, "program_id", prog_ids, source, "program_id")
     dup = out.duplicated(["need_id", "program_id"])

@@ -406,7 +406,8 @@ def test_partner_lists_show_only_needs_of_shared_alliances(shared_world, clients
         assert mine
         for caller in (college, alliance):
             for program in mine[:3]:
-                r = clients[caller].get(url_of(PARTNERS, program["id"]), params={"k": 100})
+                r = clients[caller].get(url_of(PARTNERS, program["id"]),
+                                        params={"k": 100, "include_low": True})
                 assert r.status_code == 200, r.text
                 items = r.json()["items"]
                 assert items, f"{caller} sees no partners for program {program['id']}"

@@ -56,7 +56,8 @@ def test_region_and_level_filters(shared_world):
         city = c.get(f"/api/v1/needs/{need_id}/recommendations",
                      params={"near": "city", "k": 50}).json()["items"]
         anywhere = c.get(f"/api/v1/needs/{need_id}/recommendations",
-                         params={"near": "anywhere", "k": 50, "level": ""}).json()["items"]
+                         params={"near": "anywhere", "k": 50, "level": "",
+                                 "include_low": True}).json()["items"]
         other = c.get(f"/api/v1/needs/{need_id}/recommendations",
                       params={"city": "上海市", "province": "上海市", "near": "city"}).json()
     assert city and {i["program"]["city"] for i in city} == {"佛山市"}

@@ -103,7 +103,9 @@ def test_models_retrain_and_roll_back(tab, world):
     newest = rows.first.get_attribute("data-version")
     assert newest != first
     expect(rows.first.locator(".badge.live")).to_be_visible()
-    expect(rows.first.locator(".metrics")).to_contain_text("holdout_ndcg10")
+    expect(rows.first.locator(".metrics")).to_contain_text("留出需求上的排序质量 NDCG@10")
+    expect(rows.first.locator(".metrics")).to_contain_text("匹配度校准误差")
+    expect(rows.first.locator(".metrics")).not_to_contain_text("fit_seconds")
     tab.shot("coordinator-models")
 
     page.locator(f"#models-table tr[data-version='{first}'] button").click()
@@ -158,7 +160,7 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
     expect(page.locator("#alloc-table thead")).to_contain_text("分配人数")
     assert page.locator("#gap-heatmap td.short, #gap-heatmap td.ok").count() >= 1
     expect(page.locator("#gap-heatmap thead")).to_contain_text("广东省")
-    expect(page.locator("#gap-heatmap tbody")).to_contain_text("52 医药卫生大类")
+    expect(page.locator("#gap-heatmap tbody")).to_contain_text("5204 中医药类 · 医药卫生大类")
     tab.shot("coordinator-batch-results")
 
     # Downloads: fetched with the key in a header, saved from a blob: URL.
@@ -184,9 +186,10 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
     expect(page.locator("#alloc-table tbody tr").first).to_be_visible()
     page.locator("#lang").click()
     expect(page.locator("#alloc-table thead")).to_contain_text("Assigned")
-    expect(page.locator("#gap-heatmap tbody")).to_contain_text("52 medicine and health")
+    expect(page.locator("#gap-heatmap tbody")).to_contain_text(
+        "5204 中医药类 · medicine and health")
     expect(page.locator("#tab-batch h3").first).to_have_text(
-        "Supply–demand gap (program category × province)")
+        "Supply–demand gap (program group × province)")
     tab.shot("coordinator-batch-results-english")
 
 

@@ -82,13 +82,14 @@ def start_upload(who: Steward, svc: ServicesDep, s: SessionDep,
                  top_k: Annotated[int, Form(ge=1, le=100)] = 10,
                  allocate: Annotated[bool, Form()] = True,
                  min_score: Annotated[float | None, Form(ge=-1e6, le=1e6)] = None,
+                 min_fit: Annotated[float | None, Form(ge=0, le=1)] = None,
                  max_partners_per_college: Annotated[int | None, Form(ge=1, le=100_000)] = None,
                  idempotency_key: IdempotencyKey = None):
     with tempfile.TemporaryDirectory(prefix="iei-batch-") as tmp:
         n_path, n_name = _save(needs, Path(tmp), "needs")
         p_path, p_name = _save(programs, Path(tmp), "programs")
         inputs = from_files(n_path, n_name, p_path, p_name, allocate)
-    params = {"top_k": top_k, "allocate": allocate, "min_score": min_score,
+    params = {"top_k": top_k, "allocate": allocate, "min_score": min_score, "min_fit": min_fit,
               "max_partners_per_college": max_partners_per_college,
               "files": [n_name, p_name]}
     job_id = submit(svc, who, inputs, params, idempotency_key=idempotency_key)

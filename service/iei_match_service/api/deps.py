@@ -18,6 +18,7 @@ from ..errors import Forbidden
 from ..jobs import JobRunner
 from ..limits import Gate, RateLimiter
 from ..model_host import ModelHost
+from ..reference import ReferenceMajors
 from ..settings import Settings
 
 log = logging.getLogger("iei_match_service")
@@ -32,6 +33,7 @@ class Services:
     rate: RateLimiter
     gate: Gate
     catalogs: Catalogs = field(default_factory=Catalogs)
+    reference: ReferenceMajors = field(default_factory=lambda: ReferenceMajors("cn-vocational"))
 
 
 def services(request: Request) -> Services:

@@ -19,4 +19,4 @@ def match(body: MatchIn, _: Admitted, who: Caller, s: SessionDep, svc: ServicesD
     if not (body.title or body.description or body.skills):
         raise Invalid("give at least a title, a description or skills", code="empty_need")
     return recommend(svc, s, body, k=body.k, level=None, province=None, city=None,
-                     near=body.near)
+                     near=body.near, include_low=body.include_low, org_id=who.org_id)

@@ -13,6 +13,7 @@ from ..access import get_owned, needs_visible_owners
 from ..db.tables import Need, Organization, Program, TrainingBase
 from ..limits import Admitted
 from ..ranking import rank_needs, rank_programs
+from ..reference import alliance_codes
 from ..schemas import (
     BaseIn,
     BaseOut,
@@ -43,6 +44,8 @@ LevelQ = Annotated[Literal[LEVELS + ("",)] | None,  # type: ignore[valid-type]
 Near = Annotated[Literal["anywhere", "province", "city"],
                  Query(description="region rule relative to the need's (or the given) place")]
 PlaceQ = Annotated[str | None, Query(max_length=50)]
+IncludeLow = Annotated[bool, Query(description="also list pairs whose fit is low (left out "
+                                               "by default)")]
 
 
 def org_brief(org: Organization) -> dict:
@@ -70,8 +73,10 @@ def nearby_bases(s, programs: list, province: str, city: str,
 
 
 def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
-              city: str | None, near: str) -> dict:
-    """Ranked programs for ``need`` (a stored need or a request body)."""
+              city: str | None, near: str, include_low: bool, org_id: int | None) -> dict:
+    """Ranked programs for ``need`` (a stored need or a request body), and the reference
+    majors of the national catalog (``offered_in_alliance`` among the programs of the
+    alliances of ``org_id``)."""
     live = svc.models.live()
     province = need.province if province is None else province
     city = need.city if city is None else city
@@ -82,7 +87,8 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
         if programs is not None:
             allowed = programs.mask(level=level, province=province, city=city, near=near,
                                     certificates=need.certificates or [])
-            hits = rank_programs(live.matcher, need, programs, allowed, k)
+            hits = rank_programs(live.matcher, need, programs, allowed, k, include_low)
+        majors = svc.reference.best(live, need, alliance_codes(s, org_id))
     colleges = {o.id: o for o in s.scalars(select(Organization).where(
         Organization.id.in_({h["row"].org_id for h in hits})))}
     bases = nearby_bases(s, [h["row"] for h in hits], province, city)
@@ -91,22 +97,24 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
               "explanation": h["explanation"], "program": h["row"].out,
               "college": org_brief(colleges[h["row"].org_id]),
               "training_bases": bases[h["row"].id]} for h in hits]
-    return {"model_version": live.version, "items": items}
+    return {"model_version": live.version, "include_low": include_low, "items": items,
+            "reference_majors": majors}
 
 
 @needs.get("/{obj_id}/recommendations", response_model=ProgramHits,
            summary="Ranked programs for a need, with college, training bases and reasons")
 def recommendations(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: ServicesDep,
                     k: K = 10, level: LevelQ = None, province: PlaceQ = None, city: PlaceQ = None,
-                    near: Near = "anywhere"):
+                    near: Near = "anywhere", include_low: IncludeLow = False):
     need = get_owned(s, who, Need, obj_id, "need")
-    return recommend(svc, s, need, k=k, level=level, province=province, city=city, near=near)
+    return recommend(svc, s, need, k=k, level=level, province=province, city=city, near=near,
+                     include_low=include_low, org_id=need.org_id)
 
 
 @programs.get("/{obj_id}/partners", response_model=NeedHits,
               summary="Ranked enterprise needs for a program (needs shared in its alliances)")
 def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: ServicesDep,
-             k: K = 10, level: LevelQ = None):
+             k: K = 10, level: LevelQ = None, include_low: IncludeLow = False):
     program = get_owned(s, who, Program, obj_id, "program")
     live = svc.models.live()
     visible = needs_visible_owners(s, who, program)
@@ -115,11 +123,11 @@ def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: Servi
         needs_ = svc.catalogs.needs(s, live)
         if needs_ is not None:
             allowed = needs_.mask(level=level or "", orgs=visible)
-            hits = rank_needs(live.matcher, program, needs_, allowed, k)
+            hits = rank_needs(live.matcher, program, needs_, allowed, k, include_low)
     orgs = {o.id: o for o in s.scalars(select(Organization).where(
         Organization.id.in_({h["row"].org_id for h in hits})))}
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
               "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "need": h["row"].out,
               "enterprise": org_brief(orgs[h["row"].org_id])} for h in hits]
-    return {"model_version": live.version, "items": items}
+    return {"model_version": live.version, "include_low": include_low, "items": items}

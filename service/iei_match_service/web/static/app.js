@@ -205,6 +205,123 @@
 
   /* ---------- explanations ---------- */
 
+  /** The fit level as a badge (高度匹配 / 一般匹配 / 匹配度低); the probability in its title. */
+  function fitBadge(hit) {
+    const level = ["high", "medium", "low"].includes(hit.fit_level) ? hit.fit_level : "low";
+    return el("span", {
+      class: "fit " + level, dataset: { fit: level },
+      title: t("fit.prob", { p: Math.round(100 * (Number(hit.fit) || 0)) }),
+    }, t("fit." + level));
+  }
+
+  /** The national catalog's majors that fit a need best: what to look for. */
+  function renderReference(majors, nothingFits) {
+    const box = $("reference-majors");
+    const list = clear($("reference-list"));
+    show(box, majors.length > 0);
+    box.classList.toggle("nofit", nothingFits);
+    $("reference-title").textContent = nothingFits ? t("ref.nofit") : t("ref.title");
+    $("reference-help").textContent = nothingFits ? t("ref.nofit.help") : t("ref.help");
+    for (const m of majors) {
+      list.append(el("li", { dataset: { code: m.code } },
+        el("strong", {}, m.title),
+        el("span", { class: "code" }, m.code),
+        m.level ? el("span", { class: "tag" }, I.level(m.level)) : null,
+        m.group_name ? el("span", { class: "muted" }, m.group_name) : null,
+        fitBadge(m),
+        el("span", { class: m.offered_in_alliance ? "offered" : "notoffered" },
+          t(m.offered_in_alliance ? "ref.offered" : "ref.notoffered"))));
+    }
+  }
+
+  /** Show ``message`` under the form field ``id`` (cleared when the user edits it). */
+  function fieldError(id, message) {
+    const input = $(id);
+    if (!input) return false;
+    const label = input.closest("label") || input.parentElement;
+    let box = label.querySelector(".field-error");
+    if (!box) {
+      box = el("span", { class: "field-error", role: "alert" });
+      label.append(box);
+    }
+    const name = (label.querySelector("[data-i18n]") || {}).textContent || "";
+    box.textContent = (name ? name.replace(/[（(].*$/, "").trim() + t("colon") : "") + message;
+    input.setAttribute("aria-invalid", "true");
+    const clearIt = () => {
+      box.remove();
+      input.removeAttribute("aria-invalid");
+      input.removeEventListener("input", clearIt);
+      input.removeEventListener("change", clearIt);
+    };
+    input.addEventListener("input", clearIt);
+    input.addEventListener("change", clearIt);
+    return true;
+  }
+
+  function clearFieldErrors(form) {
+    for (const box of form.querySelectorAll(".field-error")) box.remove();
+    for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  }
+
+  /** A validation problem in the page's language: what is wrong, with the limit it broke. */
+  function problemText(p) {
+    const limits = p.limits || {};
+    const kind = p.type || "";
+    const known = {
+      missing: "verr.missing", string_too_long: "verr.too_long", string_too_short: "verr.missing",
+      too_long: "verr.too_many", greater_than_equal: "verr.min", less_than_equal: "verr.max",
+      greater_than: "verr.min", less_than: "verr.max", int_parsing: "verr.number",
+      int_from_float: "verr.number", float_parsing: "verr.number", literal_error: "verr.choice",
+      string_type: "verr.text",
+    }[kind];
+    const limit = limits.max_length ?? limits.min_length ?? limits.ge ?? limits.le ?? limits.gt ?? limits.lt;
+    return known ? t(known, { n: limit === undefined ? "" : limit }) : t("verr.other");
+  }
+
+  /** Put each problem of a 422 answer under its form field; false when none has a field. */
+  function showFieldErrors(problems, prefix) {
+    let shown = false;
+    for (const p of problems || []) {
+      const parts = String(p.location || "").split(".");
+      if (parts[0] !== "body" || parts.length < 2) continue;
+      shown = fieldError(prefix + parts[1], problemText(p)) || shown;
+    }
+    return shown;
+  }
+
+  /** A date and time in words, in the page's language. */
+  function when(value) {
+    if (!value) return "";
+    const d = new Date(value);
+    if (Number.isNaN(d.getTime())) return String(value);
+    return d.toLocaleString(I.lang === "zh" ? "zh-CN" : "en-GB", { dateStyle: "long", timeStyle: "short" });
+  }
+
+  /** A model's quality as people read it: ranking quality and calibration on held-out needs. */
+  function modelQuality(m) {
+    const out = [];
+    const held = m.holdout && m.holdout["need->program"];
+    const ndcg = held ? held["ndcg@10"] : m.holdout_ndcg10;
+    if (typeof ndcg === "number") out.push(t("model.ndcg", { x: fmt(ndcg, 3) }));
+    const ece = held && typeof held.ece === "number" ? held.ece : (m.fit_oof && m.fit_oof.ece);
+    if (typeof ece === "number") out.push(t("model.ece", { x: fmt(ece, 3) }));
+    if (m.data && typeof m.data === "object") {
+      out.push(t("model.data", { needs: fmt(m.data.needs), programs: fmt(m.data.programs), links: fmt(m.data.links) }));
+    }
+    if (typeof m.fit_seconds === "number") out.push(t("model.seconds", { s: Math.round(m.fit_seconds) }));
+    return out;
+  }
+
+  /** A job's progress message in the page's language. */
+  function jobMessage(message) {
+    const m = /^scoring: (\d+) of (\d+) partitions, (\d+) rows$/.exec(message || "");
+    if (m) return t("job.msg.scoring", { done: m[1], total: m[2], rows: m[3] });
+    const key = { "scoring": "job.msg.start", "reference majors": "job.msg.reference",
+      "allocating": "job.msg.allocating", "gap report": "job.msg.gap",
+      "reading training data": "job.msg.reading", "saving the new model": "job.msg.saving" }[message];
+    return key ? t(key) : (message || "");
+  }
+
   function factorChart(factors) {
     const chart = el("div", { class: "factors", role: "img" });
     const list = (factors || []).slice(0, 8);
@@ -372,6 +489,12 @@
         city: $("need-city").value.trim(),
       };
       const status = $("need-form-status");
+      clearFieldErrors($("need-form"));
+      if (!body.title) {
+        fieldError("need-title", t("verr.missing"));
+        setStatus(status, t("form.fix"), "error");
+        return;
+      }
       try {
         const saved = this.current
           ? await api.patch("/needs/" + this.current.id, body)
@@ -381,7 +504,8 @@
         if (window.location.hash === "#need/" + saved.id) await this.route();
         else window.location.hash = "need/" + saved.id;
       } catch (e) {
-        setStatus(status, describe(e), "error");
+        if (e.status === 422 && showFieldErrors(e.problems, "need-")) setStatus(status, t("form.fix"), "error");
+        else setStatus(status, describe(e), "error");
       }
     },
 
@@ -393,8 +517,9 @@
       setStatus($("recs-status"), t("loading"));
       try {
         const near = $("recs-near").value;
+        const low = $("recs-low").checked ? "&include_low=true" : "";
         const [recs, stages] = await Promise.all([
-          api.get("/needs/" + id + "/recommendations?k=10&near=" + encodeURIComponent(near)),
+          api.get("/needs/" + id + "/recommendations?k=10&near=" + encodeURIComponent(near) + low),
           loadStages(),
         ]);
         if (!this.current || this.current.id !== id) return;
@@ -416,9 +541,19 @@
         return;
       }
       title.textContent = t("ent.recs.for", { title: this.current.title });
-      if (!this.recs) return;
-      setStatus($("recs-status"), this.recs.items.length ? "" : t("ent.recs.none"));
-      for (const hit of this.recs.items) list.append(this.card(hit));
+      if (!this.recs) {
+        show($("reference-majors"), false);
+        return;
+      }
+      const items = this.recs.items;
+      const fitting = items.filter((h) => h.fit_level !== "low");
+      const majors = this.recs.reference_majors || [];
+      setStatus($("recs-status"), items.length
+        ? (fitting.length ? "" : t("ent.recs.onlylow"))
+        : (this.recs.include_low ? t("ent.recs.none") : t(majors.length ? "ref.nofit.short" : "ref.nofit.none")),
+      fitting.length ? "" : "warn");
+      for (const hit of items) list.append(this.card(hit));
+      renderReference(majors, fitting.length === 0);
     },
 
     card(hit) {
@@ -429,13 +564,14 @@
         ? hit.training_bases.map((b) => b.name + (b.city ? t("paren", { x: b.city }) : "") +
           (b.capacity ? " " + t("rec.capacity", { n: b.capacity }) : "")).join(t("sep"))
         : t("rec.bases.none");
-      return el("li", { class: "card", dataset: { program: p.id } },
+      return el("li", { class: "card " + hit.fit_level, dataset: { program: p.id, fit: hit.fit_level } },
         el("div", { class: "head" },
           el("span", { class: "rank" }, "#" + hit.rank),
           el("h3", {}, p.title),
           p.code ? el("span", { class: "code" }, p.code) : null,
           el("span", { class: "tag" }, I.level(p.level)),
-          el("span", { class: "score", title: t("rec.score") }, t("rec.score") + " " + fmt(hit.score))),
+          fitBadge(hit),
+          el("span", { class: "score", title: t("rec.score.help") }, t("rec.score") + " " + fmt(hit.score))),
         el("p", { class: "meta" }, el("span", { class: "k" }, t("rec.college")), c.name,
           place ? " · " + place : "",
           p.graduates_per_year ? " · " + t("rec.grads", { n: p.graduates_per_year }) : ""),
@@ -498,7 +634,8 @@
       clear($("partner-list"));
       try {
         const [partners, stages] = await Promise.all([
-          api.get("/programs/" + id + "/partners?k=10"), loadStages()]);
+          api.get("/programs/" + id + "/partners?k=10" + ($("partners-low").checked ? "&include_low=true" : "")),
+          loadStages()]);
         if (!this.current || this.current.id !== id) return;
         this.partners = partners;
         this.stages = stages;
@@ -516,20 +653,32 @@
         : "";
       $("partners-title").textContent = p ? t("col.partners.for", { title: p.title }) : t("col.partners");
       const list = clear($("partner-list"));
+      const gaps = clear($("skill-gap-table"));
+      show($("skill-gaps"), false);
       if (!this.partners) return;
-      setStatus($("partners-status"), this.partners.items.length ? "" : t("col.none"));
+      setStatus($("partners-status"), this.partners.items.length ? ""
+        : (this.partners.include_low ? t("col.none") : t("col.none.fit")));
       for (const hit of this.partners.items) list.append(this.card(hit));
+      const rows = this.partners.skill_gaps || [];
+      if (rows.length) {
+        show($("skill-gaps"), true);
+        const head = el("tr", {}, ...["gaps.skill", "gaps.needs", "gaps.headcount"].map((k) => el("th", {}, t(k))));
+        const body = el("tbody", {}, ...rows.map((g) => el("tr", { dataset: { skill: g.skill } },
+          el("td", {}, g.skill), el("td", {}, fmt(g.needs)), el("td", {}, fmt(g.headcount)))));
+        gaps.append(el("div", { class: "tablewrap" }, el("table", { class: "data" }, el("thead", {}, head), body)));
+      }
     },
 
     card(hit) {
       const n = hit.need;
       const e = hit.enterprise;
-      return el("li", { class: "card", dataset: { need: n.id } },
+      return el("li", { class: "card " + hit.fit_level, dataset: { need: n.id, fit: hit.fit_level } },
         el("div", { class: "head" },
           el("span", { class: "rank" }, "#" + hit.rank),
           el("h3", {}, n.title),
           el("span", { class: "tag" }, I.level(n.level)),
-          el("span", { class: "score", title: t("rec.score") }, t("rec.score") + " " + fmt(hit.score))),
+          fitBadge(hit),
+          el("span", { class: "score", title: t("rec.score.help") }, t("rec.score") + " " + fmt(hit.score))),
         el("p", { class: "meta" }, el("span", { class: "k" }, t("col.enterprise")), e.name,
           e.city ? " · " + e.city : "", " · " + t("headcount.n", { n: n.headcount })),
         (n.skills || []).length
@@ -602,7 +751,18 @@
     return code + " " + (I.lang === "zh" ? CN_CATEGORIES[i] + "大类" : CN_CATEGORIES_EN[i]);
   }
 
-  /** A category × province grid, coloured by shortfall (demand − supply). */
+  /** A gap row's group as people read it: 4607 汽车制造类 · 装备制造大类. */
+  function groupLabel(r) {
+    const group = r.group || r.category || "—";
+    if (group === "(no program)" || group === "(unknown)") return categoryLabel(group, r.level);
+    if (!r.group_name || r.group_name === group) return categoryLabel(group, r.level);
+    const category = r.category_name && r.category_name !== r.category
+      ? (I.lang === "zh" ? r.category_name : categoryLabel(r.category, "高职专科").replace(/^\d+ /, ""))
+      : "";
+    return group + " " + r.group_name + (category && group !== r.category ? " · " + category : "");
+  }
+
+  /** A group × province grid, coloured by shortfall (demand − supply), shortages first. */
   function heatmap(rows) {
     if (!rows.length) return el("p", { class: "muted" }, t("co.gap.none"));
     const labels = new Map();
@@ -610,9 +770,9 @@
     const catTotal = new Map();
     const provTotal = new Map();
     for (const r of rows) {
-      const cat = r.category || "—";
+      const cat = r.group || r.category || "—";
       const prov = r.province || "—";
-      const label = categoryLabel(cat, r.level);
+      const label = groupLabel(r);
       if (!labels.has(cat) || labels.get(cat) === cat) labels.set(cat, label);
       const key = cat + "\u0000" + prov;
       const c = cells.get(key) || { demand: 0, supply: 0, shortfall: 0 };
@@ -626,7 +786,7 @@
     const cats = Array.from(catTotal.keys()).sort((a, b) => catTotal.get(b) - catTotal.get(a)).slice(0, 40);
     const provs = Array.from(provTotal.keys()).sort((a, b) => provTotal.get(b) - provTotal.get(a)).slice(0, 25);
     const max = Math.max(1, ...Array.from(cells.values()).map((c) => c.shortfall));
-    const head = el("tr", {}, el("th", { class: "corner" }, t("col.category") + " \\ " + t("col.province")),
+    const head = el("tr", {}, el("th", { class: "corner" }, t("col.group") + " \\ " + t("col.province")),
       ...provs.map((p) => el("th", { scope: "col" }, p)));
     const body = el("tbody", {});
     for (const cat of cats) {
@@ -666,7 +826,9 @@
         bar.setAttribute("aria-valuenow", String(pct));
         bar.className = "bar " + job.state;
         bar.firstElementChild.style.width = pct + "%";
-        $(prefix + "-job-message").textContent = job.message || "";
+        // A finished job's label says so; its last step's message would read as if it were not.
+        $(prefix + "-job-message").textContent = ["queued", "running"].includes(job.state) || job.state === "failed"
+          ? jobMessage(job.message) : "";
       },
     };
   }
@@ -752,6 +914,7 @@
       const topK = Number($("batch-topk").value) || 10;
       const allocate = $("batch-allocate").checked;
       const minScore = $("batch-minscore").value;
+      const minFit = $("batch-minfit").value;
       const maxPartners = $("batch-maxpartners").value;
       setStatus(status, "");
       show($("batch-results"), false);
@@ -772,12 +935,14 @@
           form.append("top_k", String(topK));
           form.append("allocate", String(allocate));
           if (minScore !== "") form.append("min_score", minScore);
+          if (minFit !== "") form.append("min_fit", minFit);
           if (maxPartners !== "") form.append("max_partners_per_college", maxPartners);
           job = await api.upload("/batch/upload", form);
         } else {
           job = await api.post("/batch", {
             top_k: topK, allocate,
             min_score: minScore === "" ? null : Number(minScore),
+            min_fit: minFit === "" ? null : Number(minFit),
             max_partners_per_college: maxPartners === "" ? null : Number(maxPartners),
           });
         }
@@ -858,7 +1023,8 @@
         ? t("co.alloc.summary", {
           assigned: fmt(a.assigned), demand: fmt(a.demand), supply: fmt(a.supply),
           objective: fmt(a.objective), gini: fmt(a.gini), status: fmt(a.status),
-        })
+        }) + (a.unmet_no_fitting_program
+          ? " " + t("co.alloc.nofit", { n: fmt(a.unmet_no_fitting_program) }) : "")
         : "";
       const downloads = clear($("downloads"));
       downloads.append(el("span", { class: "k" }, t("co.download")));
@@ -879,7 +1045,13 @@
       const unmet = clear($("unmet-table"));
       const open = { items: (r.unmet.items || []).filter((x) => Number(x.unmet) > 0), total: undefined };
       if (!open.items.length) unmet.append(el("p", { class: "muted" }, t("co.unmet.none")));
-      else unmet.append(dataTable(open, ["need_id", "need_title", "headcount", "assigned", "unmet"]));
+      else {
+        const rows = open.items.map((x) => Object.assign({}, x, {
+          reason: x.reason ? t("reason." + x.reason) : "",
+        }));
+        unmet.append(dataTable({ items: rows, total: undefined },
+          ["need_title", "enterprise", "headcount", "assigned", "unmet", "reason", "reference_title", "reference_group", "need_id"]));
+      }
     },
 
     async loadModels() {
@@ -898,10 +1070,7 @@
       const head = el("tr", {}, ...["version", "created", "mode", "metrics"].map((k) => el("th", {}, t("co.models." + k))), el("th", {}));
       const body = el("tbody", {});
       for (const v of this.models.items.slice().reverse()) {
-        const metrics = [];
-        for (const [k, x] of Object.entries(v.metrics || {})) {
-          if (typeof x === "number" || typeof x === "string") metrics.push(k + " " + fmt(x));
-        }
+        const metrics = modelQuality(v.metrics || {});
         const action = v.live
           ? el("span", { class: "badge live" }, t("co.models.live"))
           : el("button", {
@@ -909,8 +1078,8 @@
             onclick: () => this.activate(v.version),
           }, t("co.models.activate"));
         body.append(el("tr", { class: v.live ? "live" : "", dataset: { version: v.version } },
-          el("td", { class: "mono" }, v.version), el("td", { class: "nowrap" }, v.created ? String(v.created).replace("T", " ").slice(0, 16) : ""),
-          el("td", {}, v.mode || ""), el("td", { class: "metrics" }, metrics.join(" · ")), el("td", {}, action)));
+          el("td", { class: "mono" }, v.version), el("td", { class: "nowrap" }, when(v.created)),
+          el("td", {}, v.mode ? t("mode." + v.mode) : ""), el("td", { class: "metrics" }, metrics.join(" · ")), el("td", {}, action)));
       }
       box.append(el("div", { class: "tablewrap" }, el("table", { class: "data" }, el("thead", {}, head), body)));
     },
@@ -1039,10 +1208,13 @@
   function resetViews() {
     for (const id of ["need-list", "rec-list", "program-select", "partner-list", "import-owner",
       "import-problems", "batch-problems", "batch-notes", "downloads", "gap-heatmap", "alloc-table", "unmet-table",
-      "models-table"]) clear($(id));
+      "models-table", "reference-list", "skill-gap-table"]) clear($(id));
     for (const id of ["program-info", "partners-status", "recs-status", "need-form-status", "import-status",
       "batch-status", "batch-summary", "alloc-summary", "models-status"]) $(id).textContent = "";
-    for (const id of ["batch-results", "batch-job", "batch-cancel", "retrain-job"]) show($(id), false);
+    for (const id of ["batch-results", "batch-job", "batch-cancel", "retrain-job", "reference-majors",
+      "skill-gaps"]) show($(id), false);
+    $("recs-low").checked = false;
+    $("partners-low").checked = false;
     for (const form of ["need-form", "import-form", "batch-form"]) $(form).reset();
     $("batch-start").disabled = false;
     $("retrain").disabled = false;
@@ -1106,6 +1278,8 @@
     });
     $("need-form").addEventListener("submit", (e) => enterprise.save(e));
     $("recs-near").addEventListener("change", () => enterprise.loadRecs());
+    $("recs-low").addEventListener("change", () => enterprise.loadRecs());
+    $("partners-low").addEventListener("change", () => college.route());
     $("program-select").addEventListener("change", (e) => {
       window.location.hash = "program/" + e.target.value;
     });

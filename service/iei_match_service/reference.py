@@ -1,0 +1,69 @@
+"""Reference majors: what the national catalog says a need calls for, whatever the alliance
+offers.
+
+An alliance holds a few dozen programs; when none fits a need, a list of its programs says
+nothing useful. The live model was trained on a bundled national catalog (1,313 Chinese
+vocational majors by default), so it can also rank that catalog for the need: the majors
+that fit best tell the enterprise and the coordinator what kind of program to look for,
+and ``offered_in_alliance`` whether a program of the alliance already has that code.
+The catalog is prepared once per live model version (about a second) and kept.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from iei_match.catalog import Catalog
+from iei_match.reference import reference_catalog, reference_majors
+
+from .access import alliances_of, members
+from .db.tables import Program
+from .frames import need_key, need_record
+from .model_host import LiveModel
+
+REFERENCE_K = 5  # majors shown
+
+
+class ReferenceMajors:
+    """The bundled catalog prepared for the live model, and the best majors for a need."""
+
+    def __init__(self, catalog: str):
+        self.catalog = catalog
+        self._lock = threading.Lock()
+        self._kept: tuple[str, tuple[Catalog, pd.DataFrame]] | None = None
+
+    def _prepared(self, live: LiveModel) -> tuple[Catalog, pd.DataFrame]:
+        with self._lock:
+            if self._kept is None or self._kept[0] != live.version:
+                self._kept = (live.version, reference_catalog(live.matcher, self.catalog))
+            return self._kept[1]
+
+    def best(self, live: LiveModel, need, offered: set[str], k: int = REFERENCE_K
+             ) -> list[dict]:
+        """The ``k`` majors of the catalog that fit ``need`` best (of its level when the
+        need states one that the catalog has), highest fit first."""
+        record = need_record(need, need_key(getattr(need, "id", 0) or 0))
+        majors = reference_majors(live.matcher, pd.DataFrame([record]), self.catalog, k=k,
+                                  prepared=self._prepared(live), same_level=True)
+        return [{"code": m.code, "title": m.title, "level": m.level,
+                 "fit": round(float(m.fit), 4), "fit_level": m.fit_level, "group": m.group,
+                 "group_name": m.group_name, "offered_in_alliance": m.code in offered}
+                for m in majors.itertuples(index=False)]
+
+
+def alliance_codes(s: Session, org_id: int | None) -> set[str]:
+    """The catalog codes of the programs offered in the alliances of ``org_id`` (every
+    stored program's when the organisation belongs to no alliance)."""
+    stmt = select(Program.code).where(Program.code != "")
+    if org_id is not None:
+        alliances = alliances_of(s, org_id)
+        if alliances:
+            orgs: set[int] = set()
+            for alliance in alliances:
+                orgs |= members(s, alliance)
+            stmt = stmt.where(Program.org_id.in_(orgs))
+    return {c.strip() for c in s.scalars(stmt) if c and c.strip()}
