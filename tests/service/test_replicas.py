@@ -164,6 +164,62 @@ def test_a_rollback_through_one_replica_is_served_by_both_within_seconds(pair):
         assert listed[target] is True and sum(listed.values()) == 1
 
 
+def rankings_for(svc: ServiceProcess, prep, seconds: float, stop_at: list) -> list:
+    """(status, seconds) of the rankings one closed-loop client gets in ``seconds``: the
+    partners of a program (the needs, which the writers change) and a need's programs."""
+    out = []
+    with svc.client(prep.keys["fsvc"]) as college, svc.client(prep.keys["herbal"]) as firm:
+        program = college.get("/api/v1/programs").json()["items"][0]["id"]
+        need = firm.get("/api/v1/needs").json()["items"][0]["id"]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for c, path in ((college, f"/api/v1/programs/{program}/partners?k=10"),
+                            (firm, f"/api/v1/needs/{need}/recommendations?k=10")):
+                t0 = time.monotonic()
+                out.append((c.get(path).status_code, time.monotonic() - t0))
+    stop_at.append(True)
+    return out
+
+
+def write_needs(svc: ServiceProcess, prep, stop_at: list, n: int) -> list:
+    """Create and change needs until the rankings end; returns the statuses."""
+    out = []
+    with svc.client(prep.keys["herbal"]) as c:
+        while not stop_at:
+            r = c.post("/api/v1/needs", json={"title": f"写入{n}号", "description": "中药制剂",
+                                              "skills": ["中药炮制"], "headcount": 2})
+            out.append(r.status_code)
+            if r.status_code == 201:
+                out.append(c.patch(f"/api/v1/needs/{r.json()['id']}",
+                                   json={"headcount": 3}).status_code)
+    return out
+
+
+@pytest.mark.slow
+def test_rankings_keep_half_their_throughput_with_no_5xx_while_4_clients_write_needs(pair):
+    prep, a, b = pair
+    seconds = 20.0
+    rates = []
+    rankings_for(a, prep, 3, []), rankings_for(b, prep, 3, [])  # both prepare their catalogs
+    for writers in (0, 4):
+        stop_at: list = []
+        with ThreadPoolExecutor(4 + writers) as pool:
+            rankers = [pool.submit(rankings_for, svc, prep, seconds, stop_at)
+                       for svc in (a, b, a, b)]
+            writing = [pool.submit(write_needs, svc, prep, stop_at, i)
+                       for i, svc in zip(range(writers), (a, b, a, b), strict=False)]
+            got = [x for f in rankers for x in f.result()]
+            written = [x for f in writing for x in f.result()]
+        assert not [s for s, _ in got if s >= 500] and not [s for s in written if s >= 500]
+        assert all(s == 200 for s, _ in got), sorted({s for s, _ in got})
+        lat = sorted(t for _, t in got)
+        rates.append(len(got) / seconds)
+        print(f"{writers} writers: {rates[-1]:.1f} rankings/s, p50 {lat[len(lat) // 2] * 1000:.0f}"
+              f" ms, p95 {lat[int(len(lat) * .95)] * 1000:.0f} ms, {len(written)} writes "
+              f"({len(written) / seconds:.1f}/s)")
+    assert rates[1] >= 0.5 * rates[0], rates
+
+
 @pytest.mark.slow
 def test_a_job_is_cancelled_through_the_other_replica_and_results_are_served_by_both(pair):
     prep, a, b = pair
