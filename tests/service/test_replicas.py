@@ -158,6 +158,8 @@ def test_a_rollback_through_one_replica_is_served_by_both_within_seconds(pair):
         while live_version(b if via is a else a, key) != target:
             assert time.monotonic() - t0 < 15, "the other replica kept the old version"
             time.sleep(0.1)
+        print(f"the other replica served {target} {time.monotonic() - t0:.1f} s after the "
+              "activation")
         assert live_version(via, key) == target
         with (b if via is a else a).client(key) as c:
             listed = {v["version"]: v["live"] for v in c.get("/api/v1/models").json()["items"]}
