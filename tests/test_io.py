@@ -269,3 +269,12 @@ def test_benchmark_catalogs_load(name, counts):
     check_links(links, needs, programs, folder / "links.csv")
     assert (len(needs), len(programs), len(links)) == counts
     assert needs["need_id"].is_unique and programs["program_id"].is_unique
+
+
+def test_csv_with_an_unclosed_quote_names_the_row_and_column(tmp_path):
+    path = tmp_path / "needs.csv"
+    path.write_text('need_id,title,text\nn1,焊工,焊接\nn2,"未闭合引号,负责\nn3,钳工,装配\n',
+                    encoding="utf-8")
+    with pytest.raises(DataFileError, match="never closed") as info:
+        load_needs(path)
+    assert (info.value.row, info.value.column) == (3, "title")

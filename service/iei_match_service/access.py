@@ -6,7 +6,8 @@
 - Programs and training bases are public profiles *inside rankings*: any caller's
   recommendations list them with their college. Needs are an enterprise's hiring plans:
   they reach a college's partner list only when the enterprise and the college share an
-  alliance.
+  alliance. The asymmetry is deliberate (SECURITY.md says why): a program is a published
+  profile, a need a commercially sensitive hiring plan.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from . import batch_jobs, retrain
 from .api import batch, health, imports, matching, models, orgs, outcomes, resources
 from .api.deps import Services
 from .db.engine import Database, upgrade
+from .docs import install as install_docs
 from .errors import ServiceError, body, from_engine, unreadable_body
 from .housekeeping import start_housekeeping
 from .jobs import JobRunner
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db.dispose()
 
     app = FastAPI(title="iei-match", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Match enterprise talent needs with college programs "
                               "(产教融合). Send `Authorization: Bearer <API key>`.")
     app.state.metrics = Metrics()
@@ -167,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    imports.router, batch.router):
         app.include_router(router)
     install_web(app)
+    install_docs(app, "iei-match")
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)

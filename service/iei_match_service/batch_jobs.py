@@ -39,7 +39,7 @@ from .auth import Principal
 from .batch_process import native_threads, run_in_child
 from .db.tables import Need, Organization, Program
 from .errors import Invalid
-from .frames import needs_frame, programs_frame
+from .frames import NEED_PREFIX, PROGRAM_PREFIX, needs_frame, programs_frame
 from .jobs import JobContext
 from .settings import Settings
 
@@ -186,6 +186,8 @@ def compute(out: str, job_id: int, model_dir: str, needs: pd.DataFrame,
                     "seconds": round(batch.seconds, 2), "notes": inputs.notes,
                     "results": ["scores", "partners"]}
     _label(scores, inputs).to_parquet(out_dir / "scores.parquet", index=False)
+    partners = out_dir / "partners.parquet"
+    _label(pd.read_parquet(partners), inputs).to_parquet(partners, index=False)
     step(0.87, "reference majors")
     refs = reference_majors(load_model(model_dir), inputs.needs, catalog, k=1, same_level=True)
     refs = refs.rename(columns={"code": "reference_code", "title": "reference_title",
@@ -223,16 +225,30 @@ def compute(out: str, job_id: int, model_dir: str, needs: pd.DataFrame,
 
 
 def _label(table: pd.DataFrame, inputs: BatchInputs) -> pd.DataFrame:
-    """``table`` with the titles (and owners) of the needs and programs it names."""
+    """``table`` with the titles (and owners) of the needs and programs it names.
+
+    For a job over the database, ``need_id`` and ``program_id`` are the ids the API and the
+    web page use (not the engine's ``db-need-<id>`` keys), and the owners' ids are columns of
+    their own (``enterprise_id``, ``college_id``) beside their names.
+    """
     out = table
-    for frame, key, cols in ((inputs.needs, "need_id", ("need_title", "enterprise")),
-                             (inputs.programs, "program_id", ("program_title", "college"))):
+    for frame, key, cols, owner in (
+            (inputs.needs, "need_id", ("need_title", "enterprise"), "enterprise_id"),
+            (inputs.programs, "program_id", ("program_title", "college"), "college_id")):
         if key not in out:
             continue
+        frame = frame.assign(**{key: frame[key].astype(str)})
+        if "org_id" in frame:
+            frame = frame.assign(**{owner: frame["org_id"]})
+            cols = (*cols, owner)
         cols = [c for c in cols if c in frame and c not in out]
         if cols:
-            lookup = frame.assign(**{key: frame[key].astype(str)}).set_index(key)[cols]
-            out = out.join(lookup, on=key)
+            out = out.join(frame.set_index(key)[cols], on=key)
+    if inputs.source == "database":
+        out = out.assign(**{key: out[key].astype(str).str.removeprefix(prefix).astype("int64")
+                            for key, prefix in (("need_id", NEED_PREFIX),
+                                                ("program_id", PROGRAM_PREFIX))
+                            if key in out})
     return out
 
 

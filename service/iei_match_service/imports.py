@@ -69,7 +69,8 @@ def import_file(session: Session, who: Principal, kind: str, path: str | os.Path
     try:
         df = read_table(path, ALIASES)
     except DataFileError as exc:
-        raise DataFileError(name, str(exc).split(": ", 1)[-1]) from None
+        raise DataFileError(name, exc.message, row=exc.row, column=exc.column,
+                            problems=exc.problems) from None
     if len(df) > MAX_ROWS:
         raise DataFileError(name, f"{len(df)} rows; at most {MAX_ROWS} are imported at once")
     source = df.attrs["source_columns"]

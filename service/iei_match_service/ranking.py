@@ -3,7 +3,9 @@
 The engine ranks a prepared catalog (:mod:`.catalogs`) restricted to the rows the hard
 rules allow (level, region, required certificates, who may see what); this module dresses
 its output with what a person needs to act on: the matched terms, the skills the other side
-does not cover, and the features that moved the score.
+does not cover (:mod:`iei_match.skills`: by phrase, all words or a synonym), and the
+features that moved the score; and, for a program, the skills its fitting needs ask for that
+its profile does not cover (:func:`skill_gaps`).
 """
 
 from __future__ import annotations
@@ -14,38 +16,14 @@ from collections.abc import Callable, Sequence, Set
 import numpy as np
 import pandas as pd
 
-from iei_match.explanations import describe_feature
+from iei_match.explanations import describe_feature, is_shown
 from iei_match.matcher import Matcher
 from iei_match.results import Ranking
+from iei_match.skills import canonical, merge_counts, missing_skills
 from iei_match.text import normalize, tokenize
 
 from .catalogs import Prepared
 from .frames import need_key, need_record, programs_frame
-
-
-def missing_skills(skills: Sequence[str], text: str, *, haystack: str | None = None,
-                   words: Callable[[], Set[str]] | None = None) -> list[str]:
-    """The stated skills that a text does not mention (by phrase, or by all its words).
-
-    ``haystack`` (the normalised text) and ``words`` (returns its set of words) may be given
-    when they are known; the text is only split into words when a skill is not found as a
-    phrase.
-    """
-    haystack = normalize(text) if haystack is None else haystack
-    known: Set[str] | None = None
-    out = []
-    for skill in skills:
-        s = normalize(skill)
-        if not s or s in haystack:
-            continue
-        toks = tokenize(skill)
-        if toks:
-            if known is None:
-                known = words() if words is not None else set(tokenize(text))
-            if all(t in known for t in toks):
-                continue
-        out.append(skill)
-    return out
 
 
 def _explanation(match, skills: Sequence[str], text: str, haystack: str,
@@ -53,9 +31,9 @@ def _explanation(match, skills: Sequence[str], text: str, haystack: str,
     return {
         "matched_terms": match.matched_terms,
         "missing_skills": missing_skills(skills, text, haystack=haystack, words=words),
-        "factors": [{"feature": name, "label": describe_feature(name, "en"),
-                     "label_zh": describe_feature(name, "zh"), "contribution": round(v, 4)}
-                    for name, v in match.contributions.items()],
+        "factors": [{"feature": name, "label": describe_feature(name, "en", v),
+                     "label_zh": describe_feature(name, "zh", v), "contribution": round(v, 4)}
+                    for name, v in match.contributions.items() if is_shown(name)],
     }
 
 
@@ -108,3 +86,21 @@ def _hits(matcher: Matcher, ranked: Ranking, prepared: Prepared, id_col: str,
         out.append({"row": prepared.rows[i], "rank": m.rank, "score": m.score, "fit": m.fit,
                     "fit_level": m.fit_level, "explanation": _explanation(m, *skills_and_text(i))})
     return out
+
+
+FITTING = ("high", "medium")
+
+
+def skill_gaps(hits: Sequence[dict]) -> list[dict]:
+    """The skills that the fitting needs of a partner list ask for and the program's profile
+    does not cover, most asked first.
+
+    ``hits`` are :func:`rank_needs` items; only those whose ``fit_level`` is ``high`` or
+    ``medium`` count. Synonymous skills ("PLC", "可编程控制器") are one entry. Each entry is
+    ``{"skill", "needs", "headcount"}``: the skill as the needs spell it most often, how many
+    needs ask for it and the headcount they ask for in all.
+    """
+    return merge_counts([(skill, h["row"].out.headcount or 0) for h in hits
+                         if h["fit_level"] in FITTING
+                         for skill in {canonical(s): s for s in reversed(
+                             h["explanation"]["missing_skills"])}.values()])

@@ -6,12 +6,15 @@ nothing useful. The live model was trained on a bundled national catalog (1,313 
 vocational majors by default), so it can also rank that catalog for the need: the majors
 that fit best tell the enterprise and the coordinator what kind of program to look for,
 and ``offered_in_alliance`` whether a program of the alliance already has that code.
-The catalog is prepared once per live model version (about a second) and kept.
+The catalog is prepared once per live model (about a second) and kept, and the majors of
+the needs asked for last are kept too (a stored need is looked at again and again; its
+majors change only with its text or the model).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import pandas as pd
 from sqlalchemy import select
@@ -26,6 +29,7 @@ from .frames import need_key, need_record
 from .model_host import LiveModel
 
 REFERENCE_K = 5  # majors shown
+KEPT_NEEDS = 512  # needs whose majors are kept
 
 
 class ReferenceMajors:
@@ -34,25 +38,42 @@ class ReferenceMajors:
     def __init__(self, catalog: str):
         self.catalog = catalog
         self._lock = threading.Lock()
-        self._kept: tuple[str, tuple[Catalog, pd.DataFrame]] | None = None
+        # Keyed by the model object, not its version name: activating a version again loads
+        # a new object, and a catalog is prepared for one object.
+        self._kept: tuple[object, tuple[Catalog, pd.DataFrame]] | None = None
+        self._answers: OrderedDict[tuple, list[dict]] = OrderedDict()
 
     def _prepared(self, live: LiveModel) -> tuple[Catalog, pd.DataFrame]:
         with self._lock:
-            if self._kept is None or self._kept[0] != live.version:
-                self._kept = (live.version, reference_catalog(live.matcher, self.catalog))
+            if self._kept is None or self._kept[0] is not live.matcher:
+                self._kept = (live.matcher, reference_catalog(live.matcher, self.catalog))
+                self._answers.clear()
             return self._kept[1]
 
     def best(self, live: LiveModel, need, offered: set[str], k: int = REFERENCE_K
              ) -> list[dict]:
         """The ``k`` majors of the catalog that fit ``need`` best (of its level when the
         need states one that the catalog has), highest fit first."""
-        record = need_record(need, need_key(getattr(need, "id", 0) or 0))
-        majors = reference_majors(live.matcher, pd.DataFrame([record]), self.catalog, k=k,
-                                  prepared=self._prepared(live), same_level=True)
-        return [{"code": m.code, "title": m.title, "level": m.level,
-                 "fit": round(float(m.fit), 4), "fit_level": m.fit_level, "group": m.group,
-                 "group_name": m.group_name, "offered_in_alliance": m.code in offered}
-                for m in majors.itertuples(index=False)]
+        record = need_record(need, need_key(0))  # the id plays no part in the ranking
+        prepared = self._prepared(live)
+        key = (id(live.matcher), k, *record.values())
+        with self._lock:
+            found = self._answers.get(key)
+            if found is not None:
+                self._answers.move_to_end(key)
+        if found is None:
+            majors = reference_majors(live.matcher, pd.DataFrame([record]), self.catalog, k=k,
+                                      prepared=prepared, same_level=True)
+            found = [{"code": m.code, "title": m.title, "level": m.level,
+                      "fit": round(float(m.fit), 4), "fit_level": m.fit_level,
+                      "group": m.group, "group_name": m.group_name}
+                     for m in majors.itertuples(index=False)]
+            with self._lock:
+                if self._kept is not None and self._kept[0] is live.matcher:
+                    self._answers[key] = found
+                    while len(self._answers) > KEPT_NEEDS:
+                        self._answers.popitem(last=False)
+        return [{**m, "offered_in_alliance": m["code"] in offered} for m in found]
 
 
 def alliance_codes(s: Session, org_id: int | None) -> set[str]:

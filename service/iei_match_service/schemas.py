@@ -267,6 +267,7 @@ class OrgBrief(BaseModel):
 class BaseBrief(BaseModel):
     id: int
     name: str
+    province: str
     city: str
     capacity: int | None
 
@@ -321,8 +322,18 @@ class ProgramHits(Ranked):
                     "alliance offers: what to look for when no program of the alliance fits")
 
 
+class SkillGap(BaseModel):
+    skill: str = Field(description="a skill the fitting needs ask for (as they spell it most "
+                       "often; synonyms such as PLC and 可编程控制器 are one entry)")
+    needs: int = Field(description="how many of the listed fitting needs ask for it")
+    headcount: int = Field(description="the headcount those needs ask for in all")
+
+
 class NeedHits(Ranked):
     items: list[NeedHit]
+    skill_gaps: list[SkillGap] = Field(
+        description="skills that the listed needs of fit_level high or medium ask for and "
+        "the program's profile does not cover, most asked first")
 
 
 class OutcomeIn(Strict):

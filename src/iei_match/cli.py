@@ -184,7 +184,7 @@ def cmd_match(args) -> int:
         print(f"{match.rank:>3}. {match.program_id}  {title}{level}  fit {match.fit:.2f} "
               f"({match.fit_level})  score {match.score:.3f}")
         print(f"     matched: {', '.join(match.matched_terms) or '-'}")
-        why = "; ".join(f"{describe_feature(name, lang)} {value:+.2f}"
+        why = "; ".join(f"{describe_feature(name, lang, value)} {value:+.2f}"
                         for name, value in match.contributions.items())
         print(f"     why: {why or '-'}")
     if len(ranking) and not (ranking.fit_level != "low").any():

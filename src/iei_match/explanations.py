@@ -1,71 +1,279 @@
-"""What each ranking feature means, for the people reading an explanation."""
+"""What each ranking feature means, and which shared words to show, for the people reading
+an explanation.
+
+Explanations speak of the pair: a factor's label says what the feature means for it, in
+plain words, and whether it counted for or against the match (:func:`describe_feature` with
+the contribution). Features that only make sense relative to the other candidates (``_rel``,
+``_rank``) or that are sizes rather than reasons (headcount, graduates per year, the bare
+levels) stay in the model but are not shown (:func:`is_shown`). Matched terms leave out
+filler words (:data:`FILLER_WORDS`) and show English words as the texts spell them, not as
+their stems (:func:`surface_terms`).
+"""
 
 from __future__ import annotations
 
-__all__ = ["FEATURE_LABELS", "describe_feature"]
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
-# What each feature means, for people reading an explanation (English, Chinese). Names ending
-# in ``_rel`` / ``_rank`` are the same measure relative to the best candidate in the list.
-FEATURE_LABELS: dict[str, tuple[str, str]] = {
-    "word_full": ("word overlap, whole text", "全文词语相似度"),
-    "char_full": ("character n-gram overlap", "全文字符相似度"),
-    "word_title": ("titles share words", "名称词语相似度"),
-    "char_title": ("titles share characters", "名称字符相似度"),
-    "need_title_prog_body": ("need title found in the program profile", "岗位名称见于专业简介"),
-    "need_body_prog_title": ("program title found in the need", "专业名称见于岗位描述"),
-    "word_body": ("descriptions share words", "描述词语相似度"),
-    "bm25_need_query": ("BM25, need as query", "BM25（以岗位为查询）"),
-    "bm25_prog_query": ("BM25, program as query", "BM25（以专业为查询）"),
-    "need_title_coverage": ("need title covered by the program", "岗位名称覆盖率"),
-    "prog_title_coverage": ("program title covered by the need", "专业名称覆盖率"),
-    "need_title_in_prog_text": ("need title named verbatim in the program",
-                                "专业简介直接提及该岗位"),
-    "prog_title_in_need_text": ("program title named verbatim in the need",
-                                "岗位描述直接提及该专业"),
-    "dense_cosine": ("sentence-embedding similarity", "语义向量相似度"),
-    "dense_need_vs_program_history": ("semantically like needs this program served",
-                                      "与该专业以往对接岗位语义相近"),
-    "knn_sum": ("similar past needs partnered with this program", "相似岗位曾与该专业合作"),
-    "knn_max": ("closest past need that partnered with it", "最相似的已合作岗位"),
-    "knn_share": ("share of similar needs that partnered with it", "相似岗位中合作的比例"),
-    "knn_first_rank": ("rank of the first similar need that partnered", "首个已合作相似岗位的名次"),
-    "program_links": ("program's number of past partnerships", "该专业以往合作数"),
-    "program_known": ("program has partnership history", "该专业有合作记录"),
-    "need_vs_program_history": ("like the needs this program served before",
-                                "与该专业以往对接岗位相近"),
-    "neighbour_programs_vs_program": ("like programs that similar needs chose",
-                                      "与相似岗位所选专业相近"),
-    "category_share_p2": ("similar needs chose this program category", "相似岗位选择该专业大类"),
-    "category_share_p4": ("similar needs chose this program class", "相似岗位选择该专业类"),
-    "same_province": ("same province", "同省"),
-    "same_city": ("same city", "同城"),
-    "need_headcount": ("headcount asked", "需求人数"),
-    "program_capacity": ("graduates per year", "年毕业生数"),
-    "need_level": ("level asked", "需求层次"),
-    "program_level": ("program level", "专业层次"),
-    "same_level": ("same level", "层次一致"),
+from .text import _stem, has_cjk
+
+__all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES", "cached_forms",
+           "describe_feature", "is_filler", "is_shown", "surface_forms", "surface_terms"]
+
+# Per feature: (when it counts for the pair, when it counts against), each (English, Chinese).
+_Label = tuple[tuple[str, str], tuple[str, str]]
+FEATURE_LABELS: dict[str, _Label] = {
+    "word_full": (("The job description matches what the program trains for",
+                   "岗位描述与专业培养方向高度一致"),
+                  ("The job description has little in common with what the program trains for",
+                   "岗位描述与专业培养方向差异较大")),
+    "char_full": (("The job description and the program profile share many terms",
+                   "岗位描述与专业简介有较多共同用语"),
+                  ("The job description and the program profile share few terms",
+                   "岗位描述与专业简介共同用语较少")),
+    "word_title": (("The job title and the program name share words", "岗位名称与专业名称相近"),
+                   ("The job title and the program name differ", "岗位名称与专业名称差别较大")),
+    "char_title": (("The job title and the program name read alike",
+                    "岗位名称与专业名称字面相近"),
+                   ("The job title and the program name read differently",
+                    "岗位名称与专业名称字面差别较大")),
+    "need_title_prog_body": (("The program profile speaks of this kind of job",
+                              "专业简介提到了该岗位的内容"),
+                             ("The program profile hardly speaks of this kind of job",
+                              "专业简介很少提到该岗位的内容")),
+    "need_body_prog_title": (("The job description speaks of the program's subject",
+                              "岗位描述提到了该专业的方向"),
+                             ("The job description hardly speaks of the program's subject",
+                              "岗位描述很少提到该专业的方向")),
+    "word_body": (("The job and the program cover the same work", "岗位描述与专业简介内容相近"),
+                  ("The job and the program cover different work",
+                   "岗位描述与专业简介内容不同")),
+    "word_full_vs_need_best": (("This program is among the closest the job finds in the "
+                                "whole catalog", "该专业是与该岗位最接近的专业之一"),
+                               ("Other programs of the catalog are much closer to the job",
+                                "目录中有与该岗位更接近的专业")),
+    "char_full_vs_need_best": (("This program is among the closest the job finds in the "
+                                "whole catalog", "该专业是与该岗位最接近的专业之一"),
+                               ("Other programs of the catalog are much closer to the job",
+                                "目录中有与该岗位更接近的专业")),
+    "word_full_vs_program_best": (("This job is among the closest the program finds",
+                                   "该岗位是与该专业最接近的岗位之一"),
+                                  ("Other jobs are much closer to this program",
+                                   "有与该专业更接近的岗位")),
+    "char_full_vs_program_best": (("This job is among the closest the program finds",
+                                   "该岗位是与该专业最接近的岗位之一"),
+                                  ("Other jobs are much closer to this program",
+                                   "有与该专业更接近的岗位")),
+    "need_best_word": (("how closely the best program of the catalog matches the job",
+                        "目录中最接近专业的相似度"),) * 2,
+    "program_best_word": (("how closely the best job matches the program",
+                           "最接近岗位的相似度"),) * 2,
+    "bm25_need_query": (("The program profile covers the job's key words",
+                         "专业简介覆盖岗位的关键词"),
+                        ("The program profile misses the job's key words",
+                         "专业简介缺少岗位的关键词")),
+    "bm25_prog_query": (("The job asks for what the program is about",
+                         "岗位需求涉及专业的关键词"),
+                        ("The job asks little of what the program is about",
+                         "岗位需求很少涉及专业的关键词")),
+    "need_title_coverage": (("The program covers the words of the job title",
+                             "专业覆盖岗位名称中的词语"),
+                            ("The program covers few words of the job title",
+                             "专业较少覆盖岗位名称中的词语")),
+    "prog_title_coverage": (("The job covers the words of the program name",
+                             "岗位涉及专业名称中的词语"),
+                            ("The job covers few words of the program name",
+                             "岗位较少涉及专业名称中的词语")),
+    "need_title_in_prog_text": (("The program profile names this job", "专业简介直接提及该岗位"),
+                                ("The program profile does not name this job",
+                                 "专业简介未直接提及该岗位")),
+    "prog_title_in_need_text": (("The job description names this program",
+                                 "岗位描述直接提及该专业"),
+                                ("The job description does not name this program",
+                                 "岗位描述未直接提及该专业")),
+    "dense_cosine": (("The job and the program mean much the same", "岗位与专业语义相近"),
+                     ("The job and the program mean different things", "岗位与专业语义差别较大")),
+    "dense_need_vs_program_history": (("The job reads like jobs this program served before",
+                                       "与该专业以往对接的岗位语义相近"),
+                                      ("The job reads unlike the jobs this program served",
+                                       "与该专业以往对接的岗位语义不同")),
+    "knn_sum": (("Similar jobs have partnered with this program before", "同类岗位曾与该专业合作"),
+                ("Similar jobs have seldom partnered with this program",
+                 "同类岗位很少与该专业合作")),
+    "knn_max": (("A very similar job partnered with this program",
+                 "有非常相似的岗位与该专业合作过"),
+                ("No very similar job has partnered with this program",
+                 "尚无非常相似的岗位与该专业合作")),
+    "knn_share": (("Many similar jobs chose this program", "同类岗位多选择该专业"),
+                  ("Few similar jobs chose this program", "同类岗位很少选择该专业")),
+    "knn_first_rank": (("A similar job that partnered with it comes early",
+                        "与该专业合作过的同类岗位相似度高"),
+                       ("Jobs that partnered with it are not among the most similar",
+                        "与该专业合作过的岗位相似度不高")),
+    "program_links": (("The program has many past partnerships", "该专业以往合作较多"),
+                      ("The program has few past partnerships", "该专业以往合作较少")),
+    "program_known": (("The program has a partnership record", "该专业有合作记录"),
+                      ("The program has no partnership record yet", "该专业尚无合作记录")),
+    "need_vs_program_history": (("The job is like the jobs this program served before",
+                                 "与该专业以往对接的岗位相近"),
+                                ("The job is unlike the jobs this program served before",
+                                 "与该专业以往对接的岗位不同")),
+    "neighbour_programs_vs_program": (("Similar jobs chose programs like this one",
+                                       "同类岗位所选专业与该专业相近"),
+                                      ("Similar jobs chose other kinds of programs",
+                                       "同类岗位多选择其他类型的专业")),
+    "category_share_p2": (("Similar jobs chose programs of this category",
+                           "同类岗位多选择该专业大类"),
+                          ("Similar jobs seldom chose programs of this category",
+                           "同类岗位很少选择该专业大类")),
+    "category_share_p4": (("Similar jobs chose programs of this group", "同类岗位多选择该专业类"),
+                          ("Similar jobs seldom chose programs of this group",
+                           "同类岗位很少选择该专业类")),
+    "same_province": (("In the same province as the job", "与岗位同省"),
+                      ("In another province than the job", "与岗位不在同省")),
+    "same_city": (("In the same city as the job", "与岗位同城"),
+                  ("In another city than the job", "与岗位不在同城")),
+    "need_headcount": (("headcount asked", "需求人数"),) * 2,
+    "program_capacity": (("graduates per year", "年毕业生数"),) * 2,
+    "need_level": (("level asked", "需求层次"),) * 2,
+    "program_level": (("program level", "专业层次"),) * 2,
+    "same_level": (("The program's level is the one asked", "培养层次与需求一致"),
+                   ("The program's level is not the one asked", "培养层次与需求不同")),
 }
+_PRIOR: _Label = (("Jobs of this kind often go to programs of this category",
+                   "此类岗位常与该类专业合作"),
+                  ("Jobs of this kind seldom go to programs of this category",
+                   "此类岗位很少与该类专业合作"))
+
+#: Features kept in the model but not shown as reasons: sizes, bare levels and measures of
+#: one side alone, which say nothing about the pair by themselves, and a rank.
+HIDDEN_FEATURES = frozenset({"need_headcount", "program_capacity", "need_level",
+                             "program_level", "knn_first_rank", "need_best_word",
+                             "program_best_word"})
+_RELATIVE = (("_rel", ("relative to the best candidate", "相对最佳候选")),
+             ("_rank", ("rank among the candidates", "候选中的名次")))
 
 
-def describe_feature(name: str, language: str = "en") -> str:
-    """A short human description of a feature name, in ``"en"`` or ``"zh"``.
+def is_shown(name: str) -> bool:
+    """Whether a feature is shown to people as a reason (not relative to the other
+    candidates, not a size or a bare level).
+
+    Examples
+    --------
+    >>> is_shown("knn_sum"), is_shown("word_full_rank"), is_shown("program_capacity")
+    (True, False, False)
+    """
+    return not name.endswith(("_rel", "_rank")) and name not in HIDDEN_FEATURES
+
+
+def describe_feature(name: str, language: str = "en", contribution: float | None = None
+                     ) -> str:
+    """A plain description of a feature name, in ``"en"`` or ``"zh"``.
+
+    With ``contribution``, the description says what the feature meant for the pair: a
+    negative contribution (the feature counted against the match) gets the opposite wording.
 
     Examples
     --------
     >>> describe_feature("knn_sum", "zh")
-    '相似岗位曾与该专业合作'
+    '同类岗位曾与该专业合作'
+    >>> describe_feature("word_full", "en", contribution=-0.4)
+    'The job description has little in common with what the program trains for'
     >>> describe_feature("word_full_rel")
-    'word overlap, whole text (relative to the best candidate)'
+    'The job description matches what the program trains for (relative to the best candidate)'
     """
+    zh = language == "zh"
     base, suffix = name, ""
-    for end, words in (("_rel", ("relative to the best candidate", "相对最佳候选")),
-                       ("_rank", ("rank among the candidates", "候选中的名次"))):
+    for end, words in _RELATIVE:
         if name.endswith(end) and name[: -len(end)] in FEATURE_LABELS:
-            base, suffix = name[: -len(end)], words[language == "zh"]
+            base, suffix = name[: -len(end)], words[zh]
     if base.startswith("prior_"):
-        label = ("taxonomy prior learned from past links", "由以往合作学得的类别先验")
+        label = _PRIOR
     else:
-        label = FEATURE_LABELS.get(base, (base, base))
-    text = label[language == "zh"]
-    return f"{text} ({suffix})" if suffix and language != "zh" else (
-        f"{text}（{suffix}）" if suffix else text)
+        label = FEATURE_LABELS.get(base, ((base, base), (base, base)))
+    text = label[contribution is not None and contribution < 0][zh]
+    if not suffix:
+        return text
+    return f"{text}（{suffix}）" if zh else f"{text} ({suffix})"
+
+
+#: Words that are not worth showing as matched terms: function words and the filler of job
+#: ads and catalogues (Chinese as segmented by jieba, English as stemmed).
+FILLER_WORDS = frozenset(
+    "按 按照 要求 日常 基于 企业 操作 负责 相关 进行 熟悉 做好 参与 完成 能够 使用 通过 根据 "
+    "保证 确保 开展 协助 实施 相应 具体 一般 常用 基本 基础 良好 较强 工作 技能 知识 经验 优先 "
+    "以上 学历 需要 及时 提供 达到 符合 实际 各项 有关 必要 一定 工作者 单位 公司 人才 岗位 "
+    "use work job respons requir daili day base relat compani enterpris abl skill experi "
+    "familiar knowledg good strong includ perform task duti year team need provid ensur "
+    "support assist".split())
+_DIGITS = re.compile(r"^[\d.]+$")
+_LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9+#]*")
+
+
+def is_filler(term: str) -> bool:
+    """Whether a vocabulary term is filler, not worth showing as a matched term: a word of
+    :data:`FILLER_WORDS`, a single Chinese character or a bare number.
+
+    Examples
+    --------
+    >>> [is_filler(t) for t in ("按", "要求", "数控", "lath", "respons", "2024")]
+    [True, True, False, False, True, True]
+    """
+    return term in FILLER_WORDS or (len(term) == 1 and has_cjk(term)) or bool(
+        _DIGITS.match(term))
+
+
+def surface_forms(text: str) -> dict[str, Counter]:
+    """For each stem of the English words of a normalised ``text``, how often each spelling
+    occurs.
+
+    Examples
+    --------
+    >>> dict(surface_forms("lathe operator, lathes and nursing"))["lath"]
+    Counter({'lathe': 1, 'lathes': 1})
+    """
+    out: dict[str, Counter] = {}
+    for word in _LATIN_WORD.findall(text):
+        out.setdefault(_stem(word), Counter())[word] += 1
+    return out
+
+
+def surface_terms(terms: Iterable[str], forms: Sequence[dict[str, Counter]],
+                  n_terms: int = 5) -> list[str]:
+    """The first ``n_terms`` terms that are not filler, each as its texts spell it.
+
+    ``forms`` are the :func:`surface_forms` of the texts the terms were found in; a stem
+    becomes its most frequent spelling there (the shortest on a tie), a term they do not
+    spell (Chinese words are their own spelling) stays as it is. Spellings are not repeated.
+
+    Examples
+    --------
+    >>> forms = [surface_forms("cnc lathe operator"), surface_forms("lathes and lathe work")]
+    >>> surface_terms(["lath", "respons", "oper", "数控"], forms)
+    ['lathe', 'operator', '数控']
+    """
+    out: list[str] = []
+    for term in terms:
+        if is_filler(term):
+            continue
+        counts: Counter = Counter()
+        for f in forms:
+            counts.update(f.get(term, ()))
+        shown = min(counts, key=lambda w: (-counts[w], len(w), w)) if counts else term
+        if shown not in out:
+            out.append(shown)
+            if len(out) == n_terms:
+                break
+    return out
+
+
+def cached_forms(texts: Callable[[int], str]) -> Callable[[int], dict[str, Counter]]:
+    """:func:`surface_forms` of ``texts(i)``, computed once per ``i``."""
+    memo: dict[int, dict[str, Counter]] = {}
+
+    def get(i: int) -> dict[str, Counter]:
+        if i not in memo:
+            memo[i] = surface_forms(texts(i))
+        return memo[i]
+    return get

@@ -53,6 +53,66 @@ _SPECS = {
 }
 
 
+def _bad_cell(text: str, line: int) -> int:
+    """The 0-based cell of the record starting on ``line`` (1-based) whose quoting is broken:
+    a quote that never closes, or text after a closing quote."""
+    lines = text.splitlines(keepends=True)
+    rest = "".join(lines[line - 1:])
+    cell, i, start = 0, 0, True
+    while i < len(rest):
+        ch = rest[i]
+        if start and ch == '"':
+            while True:
+                j = rest.find('"', i + 1)
+                if j < 0:
+                    return cell  # never closed
+                if rest[j + 1:j + 2] == '"':
+                    i = j + 1
+                    continue
+                i = j + 1
+                break
+            if i < len(rest) and rest[i] not in ",\r\n":
+                return cell  # text after the closing quote
+            start = False
+            continue
+        if ch in "\r\n":
+            break
+        if ch == ",":
+            cell, start = cell + 1, True
+        else:
+            start = False
+        i += 1
+    return cell
+
+
+def _csv_records(path: Path, text: str) -> list[list[str]]:
+    """The records of a CSV text (one list per record: positions are spreadsheet rows).
+
+    Quotes are read strictly: a quote that is never closed (which would swallow the rest of
+    the file into one cell) or text after a closing quote refuses the file, naming the row
+    and the column where the bad cell starts.
+    """
+    reader = csv.reader(StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            rows.append(next(reader))
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            header = rows[0] if rows else []
+            at = _bad_cell(text, line)
+            column = (header[at] or f"column {at + 1}") if at < len(header) else f"{at + 1}"
+            what = ("a quote (\") opened in this cell is never closed"
+                    if "end of data" in str(exc)
+                    else f"bad quoting ({exc}); a cell that contains quotes must be quoted "
+                         "as a whole, with each quote inside doubled")
+            raise problems_error(path, [{"row": len(rows) + 1, "column": column,
+                                         "message": f"{what} (line {line} of the file)"}]
+                                 ) from None
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     raw = path.read_bytes()
     for encoding in ("utf-8-sig", "gb18030"):
@@ -63,10 +123,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
             continue
     else:
         raise DataFileError(str(path), "the file is neither UTF-8 nor GB18030 text")
-    try:  # the csv module keeps one list per record, so positions are spreadsheet rows
-        rows = list(csv.reader(StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise DataFileError(str(path), f"not a valid CSV file: {exc}") from exc
+    rows = _csv_records(path, text)
     if not rows:
         raise DataFileError(str(path), "the file is empty (no header row)")
     header = [name or f"Unnamed: {i}" for i, name in enumerate(rows[0])]

@@ -23,6 +23,7 @@ from .candidates import candidate_pairs
 from .catalog import Catalog
 from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
+from .explanations import cached_forms, is_shown, surface_terms
 from .features import build_features, is_relative
 from .fit import FitModel, SimilarityFit
 from .kernels import topk_rows
@@ -32,6 +33,7 @@ from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
 from .sides import Side, column_strings, document_texts, stack_rows, text_fingerprints
+from .text import has_cjk
 from .vectorize import FieldVectorizer
 
 __all__ = ["Matcher", "Match", "Ranking"]
@@ -40,6 +42,14 @@ EXPLAIN_TOP = 5  # rows per list that get feature contributions when explain=Tru
 MIN_FIT_LINKS = 20  # links among the out-of-fold pairs needed to calibrate the fit
 FIT_NEGATIVES = 100_000  # non-link pairs the fit is learned from, at most (a sample)
 DIRECTIONS = ("need", "program")
+_SPARE_TERMS = 10  # shared terms looked at beyond those shown, in case some are filler
+
+
+def _side_text(side: Side):
+    """Row ``i`` of a side's normalised title and text ("" when the side does not keep them)."""
+    if side.titles is None or side.texts is None:
+        return lambda i: ""
+    return lambda i: f"{side.titles[i]} {side.texts[i]}"
 
 
 def _index(side: Side, previous: Catalog | None, field: str) -> PostingIndex:
@@ -631,17 +641,30 @@ class Matcher(BaseEstimator):
 
     def _matched_terms(self, needs: Side, programs: Side, n_rows, p_rows,
                        n_terms=5) -> list[list[str]]:
+        """The shared terms that weigh most in each pair, filler left out and each shown as
+        the pair's texts spell it (:func:`~.explanations.surface_terms`)."""
         prod = sp.csr_matrix(needs.word.full[n_rows].multiply(programs.word.full[p_rows]))
-        cols, _ = topk_rows(prod, n_terms)
+        cols, _ = topk_rows(prod, n_terms + _SPARE_TERMS)
         vocab = self.word_.vocabulary_
-        return [[vocab[c] for c in row if c >= 0] for row in cols]
+        need_forms, prog_forms = (cached_forms(_side_text(side)) for side in (needs, programs))
+        out = []
+        for row, n, p in zip(cols, n_rows, p_rows, strict=True):
+            terms = [vocab[c] for c in row if c >= 0]
+            latin = any(not has_cjk(t) for t in terms)
+            out.append(surface_terms(terms, (need_forms(n), prog_forms(p)) if latin else (),
+                                     n_terms))
+        return out
 
     def _top_factors(self, x: np.ndarray, direction: str, n_factors=3
                      ) -> list[dict[str, float]]:
+        """The ``n_factors`` shown features (:func:`~.explanations.is_shown`) that moved each
+        score most; the others still count in the score."""
         contrib = self.rankers_[direction].contributions(x)
         names = self.feature_names_
-        top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :n_factors]
-        return [{names[j]: round(float(contrib[i, j]), 6) for j in row}
+        hidden = np.array([not is_shown(n) for n in names])
+        magnitude = np.where(hidden, -1.0, np.abs(contrib))
+        top = np.argsort(-magnitude, axis=1, kind="stable")[:, :n_factors]
+        return [{names[j]: round(float(contrib[i, j]), 6) for j in row if not hidden[j]}
                 for i, row in enumerate(top)]
 
     def contributions(self, x, direction: str) -> np.ndarray:

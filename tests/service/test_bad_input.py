@@ -223,6 +223,23 @@ def test_control_characters_are_dropped_or_refused(bw):
         assert (got["title"], got["description"]) == ("电工", "作业")
 
 
+@pytest.mark.parametrize("line, column", [
+    ('"未闭合引号,负责,x,1', "title"),                # the quote swallows the rest of the file
+    ('焊工,"焊接作业,x,1', "description"),
+    ('焊工,"焊接"作业,x,1', "description"),           # text after the closing quote
+])
+def test_a_csv_with_a_broken_quote_is_refused_with_row_and_column(bw, line, column):
+    data = "\n".join(["title,description,skills,headcount", "车工,车削加工,车床,2", line,
+                      "钳工,装配,锉削,3", ""]).encode()
+    with Unchanged(bw), bw.client("herbal") as c:
+        err = assert_error(c.post("/api/v1/imports/needs",
+                                  files={"file": ("needs.csv", data)}), 422,
+                           "bad_data_file", says="quot")
+    assert "needs.csv" in err["message"] and "row 3" in err["message"]
+    assert err["problems"] == [{"row": 3, "column": column, "message": err["problems"][0][
+        "message"]}]
+
+
 def test_a_bad_row_at_the_end_of_a_big_file_writes_nothing(bw):
     rows = ["title,description,headcount"] + [f"岗位{i},描述{i},2" for i in range(2000)]
     rows.append("最后一行,描述,-5")

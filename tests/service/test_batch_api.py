@@ -61,12 +61,29 @@ def test_a_batch_job_scores_allocates_and_reports_gaps(shared_world, finished):
         unmet = c.get(f"/api/v1/jobs/{job['id']}/results/unmet",
                       params={"limit": 1000}).json()["items"]
         gap = c.get(f"/api/v1/jobs/{job['id']}/results/gap", params={"limit": 1000}).json()
+        partners = c.get(f"/api/v1/jobs/{job['id']}/results/partners",
+                         params={"limit": 1000}).json()["items"]
         png = c.get(f"/api/v1/jobs/{job['id']}/plots/gap.png")
     # The plan is the solver's optimum on the job's own scores, within every capacity.
     alloc = res["allocation"]
     assert alloc["assigned"] == sum(p["assigned"] for p in plan)
     assert alloc["unmet"] == sum(u["unmet"] for u in unmet) == alloc["demand"] - alloc["assigned"]
     assert all(u["need_title"] for u in unmet)
+    # Ids are the API's, in their own columns, beside the titles and organisations' names.
+    with shared_world.client("nanhai") as c:
+        needs = {n["id"]: n for n in c.get("/api/v1/needs").json()["items"]}
+        programs = {p["id"]: p for p in c.get("/api/v1/programs").json()["items"]}
+    orgs = {v: k for k, v in shared_world.orgs.items()}
+    assert plan, "the Nanhai alliance's TCM needs fit its TCM programs"
+    assert partners
+    for row in [*plan, *unmet, *scores["items"], *partners]:
+        assert not any(str(v).startswith(("db-need-", "db-program-")) for v in row.values())
+        need = needs[row["need_id"]]
+        assert row["need_title"] == need["title"] and row["enterprise"]
+        assert orgs[row["enterprise_id"]] == "herbal"
+        if "program_id" in row:
+            assert row["program_title"] == programs[row["program_id"]]["title"]
+            assert orgs[row["college_id"]] == "fsvc" and row["college"]
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert gap["total"] >= 1 and sum(g["demand"] for g in gap["items"]) == alloc["demand"]
     assert not job_processes()  # the job's process has exited

@@ -513,7 +513,8 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(tmp_path, model_roo
         svc.start()
         key = prep.keys["herbal"]
         need = {"title": "关机时写入的需求", "description": "中药提取浓缩与制粒，GMP车间"}
-        match = {"title": "中药制剂工", "description": "中药提取浓缩与制粒", "k": 50}
+        match = {"title": "中药制剂工", "description": "中药提取浓缩与制粒", "k": 50,
+                 "include_low": True}
         # Four requests the server has started (headers and half the body received): two
         # writes and two rankings, each on its own connection.
         slow = [SlowRequest(svc.port, "POST", "/api/v1/needs", key, need),

@@ -79,8 +79,13 @@ def test_the_college_partner_list_hides_needs_that_do_not_fit(foshan):
     with foshan.client("college") as c:
         robot = c.get(f"/api/v1/programs/{foshan.ids['programs']['460305']}/partners").json()
         tcm = c.get(f"/api/v1/programs/{foshan.ids['programs']['520415']}/partners").json()
-    assert robot["items"] == []
+    assert robot["items"] == [] and robot["skill_gaps"] == []
     assert [i["need"]["title"] for i in tcm["items"]] == [NEEDS["tcm"]["title"]]
+    # The TCM need's skills that the 中药制药 profile does not cover, with its headcount.
+    missing = tcm["items"][0]["explanation"]["missing_skills"]
+    assert missing, "the need asks for skills the profile does not name"
+    assert [(g["skill"], g["needs"], g["headcount"]) for g in tcm["skill_gaps"]] == \
+        [(skill, 1, NEEDS["tcm"]["headcount"]) for skill in missing]
 
 
 def wait_for(client, job_id: int, timeout: float = 240) -> dict:

@@ -106,6 +106,75 @@ def test_migration_to_head_on_an_empty_database_and_again(database_url):
         d.dispose()
 
 
+def test_ids_are_never_reused_after_a_delete(db):
+    """Outcomes, exports and job results refer to ids: a deleted row's id stays retired,
+    on SQLite as on PostgreSQL, in every table."""
+    with db.session() as s:
+        ent = _org(s, "enterprise", "本草制药")
+        col = _org(s, "college", "南海职院")
+    models = [(Organization, dict(kind="enterprise", name="临时企业")),
+              (Need, dict(org_id=ent.id, title="临时岗位")),
+              (Program, dict(org_id=col.id, title="临时专业")),
+              (TrainingBase, dict(org_id=col.id, name="临时基地"))]
+    for model, values in models:
+        with db.session() as s:
+            first = model(**values)
+            s.add(first)
+            s.flush()
+            gone = first.id
+        with db.session() as s:  # the newest row is deleted: its id is the largest in use
+            s.delete(s.get(model, gone))
+        with db.session() as s:
+            again = model(**values)
+            s.add(again)
+            s.flush()
+            assert again.id > gone, model.__tablename__
+
+
+def test_migrating_an_existing_sqlite_database_keeps_rows_and_retires_ids(tmp_path):
+    from alembic import command
+
+    from iei_match_service.demo import seed
+
+    d = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        command.upgrade(alembic_config(d.engine), "0002")  # a database made before 0003
+        with d.session() as s:
+            seed(s)
+        counts = {}
+        with d.engine.connect() as conn:
+            for t in TABLES:
+                counts[t] = conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar()
+            newest = conn.exec_driver_sql("SELECT max(id) FROM needs").scalar()
+            conn.exec_driver_sql(f"DELETE FROM outcome_events WHERE partnership_id IN "
+                                 f"(SELECT id FROM partnerships WHERE need_id = {newest})")
+            conn.exec_driver_sql(f"DELETE FROM partnerships WHERE need_id = {newest}")
+            conn.exec_driver_sql(f"DELETE FROM needs WHERE id = {newest}")
+            conn.commit()
+        counts["needs"] -= 1
+        upgrade(d.engine)
+        with d.engine.connect() as conn:
+            # no row lost (dropping the old tables cascaded nothing), foreign keys back on
+            assert {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar()
+                    for t in TABLES} == counts
+            assert counts["partnerships"] and counts["outcome_events"]
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        with d.session() as s:
+            need = Need(org_id=s.scalars(sa.select(Need.org_id)).first(), title="新岗位")
+            s.add(need)
+            s.flush()
+            assert need.id > newest - 1
+            s.delete(need)
+        with d.session() as s:
+            again = Need(org_id=s.scalars(sa.select(Need.org_id)).first(), title="新岗位")
+            s.add(again)
+            s.flush()
+            assert again.id > need.id
+    finally:
+        d.dispose()
+
+
 def test_sqlite_pragmas(tmp_path):
     d = Database(f"sqlite:///{tmp_path / 'pragmas.db'}")
     try:

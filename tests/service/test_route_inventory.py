@@ -16,6 +16,9 @@ from iei_match_service.db.tables import ApiKey
 # The only routes answered without a key. Adding one is a decision: add it here.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
           "/openapi.json",
+          # the documentation pages' assets, served by the service (no CDN)
+          "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css",
+          "/docs/assets/redoc.standalone.js", "/docs/assets/favicon.png",
           # the web page and its assets
           "/", "/static/app.js", "/static/i18n.js", "/static/style.css", "/static/favicon.svg"}
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}

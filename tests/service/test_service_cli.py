@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from sqlalchemy import func, select
 
 from iei_match_service.auth import authenticate
 from iei_match_service.cli import main as cli_main
 from iei_match_service.db.engine import Database
-from iei_match_service.db.tables import ApiKey, Need
+from iei_match_service.db.tables import ApiKey, Need, Organization
+from iei_match_service.demo import ALLIANCES, COLLEGES, ENTERPRISES
 
 
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -79,11 +81,56 @@ def test_demo_seeds_once_and_prints_a_key_per_role(tmp_path):
     first = run(tmp_path, "demo", "--no-serve")
     second = run(tmp_path, "demo", "--no-serve")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    for role in ("enterprise", "college", "coordinator", "admin"):
-        assert role in first.stdout
-    keys = [line.strip() for line in first.stdout.splitlines() if line.strip().startswith("iem_")]
-    assert len(keys) == 4 and len(set(keys)) == 4
+    # One key per demo organisation, labelled with its role and name (and an admin key).
+    lines = [line.strip() for line in first.stdout.splitlines()]
+    labelled = {(lines[i - 1].split(maxsplit=1)[0], lines[i - 1].split(maxsplit=1)[1]): line
+                for i, line in enumerate(lines) if line.startswith("iem_")}
+    expected = ({("coordinator", name) for name, *_ in ALLIANCES.values()}
+                | {("enterprise", name) for _, _, name, *_ in ENTERPRISES}
+                | {("college", name) for _, _, name, *_ in COLLEGES})
+    assert expected <= set(labelled) and len(labelled) == len(expected) + 1
+    assert {role for role, _ in labelled} == {"enterprise", "college", "coordinator", "admin"}
+    assert len(set(labelled.values())) == len(labelled)
     db = Database(f"sqlite:///{tmp_path / 'data' / 'iei-match.db'}")
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Need)) == 7  # seeded once
+        assert s.scalar(select(func.count()).select_from(Need)) == 8  # seeded once
+        names = dict(s.execute(select(Organization.id, Organization.name)).all())
+        for (role, name), key in labelled.items():  # each key is what its label says
+            who = authenticate(s, f"Bearer {key}")
+            assert who.role == role and names[who.org_id] == name, (role, name)
     db.dispose()
+
+
+@pytest.mark.slow  # trains the default model on the bundled catalog: 1-2 minutes on 2 cores
+def test_first_demo_start_is_ready_within_the_readme_figure(tmp_path):
+    import re
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from .conftest import free_port
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    minutes = int(re.search(r"first start\s+trains the default model.*?up to about\s+(\d+)"
+                            r"\s+minutes", readme, re.S).group(1))
+    port = free_port()
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from iei_match_service.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", "demo", "--data-dir", str(tmp_path / "data"),
+         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = None
+        while time.monotonic() - start < 2 * 60 * minutes and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    ready = time.monotonic() - start
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    assert ready is not None and ready <= 60 * minutes, (ready, minutes)

@@ -98,10 +98,11 @@ def test_enterprise_posts_and_edits_a_need(tab, world):
     with world.client("herbal") as c:
         assert c.get(f"/api/v1/needs/{need_id}").json()["headcount"] == 4
 
-    # A need without a title is refused with the server's reason, nothing is stored.
+    # A need without a title is refused, naming the field; nothing is stored.
     page.locator("#need-new").click()
     page.locator("#need-form button[type=submit]").click()
-    expect(page.locator("#need-form-status")).to_contain_text("输入有误")
+    expect(page.locator("#need-form-status")).to_contain_text("请修改标出的字段")
+    expect(page.locator("#need-form .field-error")).to_have_text("岗位名称：请填写此项")
     expect(page.locator("#need-list a")).to_have_count(3)
 
 

@@ -76,6 +76,11 @@ def test_college_sees_only_fitting_needs(tab, world, pilot):
     expect(cards).to_have_count(1)
     expect(cards.first.locator("h3")).to_have_text(NEEDS["tcm"]["title"])
     expect(cards.first.locator(".fit")).to_have_text(re.compile("^(高度匹配|一般匹配)$"))
+    gaps = page.locator("#skill-gaps")
+    expect(gaps).to_be_visible()
+    expect(gaps.locator("h3")).to_contain_text("技能缺口")
+    skills = gaps.locator("tbody tr td:first-child").all_inner_texts()
+    assert skills and set(skills) <= set(NEEDS["tcm"]["skills"]), skills
     tab.shot("honest-college")
     page.locator("#program-select").select_option(str(ids["programs"]["460305"]))
     expect(page.locator("#partners-status")).to_contain_text("暂无与本专业匹配的企业需求")

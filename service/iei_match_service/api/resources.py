@@ -12,7 +12,7 @@ from iei_match.taxonomy import LEVELS
 from ..access import get_owned, needs_visible_owners
 from ..db.tables import Need, Organization, Program, TrainingBase
 from ..limits import Admitted
-from ..ranking import rank_needs, rank_programs
+from ..ranking import rank_needs, rank_programs, skill_gaps
 from ..reference import alliance_codes
 from ..schemas import (
     BaseIn,
@@ -52,23 +52,37 @@ def org_brief(org: Organization) -> dict:
     return {"id": org.id, "name": org.name, "province": org.province, "city": org.city}
 
 
-def nearby_bases(s, programs: list, province: str, city: str,
+def nearby_bases(s, programs: list, colleges: dict[int, Organization],
                  limit: int = 3) -> dict[int, list[dict]]:
-    """For each program, its college's training bases and others in the need's city,
-    nearest first (one query for all the programs)."""
-    colleges = {p.org_id for p in programs}
-    conds = [TrainingBase.org_id.in_(colleges)]
-    if city:
-        conds.append(TrainingBase.city == city)
+    """For each program (a :class:`~..catalogs.Row`), the training bases near it: those in
+    its city first (its college's own before others), then those elsewhere in its province;
+    never one in another province. The program's place is its own, else its college's; with
+    no province known, only bases in its city count (one query for all the programs).
+    """
+    places = {}
+    for p in programs:
+        college = colleges.get(p.org_id)
+        province = p.out.province or (college.province if college else "")
+        city = p.out.city or (college.city if college and college.province == province
+                              else "")
+        places[p.id] = (province, city)
+    provinces = {pr for pr, _ in places.values() if pr}
+    cities = {c for _, c in places.values() if c}
+    conds = []
+    if provinces:
+        conds.append(TrainingBase.province.in_(provinces))
+    if cities:
+        conds.append(TrainingBase.city.in_(cities))
     rows = s.scalars(select(TrainingBase).where(or_(*conds)).order_by(TrainingBase.id)
-                     .limit(1000)).all()
+                     .limit(5000)).all() if conds else []
     out = {}
     for program in programs:
-        near = [b for b in rows if b.org_id == program.org_id or (city and b.city == city)]
-        near.sort(key=lambda b: (b.city != city, b.province != province,
-                                 b.org_id != program.org_id))
-        out[program.id] = [{"id": b.id, "name": b.name, "city": b.city, "capacity": b.capacity}
-                           for b in near[:limit]]
+        province, city = places[program.id]
+        near = [b for b in rows if (b.province == province if province and b.province
+                                    else bool(city) and b.city == city)]
+        near.sort(key=lambda b: (not city or b.city != city, b.org_id != program.org_id, b.id))
+        out[program.id] = [{"id": b.id, "name": b.name, "province": b.province,
+                            "city": b.city, "capacity": b.capacity} for b in near[:limit]]
     return out
 
 
@@ -88,10 +102,12 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
             allowed = programs.mask(level=level, province=province, city=city, near=near,
                                     certificates=need.certificates or [])
             hits = rank_programs(live.matcher, need, programs, allowed, k, include_low)
-        majors = svc.reference.best(live, need, alliance_codes(s, org_id))
+    # Outside the ranking slots: after a model swap the first call prepares the national
+    # catalog (a second or two), which must not hold a slot that other requests wait for.
+    majors = svc.reference.best(live, need, alliance_codes(s, org_id))
     colleges = {o.id: o for o in s.scalars(select(Organization).where(
         Organization.id.in_({h["row"].org_id for h in hits})))}
-    bases = nearby_bases(s, [h["row"] for h in hits], province, city)
+    bases = nearby_bases(s, [h["row"] for h in hits], colleges)
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
               "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "program": h["row"].out,
@@ -130,4 +146,5 @@ def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: Servi
               "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "need": h["row"].out,
               "enterprise": org_brief(orgs[h["row"].org_id])} for h in hits]
-    return {"model_version": live.version, "include_low": include_low, "items": items}
+    return {"model_version": live.version, "include_low": include_low, "items": items,
+            "skill_gaps": skill_gaps(hits)}

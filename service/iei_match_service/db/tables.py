@@ -30,6 +30,10 @@ ROLES = ("enterprise", "college", "coordinator", "admin")
 EVENTS = ("viewed", "contacted", "visited", "agreement_signed", "students_placed", "hired",
           "rejected")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+# Ids are never given again after a delete (outcomes, exports and job results refer to them):
+# PostgreSQL's sequences never go back; SQLite needs AUTOINCREMENT, without which a new row
+# takes the largest id in use plus one.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 def utcnow() -> datetime:
@@ -54,6 +58,7 @@ class Base(DeclarativeBase):
 
 class Organization(Base):
     __tablename__ = "organizations"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
@@ -68,7 +73,7 @@ class Membership(Base):
     """An organisation's membership of an alliance."""
 
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("alliance_id", "member_id"),)
+    __table_args__ = (UniqueConstraint("alliance_id", "member_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alliance_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
@@ -81,6 +86,7 @@ class ApiKey(Base):
     """An API key: only its SHA-256 is stored; ``prefix`` finds it without a scan."""
 
     __tablename__ = "api_keys"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
@@ -96,6 +102,7 @@ class Need(Base):
     """An enterprise's talent need."""
 
     __tablename__ = "needs"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
@@ -120,6 +127,7 @@ class Program(Base):
     """A college's program (major), with its catalog code."""
 
     __tablename__ = "programs"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
@@ -142,6 +150,7 @@ class TrainingBase(Base):
     """A training / practice base (实训基地)."""
 
     __tablename__ = "training_bases"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
@@ -161,7 +170,7 @@ class Partnership(Base):
     """A (need, program) pair that someone acted on; ``stage`` is its latest event."""
 
     __tablename__ = "partnerships"
-    __table_args__ = (UniqueConstraint("need_id", "program_id"),)
+    __table_args__ = (UniqueConstraint("need_id", "program_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     need_id: Mapped[int] = mapped_column(ForeignKey("needs.id", ondelete="CASCADE"), index=True)
@@ -178,6 +187,7 @@ class Partnership(Base):
 
 class OutcomeEvent(Base):
     __tablename__ = "outcome_events"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     partnership_id: Mapped[int] = mapped_column(
@@ -202,6 +212,7 @@ class Job(Base):
     """
 
     __tablename__ = "jobs"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(24))

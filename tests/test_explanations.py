@@ -1,0 +1,102 @@
+"""Explanations a person understands: matched terms as the texts spell them, no filler, and
+reasons in plain words, without the features a recruiter would have to decode."""
+
+from __future__ import annotations
+
+import doctest
+import re
+import warnings
+
+import pandas as pd
+import pytest
+
+from iei_match import explanations
+from iei_match.explanations import (
+    FEATURE_LABELS,
+    FILLER_WORDS,
+    describe_feature,
+    is_shown,
+    surface_forms,
+    surface_terms,
+)
+from iei_match.matcher import Matcher
+from test_matcher import PARAMS, build_world
+
+NEEDS = pd.DataFrame({
+    "need_id": ["lathe", "care", "cnc"],
+    "title": ["Lathe operator", "Nursing assistant", "数控车工"],
+    "text": ["Operate CNC lathes daily as required; responsible for lathe setup and turning",
+             "Provide nursing care for elderly patients, daily nursing records",
+             "按要求负责日常数控车床操作，基于图纸完成零件车削加工，企业生产"],
+})
+PROGRAMS = pd.DataFrame({
+    "program_id": ["machining", "nursing", "数控"],
+    "title": ["CNC machining", "Nursing", "数控技术"],
+    "text": ["Students learn lathe turning, CNC lathes programming and machining",
+             "Clinical nursing and nursing care of elderly patients",
+             "数控车床编程与车削加工，企业实践，按要求考取证书"],
+})
+
+
+def test_doctests():
+    assert doctest.testmod(explanations).failed == 0
+
+
+@pytest.fixture(scope="module")
+def ranked():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        matcher = Matcher(**PARAMS).fit(NEEDS, PROGRAMS, links=None)
+    return {m.need_id: m for m in matcher.rank(NEEDS, PROGRAMS, k=1, as_frame=False)}
+
+
+def test_matched_terms_are_words_of_the_texts_not_stems(ranked):
+    assert ranked["lathe"].program_id == "machining"
+    assert {"lathe", "turning"} <= set(ranked["lathe"].matched_terms)
+    assert "nursing" in ranked["care"].matched_terms
+    for need_id, m in ranked.items():
+        text = " ".join(NEEDS.set_index("need_id").loc[need_id, ["title", "text"]]).lower()
+        for term in m.matched_terms:
+            assert term in text, (term, text)
+            if not re.search(r"[\u4e00-\u9fff]", term):  # a whole English word of the text
+                assert re.search(rf"(?<![a-z]){re.escape(term)}(?![a-z])", text), term
+
+
+def test_matched_terms_leave_out_filler(ranked):
+    terms = ranked["cnc"].matched_terms
+    assert ranked["cnc"].program_id == "数控" and terms
+    assert not set(terms) & {"按", "要求", "日常", "基于", "企业", "操作", "负责", "daili",
+                             "daily", "required", "respons", "responsible"}
+    assert all(t not in FILLER_WORDS for m in ranked.values() for t in m.matched_terms)
+
+
+def test_surface_terms_take_the_most_frequent_spelling():
+    forms = [surface_forms("nurses and nursing, nursing"), surface_forms("nurse")]
+    assert surface_terms(["nurs"], forms) == ["nursing"]
+    assert surface_terms(["nurs", "要求", "按", "护理"], []) == ["nurs", "护理"]
+
+
+def test_labels_are_plain_and_say_which_way_the_factor_went():
+    assert describe_feature("word_full", "zh", 0.8) == "岗位描述与专业培养方向高度一致"
+    assert describe_feature("word_full", "en", 0.8) == (
+        "The job description matches what the program trains for")
+    assert describe_feature("knn_sum", "zh", 0.3) == "同类岗位曾与该专业合作"
+    assert describe_feature("knn_sum", "en", 0.3) == (
+        "Similar jobs have partnered with this program before")
+    assert describe_feature("same_city", "zh", -0.2) == "与岗位不在同城"
+    for name in ("knn_first_rank", "program_capacity", "need_headcount", "word_full_rank",
+                 "knn_sum_rel", "need_level"):
+        assert not is_shown(name), name
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_top_factors_are_shown_features_with_labels(lang):
+    world = build_world(lang)
+    matcher = world["matcher"]
+    shown = [n for n in matcher.feature_names_ if is_shown(n)]
+    for name in shown:  # every reason a person may see has a plain label in both languages
+        assert name in FEATURE_LABELS or name.startswith("prior_"), name
+    assert len(shown) < len(matcher.feature_names_)  # some stay in the model only
+    ranking = matcher.rank(world["new"], world["programs"], k=5, explain=5, as_frame=False)
+    for m in ranking:
+        assert len(m.contributions) == 3 and all(is_shown(n) for n in m.contributions), m
