@@ -6,15 +6,15 @@ expired is taken over by another process. A cancel is a flag any process can set
 ``active_key`` identifies a queued or running job's submission (unique: an identical
 submission finds it) and is cleared when the job ends.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-06 02:10:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
