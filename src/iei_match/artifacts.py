@@ -52,7 +52,8 @@ __all__ = ["save_model", "load_model", "publish_model", "resolve_model_dir", "li
            "activate_version", "activate_first", "current_version", "prune_versions",
            "data_fingerprint", "remove_stale_publishing", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 2  # 2: the calibrated fit (fit.txt), rankers and parts with their own state
+FORMAT_VERSION = 3  # 2: the calibrated fit (fit.txt), rankers and parts with their own state;
+# 3: no region or capacity features
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 _LIBRARIES = ("iei-match", "numpy", "scipy", "scikit-learn", "pandas", "lightgbm", "rjieba")
