@@ -17,12 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from iei_match import __version__
 from iei_match.errors import IeiMatchError
 
+from . import batch_jobs, retrain
 from .api import batch, health, imports, matching, models, orgs, outcomes, resources
 from .api.deps import Services
 from .db.engine import Database, upgrade
 from .docs import install as install_docs
 from .errors import ServiceError, body, from_engine, unreadable_body
 from .gatekeeper import KeyCheck
+from .housekeeping import start_housekeeping
 from .jobs import JobRunner
 from .limits import Gate, RateLimiter
 from .metrics import Metrics
@@ -135,9 +137,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         db = Database(settings.database_url)
         upgrade(db.engine)
-        jobs = JobRunner(db)
+        jobs = JobRunner(db, lease_s=settings.job_lease_s, attempts=settings.job_attempts)
+        models = ModelHost(settings.models_dir)
+        jobs.register("batch", batch_jobs.handler(settings, settings.models_dir))
+        jobs.register("retrain", retrain.handler(settings, models))
         jobs.recover()
-        svc = Services(settings=settings, db=db, models=ModelHost(settings.models_dir),
+        svc = Services(settings=settings, db=db, models=models,
                        jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
                        gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
                        auth_failures=RateLimiter(settings.auth_failures_per_minute,
@@ -147,9 +152,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        reference=ReferenceMajors(settings.catalog))
         app.state.services = svc
         _start_model(svc)
+        models.watch(settings.model_poll_s)
+        jobs.start()
+        housekeeping = start_housekeeping(settings, db)
         try:
             yield
         finally:
+            housekeeping.set()
+            models.close()
             jobs.shutdown()
             db.dispose()
 

@@ -13,6 +13,8 @@ the GIL or the cores from interactive requests; the service's job thread follows
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,10 +123,12 @@ def from_files(needs_path: Path, needs_name: str, programs_path: Path, programs_
 
 
 def job_dir(settings: Settings, job_id: int) -> Path:
-    return Path(settings.data_dir) / "jobs" / str(int(job_id))
+    return Path(settings.jobs_dir) / str(int(job_id))
 
 
 WORK = "iei_match_service.batch_jobs:compute"  # what the job's process calls
+INPUTS = "inputs"  # the job's needs and programs, as submitted (Parquet)
+KEPT = (INPUTS, "work")  # what a resumed job reuses: its inputs and finished partitions
 
 
 def run(ctx: JobContext, settings: Settings, model_dir: Path, inputs: BatchInputs,
@@ -133,9 +137,10 @@ def run(ctx: JobContext, settings: Settings, model_dir: Path, inputs: BatchInput
     """The job's work, done by :func:`compute` in a child process at a lower priority;
     returns what the job's ``result`` shows."""
     out = job_dir(settings, ctx.job_id)
-    if out.exists():  # an earlier, interrupted attempt under the same id
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.iterdir():  # what an earlier, interrupted attempt finished of the results
+        if old.name not in KEPT:  # (its inputs and finished partitions are resumed from)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     ctx.report(0.0, "scoring")
     work = {"out": str(out), "job_id": ctx.job_id, "model_dir": str(model_dir),
             "source": inputs.source, "notes": inputs.notes, "top_k": top_k,
@@ -251,18 +256,69 @@ def _label(table: pd.DataFrame, inputs: BatchInputs) -> pd.DataFrame:
     return out
 
 
+def submission_key(kind: str, org_id: int, idempotency_key: str | None, *parts) -> str:
+    """What identifies a submission: the client's ``Idempotency-Key`` if it sent one, else
+    the job's kind, organisation and what it works on (``parts``)."""
+    h = hashlib.sha256(f"{kind}\0{int(org_id)}\0".encode())
+    if idempotency_key is not None:
+        h.update(b"key\0" + idempotency_key.encode())
+    else:
+        for part in parts:
+            h.update(part if isinstance(part, bytes) else
+                     json.dumps(part, sort_keys=True, default=str).encode())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def _frame_digest(frame: pd.DataFrame) -> bytes:
+    cells = frame.astype(str)  # lists and mixed types hash by their text
+    return hashlib.sha256(json.dumps([list(cells.columns)]).encode() + pd.util.hash_pandas_object(
+        cells, index=True).to_numpy().tobytes()).digest()
+
+
 def submit(svc, who: Principal, inputs: BatchInputs, params: dict,
-           work: Callable | None = None) -> int:
-    """Queue a batch job with the live model; returns its id."""
+           work: Callable | None = None, idempotency_key: str | None = None) -> int:
+    """Queue a batch job with the live model; returns its id (the id of the job already
+    queued or running for an identical submission).
+
+    The inputs are written into the job's directory (in the shared jobs directory) before
+    the job can be claimed, so that any process of the service can run or resume it.
+    """
     live = svc.models.live()  # 503 while the first model is still being trained
-    model_dir = Path(svc.models.root) / live.version
     params = {**params, "scope": "platform" if who.is_admin else "organisation",
               "source": inputs.source, "model_version": live.version,
-              "needs": len(inputs.needs), "programs": len(inputs.programs)}
+              "needs": len(inputs.needs), "programs": len(inputs.programs),
+              "notes": inputs.notes}
+    key = submission_key("batch", who.org_id, idempotency_key, params,
+                         _frame_digest(inputs.needs), _frame_digest(inputs.programs))
 
-    def job(ctx: JobContext) -> dict:
-        return run(ctx, svc.settings, model_dir, inputs, params["top_k"], params["allocate"],
-                   params.get("min_score"), params.get("max_partners_per_college"),
-                   params.get("min_fit"))
+    def prepare(job_id: int) -> None:
+        folder = job_dir(svc.settings, job_id) / INPUTS
+        if folder.parent.exists():  # a job id used before (a database made anew)
+            shutil.rmtree(folder.parent)
+        folder.mkdir(parents=True)
+        inputs.needs.to_parquet(folder / "needs.parquet")
+        inputs.programs.to_parquet(folder / "programs.parquet")
 
-    return svc.jobs.submit("batch", who.org_id, params, work or job)
+    return svc.jobs.submit("batch", who.org_id, params, work, key=key, prepare=prepare)
+
+
+def handler(settings: Settings, models_root: Path):
+    """What runs a batch job from its row, in any process of the service."""
+    def handle(ctx: JobContext, job) -> dict:
+        p = job.params
+        folder = job_dir(settings, job.id) / INPUTS
+        if not folder.is_dir():
+            raise FileNotFoundError(f"the inputs of job {job.id} are not in the jobs "
+                                    "directory (IEI_MATCH_JOBS_DIR must be shared by every "
+                                    "process of the service)")
+        inputs = BatchInputs(pd.read_parquet(folder / "needs.parquet"),
+                             pd.read_parquet(folder / "programs.parquet"), p["source"],
+                             list(p.get("notes", [])))
+        model_dir = Path(models_root) / p["model_version"]
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"model version {p['model_version']} is no longer there")
+        return run(ctx, settings, model_dir, inputs, p["top_k"], p["allocate"],
+                   p.get("min_score"), p.get("max_partners_per_college"), p.get("min_fit"))
+
+    return handle

@@ -144,6 +144,21 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_prune(args) -> int:
+    from .housekeeping import prune
+
+    settings = _settings(args)
+    db = _database(settings)
+    try:
+        done = prune(settings, db)
+    finally:
+        db.dispose()
+    print(f"removed {len(done['versions'])} model versions"
+          f"{': ' + ', '.join(done['versions']) if done['versions'] else ''} and the files of "
+          f"{len(done['jobs'])} jobs")
+    return 0
+
+
 def _db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data directory (default $IEI_MATCH_DATA_DIR or "
                    "./iei-match-data)")
@@ -200,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--org", type=int, help="owner of rows without an org_id column")
     _db_options(i)
     i.set_defaults(func=cmd_import)
+    pr = asub.add_parser("prune", help="remove old model versions and old jobs' files "
+                         "(IEI_MATCH_KEEP_VERSIONS, IEI_MATCH_KEEP_JOB_DAYS)")
+    _db_options(pr)
+    pr.set_defaults(func=cmd_prune)
     return parser
 
 

@@ -3,6 +3,14 @@
 A request takes a reference to the live ``(version, matcher)`` pair at its start and keeps
 using it; publishing or activating a version loads and verifies the new model fully first
 and then replaces the reference in one assignment, so no request is dropped or sees a mix.
+
+The models root's ``CURRENT`` file is the one pointer to the live version that every
+process of the service shares (it is replaced atomically). Each process watches it
+(:meth:`ModelHost.watch`, every ``IEI_MATCH_MODEL_POLL_S`` seconds) and follows a publish
+or an activation made by another process: it loads the version ``CURRENT`` names and swaps
+it in between two requests, as for its own publish. A first model is made live only if no
+other process made one live first (:func:`~iei_match.artifacts.activate_first`); a process
+that loses that race serves the winner's model.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iei_match.artifacts import (
+    activate_first,
     activate_version,
+    current_version,
     list_versions,
     load_model,
     publish_model,
@@ -56,6 +66,9 @@ class ModelHost:
         self.last_error: str | None = None
         # Set while a start serves another version than the one CURRENT names (refused).
         self.fallback_from: str | None = None
+        self._refused: str | None = None  # the name in CURRENT last refused, not retried
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         for name in remove_stale_publishing(self.root):
             log.warning("removed %s, left by a publish that was stopped", name)
 
@@ -79,6 +92,7 @@ class ModelHost:
         root without ``CURRENT`` has no model yet.
         """
         fallback_from = None
+        self._refused = None
         try:
             path = resolve_model_dir(self.root)
             live = LiveModel(path.name, load_model(path))
@@ -90,11 +104,13 @@ class ModelHost:
                 log.error("model refused, keeping the previous one: %s", exc)
                 return None
             log.error("model refused: %s", exc)
+            self._refused = current_version(self.root)
             live = self._fallback()
             if live is None:
                 return None
             fallback_from = (self.root / "CURRENT").read_text(
                 encoding="utf-8", errors="replace").strip()[:100]
+            self._refused = current_version(self.root)
         with self._swap:
             self._live = live
             self.fallback_from = fallback_from
@@ -116,15 +132,84 @@ class ModelHost:
             return live
         return None
 
-    def publish(self, matcher: Matcher, metrics: dict, data_sha256: str) -> LiveModel:
-        """Publish ``matcher`` as a new version, verify it by loading it back, make it live."""
+    def publish(self, matcher: Matcher, metrics: dict, data_sha256: str, *,
+                first: bool = False) -> LiveModel:
+        """Publish ``matcher`` as a new version, verify it by loading it back, make it live.
+
+        With ``first``, it is made live only if no version is live yet; when another
+        process made one live meanwhile, that one is loaded and served instead (and the new
+        version stays published, not live).
+        """
         with self._swap:
             path = publish_model(matcher, self.root, metrics=metrics, data_sha256=data_sha256,
                                  activate=False)
             live = LiveModel(path.name, load_model(path))
-            activate_version(self.root, path.name)
-            self._live, self.fallback_from = live, None
+            if first:
+                winner = activate_first(self.root, path.name)
+                if winner != path.name:
+                    log.info("another process published the first model (%s) before this "
+                             "one (%s): serving %s", winner, path.name, winner)
+                    if self._live is not None and self._live.version == winner:
+                        return self._live
+                    try:
+                        live = LiveModel(winner, load_model(resolve_model_dir(self.root)))
+                    except IeiMatchError as exc:  # CURRENT names what cannot be served
+                        log.error("the live version is refused (%s); making %s live", exc,
+                                  path.name)
+                        activate_version(self.root, path.name)
+            else:
+                activate_version(self.root, path.name)
+            self._live, self.fallback_from, self._refused = live, None, None
         return live
+
+    def follow(self) -> bool:
+        """Serve the version ``CURRENT`` names if it is not the live one (another process
+        published or activated it); returns whether the live model changed.
+
+        A version that is refused is logged once and not tried again until ``CURRENT``
+        changes; the live model stays.
+        """
+        named = current_version(self.root)
+        live = self._live
+        if named is None or named == self._refused or self._swap.locked():
+            return False  # nothing to follow, or a publish of this process is under way
+        if live is not None and named == live.version:
+            return False
+        if live is None:
+            return self.load_current() is not None
+        try:
+            path = resolve_model_dir(self.root)
+            new = LiveModel(path.name, load_model(path))
+        except IeiMatchError as exc:
+            self._refused, self.last_error = named, str(exc)
+            log.error("model %r refused, keeping %s: %s", named[:100], live.version, exc)
+            return False
+        with self._swap:
+            if current_version(self.root) != new.version or (
+                    self._live is not None and self._live.version == new.version):
+                return False  # changed again meanwhile: the next look follows
+            self._live, self.fallback_from, self.last_error = new, None, None
+        log.info("serving %s, made live by another process (was %s)", new.version,
+                 live.version)
+        return True
+
+    def watch(self, interval: float) -> None:
+        """Follow ``CURRENT`` every ``interval`` seconds in a background thread until
+        :meth:`close`."""
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.follow()
+                except Exception:  # never let the watcher die; the next look retries
+                    log.exception("following the live model failed")
+
+        self._watcher = threading.Thread(target=loop, name="iei-model-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(10)
 
     def activate(self, version: str) -> LiveModel:
         """Roll back (or forward) to a published version, after verifying it."""
@@ -139,7 +224,7 @@ class ModelHost:
                 why = str(exc).replace(str(self.root) + os.sep, "")
                 raise type(exc)(f"version {version!r} is refused: {why}") from None
             activate_version(self.root, version)
-            self._live, self.fallback_from = live, None
+            self._live, self.fallback_from, self._refused = live, None, None
         return live
 
     def versions(self) -> list[dict]:

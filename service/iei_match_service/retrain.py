@@ -101,7 +101,7 @@ def train_first(settings: Settings, db: Database, host: ModelHost,
     result = train_model(needs, programs, links, params=settings.train_params,
                          random_state=settings.seed, report=report)
     live = host.publish(result.matcher, result.metrics,
-                        data_fingerprint(needs, programs, links))
+                        data_fingerprint(needs, programs, links), first=True)
     report(1.0, f"published {live.version}")
     return live
 
@@ -161,7 +161,7 @@ def run(ctx: JobContext, settings: Settings, host: ModelHost, *, force: bool = F
     live ``version`` afterwards.
     """
     live = host.live()
-    staging = Path(settings.data_dir) / "jobs" / str(int(ctx.job_id)) / "model"
+    staging = Path(settings.jobs_dir) / str(int(ctx.job_id)) / "model"
     shutil.rmtree(staging, ignore_errors=True)  # an earlier, interrupted attempt
     fields = {name: getattr(settings, name) for name in SETTINGS_PASSED}
     fields = {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
@@ -179,6 +179,14 @@ def run(ctx: JobContext, settings: Settings, host: ModelHost, *, force: bool = F
         return result
     finally:
         shutil.rmtree(staging.parent, ignore_errors=True)
+
+
+def handler(settings: Settings, host: ModelHost):
+    """What runs a retraining job from its row, in any process of the service."""
+    def handle(ctx: JobContext, job) -> dict:
+        return run(ctx, settings, host, force=bool(job.params.get("force")))
+
+    return handle
 
 
 def compute(settings: dict, live_dir: str, live_version: str, staging: str, force: bool,
@@ -208,4 +216,4 @@ def compute(settings: dict, live_dir: str, live_version: str, staging: str, forc
     return result
 
 
-__all__ = ["training_tables", "train_first", "train_candidate", "run", "compute"]
+__all__ = ["training_tables", "train_first", "train_candidate", "run", "handler", "compute"]

@@ -32,6 +32,19 @@ def _int(env: dict, name: str, default: int, minimum: int = 1,
     return value
 
 
+def _float(env: dict, name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{PREFIX}{name} must be from {minimum} to {maximum}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be configured with.
@@ -112,6 +125,30 @@ class Settings:
     train_params : dict
         Parameters of :class:`iei_match.Matcher` for (re)training, as JSON in
         ``IEI_MATCH_TRAIN_PARAMS`` (e.g. ``{"n_estimators": 200}``).
+    jobs_dir : Path
+        Where jobs keep their inputs, partial work and results (``IEI_MATCH_JOBS_DIR``,
+        default ``data_dir/jobs``). Several processes of the service must share it (as
+        they share the models directory), so that any of them can resume a job or serve
+        its results.
+    model_poll_s : float
+        How often each process looks whether another one made a new version live
+        (``IEI_MATCH_MODEL_POLL_S``, default 2 s).
+    job_lease_s : float
+        How long a job's claim lasts without renewal (``IEI_MATCH_JOB_LEASE_S``, default
+        30 s; renewed every third of it): a job whose process died is resumed by another
+        process this long after its last renewal.
+    job_attempts : int
+        How many times a job is started before it is failed (``IEI_MATCH_JOB_ATTEMPTS``,
+        default 3): a job that keeps killing its process is not retried for ever.
+    keep_versions : int
+        Model versions kept besides the live one and the one before it
+        (``IEI_MATCH_KEEP_VERSIONS``, default 5, the newest ones).
+    keep_job_days : float
+        Days a finished job's files (results, plots) are kept (``IEI_MATCH_KEEP_JOB_DAYS``,
+        default 30); its row stays and says its results were removed.
+    prune_interval_s : float
+        How often a process prunes old versions and job files (``IEI_MATCH_PRUNE_INTERVAL_S``,
+        default 3600 s; 0 never: ``iei-match admin prune`` does it on demand).
     """
 
     data_dir: Path = Path("iei-match-data")
@@ -144,9 +181,19 @@ class Settings:
     batch_workers: int = 1
     batch_nice: int = 10
     train_params: dict = field(default_factory=dict)
+    jobs_dir: Path = Path("")
+    model_poll_s: float = 2.0
+    job_lease_s: float = 30.0
+    job_attempts: int = 3
+    keep_versions: int = 5
+    keep_job_days: float = 30.0
+    prune_interval_s: float = 3600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if str(self.jobs_dir) in ("", "."):
+            object.__setattr__(self, "jobs_dir", self.data_dir / "jobs")
+        object.__setattr__(self, "jobs_dir", Path(self.jobs_dir))
         if not self.database_url:
             url = f"sqlite:///{(self.data_dir / 'iei-match.db').as_posix()}"
             object.__setattr__(self, "database_url", url)
@@ -207,6 +254,13 @@ class Settings:
             "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,
             "batch_workers": _int(env, "BATCH_WORKERS", 1),
             "batch_nice": _int(env, "BATCH_NICE", 10, minimum=0, maximum=19),
+            "jobs_dir": Path(env.get(PREFIX + "JOBS_DIR", "")),
+            "model_poll_s": _float(env, "MODEL_POLL_S", 2.0, 0.1, 3600),
+            "job_lease_s": _float(env, "JOB_LEASE_S", 30.0, 1.0, 86400),
+            "job_attempts": _int(env, "JOB_ATTEMPTS", 3, maximum=100),
+            "keep_versions": _int(env, "KEEP_VERSIONS", 5, minimum=0),
+            "keep_job_days": _float(env, "KEEP_JOB_DAYS", 30.0, 0.0, 36500),
+            "prune_interval_s": _float(env, "PRUNE_INTERVAL_S", 3600.0, 0.0, 10**7),
         }
         raw = env.get(PREFIX + "TRAIN_PARAMS") or "{}"
         try:

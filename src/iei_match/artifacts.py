@@ -49,7 +49,8 @@ from .rankers import ranker_from_state
 from .vectorize import FieldVectorizer
 
 __all__ = ["save_model", "load_model", "publish_model", "resolve_model_dir", "list_versions",
-           "activate_version", "data_fingerprint", "remove_stale_publishing", "FORMAT_VERSION"]
+           "activate_version", "activate_first", "current_version", "prune_versions",
+           "data_fingerprint", "remove_stale_publishing", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 3  # 2: the calibrated fit (fit.txt), rankers and parts with their own state;
 # 3: no region or capacity features
@@ -346,6 +347,42 @@ def _point_current(root: Path, version: str) -> None:
     _fsync_dir(root)
 
 
+def current_version(root: str | os.PathLike) -> str | None:
+    """The version ``CURRENT`` names under a models root (None without ``CURRENT``); the
+    name as written, not checked."""
+    try:
+        return (Path(root) / CURRENT).read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        return None
+
+
+def activate_first(root: str | os.PathLike, version: str) -> str:
+    """Make ``version`` live only if no version is live yet (no ``CURRENT``); returns the
+    version that is live afterwards.
+
+    ``CURRENT`` is created with a hard link, which fails if it exists, so of several
+    processes publishing a first model into one root at once exactly one wins and the
+    others learn its version.
+    """
+    root = Path(root)
+    if Path(version).name != version or not (root / version / MANIFEST).is_file():
+        raise ModelNotFoundError(f"no version {version!r} under {root}")
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".CURRENT.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(version + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, root / CURRENT)
+        except FileExistsError:
+            return current_version(root) or version
+        _fsync_dir(root)
+        return version
+    finally:
+        os.unlink(tmp)
+
+
 def activate_version(root: str | os.PathLike, version: str) -> Path:
     """Make an already published, intact version the live one (e.g. to roll back)."""
     root = Path(root)
@@ -378,6 +415,33 @@ def remove_stale_publishing(root: str | os.PathLike, older_than: float = 3600.0)
     return removed
 
 
+def prune_versions(root: str | os.PathLike, keep_newest: int, keep=()) -> list[str]:
+    """Delete published versions except the live one, the versions in ``keep`` and the
+    ``keep_newest`` newest; returns the names deleted (oldest first).
+
+    A version is first renamed to a hidden ``.pruning-*`` name (atomic: a process that
+    lists the versions meanwhile sees it whole or not at all), then deleted.
+    """
+    root = Path(root)
+    versions = [v["version"] for v in list_versions(root)]
+    spared = set(keep) | set(versions[max(0, len(versions) - keep_newest):])
+    live = current_version(root)
+    if live:
+        spared.add(live)
+    removed = []
+    for name in versions:
+        if name in spared:
+            continue
+        doomed = root / f".pruning-{name}"
+        try:
+            os.rename(root / name, doomed)
+        except OSError:  # taken by another process's prune meanwhile
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
 def publish_model(matcher: Matcher, root: str | os.PathLike, *, metrics: dict | None = None,
                   data_sha256: str | None = None, activate: bool = True) -> Path:
     """Save ``matcher`` as a new version under ``root`` and (by default) make it live.
@@ -395,7 +459,18 @@ def publish_model(matcher: Matcher, root: str | os.PathLike, *, metrics: dict | 
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".publishing-"))
     try:
         save_model(matcher, tmp / "model", metrics=metrics, data_sha256=data_sha256)
-        os.rename(tmp / "model", root / version)
+        # The rename is what claims the name: another process publishing into the same
+        # root in the same second may have taken it meanwhile (the rename onto its
+        # non-empty directory fails), and then the next free name is tried.
+        while True:
+            try:
+                os.rename(tmp / "model", root / version)
+                break
+            except OSError:
+                if not (root / version).exists() or n > 10_000:
+                    raise
+                n += 1
+                version = f"{base}-{n}"
         _fsync_dir(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,11 +10,12 @@ with path parameters that this matrix does not know fails the coverage test.
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from iei_match_service.db.tables import Job, Membership
+from iei_match_service.db.tables import Job, Membership, utcnow
 
 CALLERS = ("herbal", "soft", "fsvc", "cdit", "nanhai", "chengyu", "admin")
 # Demo tenants: organisation short name -> its alliance (and that alliance's coordinator key).
@@ -62,6 +63,13 @@ COVERED = {(t, "GET") for t in READS} | WRITES | OTHER_TEMPLATED
 # Callers whose access to a target the rules leave open: a job is its starter's, and whether
 # the coordinator also sees the jobs of its members (no route starts one yet) is not decided.
 UNASSERTED = {"job:herbal": {"nanhai"}}
+
+
+def held_job(org_id: int) -> Job:
+    """A running job held by another (imaginary) process of the service: its lease lasts, so
+    the server under test neither runs it nor takes it over, and a cancel only flags it."""
+    return Job(kind="retrain", org_id=org_id, state="running", params={},
+               lease_owner="elsewhere:1:test", lease_expires_at=utcnow() + timedelta(hours=1))
 
 
 def allowed(target: str) -> set[str]:
@@ -121,7 +129,7 @@ def targets(shared_world, clients) -> dict[str, dict]:
         out[f"org:{name}"] = {"id": orgs[name]}
     with shared_world.db.session() as s:  # jobs of two coordinators, the admin, an enterprise
         for owner in ("nanhai", "chengyu", "shanghai", "herbal"):
-            job = Job(kind="retrain", org_id=orgs[owner], state="queued", params={})
+            job = held_job(orgs[owner])
             s.add(job)
             s.flush()
             out[f"job:{owner}"] = {"id": job.id}
@@ -269,8 +277,7 @@ def test_allowed_writes_by_owner_coordinator_admin(clients, target):
                                     "job:herbal"])
 def test_cancel_allowed_to_the_starter_and_admin(shared_world, clients, target):
     with shared_world.db.session() as s:  # a job of its own, so the refusals stay clean
-        job = Job(kind="retrain", org_id=shared_world.orgs[target.split(":")[1]],
-                  state="queued", params={})
+        job = held_job(shared_world.orgs[target.split(":")[1]])
         s.add(job)
         s.flush()
         job_id = job.id

@@ -145,8 +145,9 @@ def test_the_job_process_exits_when_the_service_is_killed(tmp_path):
 def test_a_real_job_runs_niced_and_stopping_the_service_leaves_no_process(world):
     """A batch job of the (in-process) service: its process and all its threads run at the
     lower priority, the service's threads at their own; when the service stops during the
-    job (what uvicorn does on SIGTERM), the job is cancelled and its process is gone. (A
-    job that succeeds leaves none either: tests/service/test_batch_api.py.)"""
+    job (what uvicorn does on SIGTERM), the job's process is gone and the job is back in the
+    queue, for another process of the service (or the next start) to resume. (A job that
+    succeeds leaves no process either: tests/service/test_batch_api.py.)"""
     me = psutil.Process()
     with world.client("nanhai") as c:
         r = c.post("/api/v1/batch", json={"top_k": 5, "allocate": True})
@@ -163,7 +164,8 @@ def test_a_real_job_runs_niced_and_stopping_the_service_leaves_no_process(world)
     wait_for(lambda: gone(child.pid), 10, "the job's process to exit")
     assert not job_processes(me)
     with world.db.session() as s:
-        assert s.get(Job, job_id).state == "cancelled"
+        job = s.get(Job, job_id)
+        assert (job.state, job.lease_owner) == ("queued", None), job.message
 
 
 @pytest.mark.slow

@@ -134,9 +134,15 @@ def test_a_write_prepares_only_the_rows_it_wrote(world):
         assert len(deleted.rows) == n and deleted.catalog.reused == n
 
 
-def test_a_prepared_catalog_is_left_out_of_later_collections_and_freed_when_replaced(world):
+def test_a_prepared_catalog_is_left_out_of_later_collections_and_freed_when_replaced(
+        world, monkeypatch):
     """After a preparation its objects are frozen (full collections no longer walk them:
-    they stalled requests for 150-300 ms), and the catalog a write replaces is still freed."""
+    they stalled requests for 150-300 ms), and the catalog a write replaces is still freed
+    (at the next preparation at least ``SETTLE_S`` after the last collection: here at
+    once)."""
+    from iei_match_service import catalogs as module
+
+    monkeypatch.setattr(module, "SETTLE_S", 0.0)
     catalogs = world.server.app.state.services.catalogs
     with world.client("herbal") as ent, world.client("fsvc") as col:
         need = ent.post("/api/v1/needs", json=NEED).json()

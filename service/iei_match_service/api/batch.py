@@ -25,7 +25,7 @@ from ..db.tables import Job
 from ..errors import Conflict, NotFound, PayloadTooLarge
 from ..schemas import BatchIn, JobOut
 from ..uploads import client_name, save, upload_dir
-from .deps import PathId, ServicesDep, SessionDep, roles
+from .deps import IdempotencyKey, PathId, ServicesDep, SessionDep, roles
 from .models import find_job
 
 router = APIRouter(prefix="/api/v1", tags=["batch jobs"])
@@ -59,9 +59,10 @@ PLOT_RESPONSES = {200: {"description": "The gap heatmap",
 
 @router.post("/batch", status_code=202, response_model=JobOut,
              summary="Score every need of the alliance against every program, then allocate")
-def start(body: BatchIn, who: Steward, svc: ServicesDep, s: SessionDep):
+def start(body: BatchIn, who: Steward, svc: ServicesDep, s: SessionDep,
+          idempotency_key: IdempotencyKey = None):
     inputs = from_database(s, who)
-    job_id = submit(svc, who, inputs, body.model_dump())
+    job_id = submit(svc, who, inputs, body.model_dump(), idempotency_key=idempotency_key)
     return s.get(Job, job_id)
 
 
@@ -81,7 +82,8 @@ def start_upload(who: Steward, svc: ServicesDep, s: SessionDep,
                  allocate: Annotated[bool, Form()] = True,
                  min_score: Annotated[float | None, Form(ge=-1e6, le=1e6)] = None,
                  min_fit: Annotated[float | None, Form(ge=0, le=1)] = None,
-                 max_partners_per_college: Annotated[int | None, Form(ge=1, le=100_000)] = None):
+                 max_partners_per_college: Annotated[int | None, Form(ge=1, le=100_000)] = None,
+                 idempotency_key: IdempotencyKey = None):
     with svc.uploads.slot(who.key_id), upload_dir("iei-batch-") as tmp:
         n_path, n_name = _save(needs, tmp, "needs")
         p_path, p_name = _save(programs, tmp, "programs")
@@ -90,7 +92,7 @@ def start_upload(who: Steward, svc: ServicesDep, s: SessionDep,
     params = {"top_k": top_k, "allocate": allocate, "min_score": min_score, "min_fit": min_fit,
               "max_partners_per_college": max_partners_per_college,
               "files": [n_name, p_name]}
-    job_id = submit(svc, who, inputs, params)
+    job_id = submit(svc, who, inputs, params, idempotency_key=idempotency_key)
     return s.get(Job, job_id)
 
 

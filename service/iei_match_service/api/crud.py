@@ -7,11 +7,13 @@ factory closes over, not their names.
 
 from fastapi import APIRouter, Response
 from pydantic import create_model
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..access import get_owned, owner_for_new, scoped
 from ..db.tables import utcnow
-from ..errors import Invalid
+from ..errors import Invalid, NotFound
 from ..quotas import check_quota
 from .deps import Caller, Limit, Offset, PathId, ServicesDep, SessionDep
 
@@ -58,7 +60,11 @@ def crud_router(model, schema_in, schema_patch, schema_out, *, path: str, what: 
         for name, value in values.items():
             setattr(obj, name, value)
         obj.updated_at = utcnow()
-        s.commit()
+        try:
+            s.commit()
+        except StaleDataError:  # deleted by a request that won the race
+            s.rollback()
+            raise NotFound(f"no {what} with id {obj_id}") from None
         return obj
 
     @router.patch("/{obj_id}", response_model=schema_out, summary="Change some fields")
@@ -73,7 +79,13 @@ def crud_router(model, schema_in, schema_patch, schema_out, *, path: str, what: 
 
     @router.delete("/{obj_id}", status_code=204, summary=f"Delete a {what}")
     def delete(obj_id: PathId, who: Caller, s: SessionDep):
-        s.delete(get_owned(s, who, model, obj_id, what))
+        obj = get_owned(s, who, model, obj_id, what)
+        # A DELETE of the row itself, so that of two racing deletes the one that finds no
+        # row any more is told so (the database removes what depends on it).
+        gone = s.execute(sql_delete(model).where(model.id == obj.id)).rowcount
+        if gone != 1:
+            s.rollback()
+            raise NotFound(f"no {what} with id {obj_id}")
         s.commit()
         return Response(status_code=204)
 

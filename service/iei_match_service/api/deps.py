@@ -89,3 +89,6 @@ Caller = Annotated[Principal, Depends(principal)]
 PathId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the object's id")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200,
+    description="the same key while a job is queued or running returns that job")]

@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from iei_match.errors import ModelNotFoundError
 
-from .. import retrain
 from ..auth import Principal
+from ..batch_jobs import submission_key
 from ..db.tables import Job
 from ..errors import Conflict, NotFound
 from ..schemas import JobOut, RetrainIn
-from .deps import Caller, Limit, PathId, ServicesDep, SessionDep, roles
+from .deps import Caller, IdempotencyKey, Limit, PathId, ServicesDep, SessionDep, roles
 
 router = APIRouter(prefix="/api/v1", tags=["models and jobs"])
 # One live model serves every alliance on the service: only platform admins change it.
@@ -30,14 +30,12 @@ def models(who: Caller, svc: ServicesDep) -> dict:
 @router.post("/models/retrain", status_code=202, response_model=JobOut,
              summary="Retrain on the recorded outcomes; publish if not worse (or forced); "
                      "admins only")
-def start_retrain(body: RetrainIn, who: Admin, svc: ServicesDep, s: SessionDep):
+def start_retrain(body: RetrainIn, who: Admin, svc: ServicesDep, s: SessionDep,
+                  idempotency_key: IdempotencyKey = None):
     svc.models.live()  # 503 while the first model is still being trained
-
-    def work(ctx) -> dict:  # trains in a child process at a lower priority
-        return retrain.run(ctx, svc.settings, svc.models, force=body.force)
-
-    job_id = svc.jobs.submit("retrain", who.org_id, {"force": body.force, "scope": "platform"},
-                             work)
+    params = {"force": body.force, "scope": "platform"}
+    key = submission_key("retrain", who.org_id, idempotency_key, params)
+    job_id = svc.jobs.submit("retrain", who.org_id, params, key=key)
     return s.get(Job, job_id)
 
 
@@ -91,4 +89,5 @@ def cancel(job_id: PathId, who: Caller, s: SessionDep, svc: ServicesDep):
         raise Conflict(f"job {job_id} is {j.state}; only a queued or running job can be "
                        "cancelled")
     svc.jobs.cancel(job_id)
+    s.refresh(j)
     return j

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from ..access import may_record_outcome, owners_in_reach
 from ..db.tables import Need, OutcomeEvent, Partnership, Program, utcnow
@@ -18,6 +19,19 @@ router = APIRouter(prefix="/api/v1", tags=["outcomes"])
 @router.post("/outcomes", status_code=201, response_model=OutcomeOut,
              summary="Record an outcome event of a (need, program) pair")
 def record(body: OutcomeIn, who: Caller, s: SessionDep):
+    # The first events of a new pair race to create its partnership; the losers' insert
+    # breaks the unique (need, program) rule and they record theirs on the winner's.
+    for attempt in range(3):
+        try:
+            return _record(body, who, s)
+        except IntegrityError:
+            s.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record(body: OutcomeIn, who, s) -> dict:
     need, program = s.get(Need, body.need_id), s.get(Program, body.program_id)
     if need is None or program is None or not may_record_outcome(s, who, need, program):
         raise NotFound("no such need and program pair in your reach")

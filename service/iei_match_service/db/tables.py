@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -200,7 +202,14 @@ class OutcomeEvent(Base):
 
 
 class Job(Base):
-    """A background job (retraining, batch scoring) and its progress."""
+    """A background job (retraining, batch scoring) and its progress.
+
+    Any process of the service may run it: the one that claimed it holds a lease
+    (``lease_owner`` until ``lease_expires_at``) and renews it while it works; a cancel is
+    ``cancel_requested``, seen by the owner at its next renewal. ``active_key`` names the
+    submission while the job is queued or running (unique, so an identical submission finds
+    it).
+    """
 
     __tablename__ = "jobs"
     __table_args__ = NEVER_REUSE_IDS
@@ -209,7 +218,13 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(24))
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
                                         index=True)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    active_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(Text, default="")
     params: Mapped[dict] = mapped_column(JSON, default=dict)
