@@ -548,10 +548,12 @@
       const items = this.recs.items;
       const fitting = items.filter((h) => h.fit_level !== "low");
       const majors = this.recs.reference_majors || [];
-      setStatus($("recs-status"), items.length
+      const lang = (this.recs.warnings || []).length ? t("lang.en.warn")
+        : (this.recs.language === "en" ? t("lang.en.bridged") : "");
+      setStatus($("recs-status"), lang ? lang : items.length
         ? (fitting.length ? "" : t("ent.recs.onlylow"))
         : (this.recs.include_low ? t("ent.recs.none") : t(majors.length ? "ref.nofit.short" : "ref.nofit.none")),
-      fitting.length ? "" : "warn");
+      lang || !fitting.length ? "warn" : "");
       for (const hit of items) list.append(this.card(hit));
       renderReference(majors, fitting.length === 0);
     },
