@@ -134,3 +134,22 @@ def test_form_errors_name_the_field_in_the_pages_language_and_clear(tab, world, 
     expect(page.locator("#need-form .field-error")).to_have_text(
         "Headcount: must be at most 1000000")
     tab.shot("honest-form-errors")
+
+
+def test_an_english_need_says_how_it_was_matched(tab, world, pilot):
+    ids, keys = pilot
+    with world.client() as c:
+        c.headers["Authorization"] = f"Bearer {keys['firm']}"
+        bridged = c.post("/api/v1/needs", json={
+            "title": "CNC machinist", "description": "Operate CNC lathes and milling machines",
+            "level": "高职专科", "headcount": 3}).json()["id"]
+        unknown = c.post("/api/v1/needs", json={
+            "title": "Zorbling flange wrangler", "description": "qwerty uiop asdf",
+            "headcount": 1}).json()["id"]
+    page = tab.page
+    sign_in(tab, world.url, keys["firm"], "enterprise")
+    page.goto(f"{world.url}/#need/{bridged}")
+    expect(page.locator("#recs-status")).to_have_text("需求为英文：已对照中文职业用语匹配。")
+    page.goto(f"{world.url}/#need/{unknown}")
+    expect(page.locator("#recs-status")).to_contain_text("需求为英文，未能识别其中的职业用语")
+    tab.shot("honest-english-need")
