@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iei_match.candidates import candidate_pairs
@@ -192,3 +193,23 @@ def test_a_bad_parameter_is_an_input_error_naming_it(data, param, value):
     needs, programs = data["new"], data["programs"]
     with pytest.raises(InputError, match=f"parameter {param} of Matcher"):
         Matcher(**{param: value}).fit(needs, programs, None)
+
+
+def test_headcounts_and_regions_known_only_for_some_needs_move_nothing():
+    # As in the service: the catalog's needs carry no headcount or region, the database's
+    # do and mostly have no recorded outcome. A model must not learn "a need with a
+    # headcount is seldom a link" and carry it into every request.
+    needs, programs, links, _ = make_catalog("zh", seed=0)
+    stored, _, _, _ = make_catalog("zh", seed=2, needs_per_category=2, need_prefix="db")
+    local = pd.concat([needs.assign(headcount=np.nan, province=""),
+                       stored.assign(headcount=12, province="广东省")], ignore_index=True)
+    programs = programs.assign(graduates_per_year=40, province="广东省")
+    matcher = Matcher(**PARAMS).fit(local, programs, links)
+    new, _, _, _ = make_catalog("zh", seed=1, needs_per_category=3, need_prefix="new")
+    plain = matcher.rank(new, programs, k=10, explain=False)
+    stated = matcher.rank(new.assign(headcount=30, province="广东省", city="佛山市"), programs,
+                          k=10, explain=False)
+    np.testing.assert_allclose(stated["fit"], plain["fit"], atol=1e-12)
+    np.testing.assert_allclose(stated["score"], plain["score"], atol=1e-12)
+    assert not any(n in matcher.feature_names_ for n in
+                   ("need_headcount", "program_capacity", "same_province", "same_city"))

@@ -34,6 +34,9 @@ ALLIANCES = {
 }
 ENTERPRISES = [
     ("herbal", "nanhai", "南海本草颗粒制药有限公司（演示）", "广东省", "佛山市"),
+    # No college of the Nanhai alliance trains elderly-care staff: the demo shows what the
+    # service says when nothing in the alliance fits (and the shortage in the gap report).
+    ("care", "nanhai", "南海颐年养老服务中心（演示）", "广东省", "佛山市"),
     ("aero", "shanghai", "沪东商用飞机制造有限公司（演示） / Hudong Commercial Aircraft (demo)",
      "上海市", "上海市"),
     ("soft", "chengyu", "天府云数科技有限公司（演示）", "四川省", "成都市"),
@@ -56,6 +59,9 @@ NEEDS = [
     ("herbal", "中药饮片质量检验员",
      "对中药材和配方颗粒进行性状鉴别、薄层色谱和含量测定，出具检验报告。",
      ["中药鉴定", "薄层色谱", "高效液相色谱"], 5, "高职专科"),
+    ("care", "养老护理员",
+     "为入住老人提供生活照料、基础护理、康复训练和心理慰藉，协助开展智慧养老服务与健康管理。",
+     ["生活照料", "老年护理", "康复训练"], 20, "高职专科"),
     ("aero", "飞机结构装配技术员",
      "从事民用飞机机身部件的铆接装配、密封与数字化测量，识读装配图纸和工艺规程。",
      ["铆接", "数字化装配", "工艺规程", "复合材料"], 30, "高职专科"),

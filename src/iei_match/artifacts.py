@@ -51,7 +51,8 @@ from .vectorize import FieldVectorizer
 __all__ = ["save_model", "load_model", "publish_model", "resolve_model_dir", "list_versions",
            "activate_version", "data_fingerprint", "remove_stale_publishing", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 2  # 2: the calibrated fit (fit.txt), rankers and parts with their own state
+FORMAT_VERSION = 3  # 2: the calibrated fit (fit.txt), rankers and parts with their own state;
+# 3: no region or capacity features
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 _LIBRARIES = ("iei-match", "numpy", "scipy", "scikit-learn", "pandas", "lightgbm", "rjieba")

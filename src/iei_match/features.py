@@ -7,6 +7,13 @@ made by the same code. It returns a float32 matrix and its column names: the pai
 *relative* ones (a feature's share of the best value in the query's candidate list, and its
 rank there), which depend on the other candidates. The ranker uses both; the calibrated
 fit (:mod:`.fit`) uses the absolute ones only, so that it does not depend on the list.
+
+What the training data cannot teach is not a feature: headcounts, graduates per year and
+regions are known for the service's own needs and programs but not for the catalogs the
+models learn from, so a model would learn them from a handful of database rows whose
+outcomes are mostly unrecorded ("a need with a headcount is seldom a link") and carry that
+into every request. Regions are hard rules of the service instead, and capacities are the
+allocation's.
 """
 
 from __future__ import annotations
@@ -45,24 +52,6 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
     pairs = zip(rows, cols, strict=True)
     return np.fromiter((len(titles[i]) > 1 and titles[i] in texts[j] for i, j in pairs),
                        dtype=np.float32, count=len(rows))
-
-
-def _region_capacity(needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
-    """Same city / province (NaN when either side does not say) and capacities (log)."""
-    out = {}
-    n_attr = needs.attrs or {}
-    p_attr = programs.attrs or {}
-    for col in ("province", "city"):
-        a = n_attr[col][n_rows] if col in n_attr else np.full(len(n_rows), "", dtype=object)
-        b = p_attr[col][p_rows] if col in p_attr else np.full(len(p_rows), "", dtype=object)
-        known = (a != "") & (b != "")
-        out[f"same_{col}"] = np.where(known, a == b, np.nan).astype(np.float32)
-    for name, attr, rows in (("need_headcount", n_attr, n_rows),
-                             ("program_capacity", p_attr, p_rows)):
-        cap = (attr["capacity"][rows] if "capacity" in attr
-               else np.full(len(rows), np.nan))
-        out[name] = np.log1p(np.clip(cap, 0, None)).astype(np.float32)
-    return out
 
 
 def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
@@ -175,7 +164,6 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
         f[f"category_share_p{length}"] = _category_collab(memory, neighbour_links, programs,
                                                           n_rows, p_rows, length)
     f.update(_prior(memory, needs, programs, n_rows, p_rows))
-    f.update(_region_capacity(needs, programs, n_rows, p_rows))
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)

@@ -561,7 +561,9 @@
       const c = hit.college;
       const place = [c.city, c.province].filter(Boolean).filter((x, i, a) => a.indexOf(x) === i).join(" · ");
       const bases = hit.training_bases.length
-        ? hit.training_bases.map((b) => b.name + (b.city ? t("paren", { x: b.city }) : "") +
+        ? hit.training_bases.map((b) => b.name +
+          (b.city || b.province ? t("paren", { x: [b.province, b.city].filter(Boolean)
+            .filter((x, i, a) => a.indexOf(x) === i).join(" · ") }) : "") +
           (b.capacity ? " " + t("rec.capacity", { n: b.capacity }) : "")).join(t("sep"))
         : t("rec.bases.none");
       return el("li", { class: "card " + hit.fit_level, dataset: { program: p.id, fit: hit.fit_level } },
@@ -1041,7 +1043,7 @@
       }
       clear($("gap-heatmap")).append(heatmap(r.gap.items || []));
       clear($("alloc-table")).append(dataTable(r.allocation,
-        ["need_id", "need_title", "enterprise", "program_id", "program_title", "college", "assigned", "score"]));
+        ["need_title", "enterprise", "program_title", "college", "assigned", "score", "need_id", "program_id"]));
       const unmet = clear($("unmet-table"));
       const open = { items: (r.unmet.items || []).filter((x) => Number(x.unmet) > 0), total: undefined };
       if (!open.items.length) unmet.append(el("p", { class: "muted" }, t("co.unmet.none")));
