@@ -73,7 +73,9 @@ class Gate:
         self.timeout = timeout
         self.limit = limit
         self.queue = 2 * limit if queue is None else queue
-        self.per_key = limit if per_key is None else per_key
+        # A key may hold the running places and half the queue: alone it still fills the
+        # service, and in a flood the other half of the queue stays for other keys.
+        self.per_key = max(1, limit + self.queue // 2) if per_key is None else per_key
         self._admitted = 0
         self._by_key: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -81,8 +83,9 @@ class Gate:
     @contextmanager
     def admitted(self, key_id: int | None = None):
         """Admission of one request of ``key_id``: a key holds at most ``per_key`` of the
-        ``limit + queue`` places (429 beyond), so that its flood queues behind its own
-        requests and leaves the other places to other keys."""
+        ``limit + queue`` places (default ``limit`` + half the queue; 429 beyond), so that
+        its flood queues behind its own requests and leaves the other places to other
+        keys."""
         with self._lock:
             if key_id is not None and self._by_key.get(key_id, 0) >= self.per_key:
                 raise RateLimited(f"this key already has {self.per_key} rankings in "
