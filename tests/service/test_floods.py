@@ -74,6 +74,7 @@ def test_a_flood_leaves_an_enterprise_its_rankings(served, flood_key, body):
         assert set(counts) <= {"401", "429"}, counts  # refused before any work
 
 
+@pytest.mark.slow  # a flood of keyless requests: with the load tests, -m slow
 def test_failed_authentication_is_limited_per_address(served):
     svc, keys = served
     time.sleep(3)

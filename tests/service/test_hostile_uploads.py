@@ -154,6 +154,7 @@ def test_batch_upload_files_are_read_under_the_same_limits(up_world, tmp_path):
     assert "n.xlsx" in r.json()["error"]["message"]
 
 
+@pytest.mark.slow  # a flood (40 concurrent uploads): with the load tests, -m slow
 def test_one_keys_uploads_do_not_stall_another_enterprise(tmp_path, model_root):
     w = make_world(tmp_path, model_root, uploads_per_key=2)
     try:

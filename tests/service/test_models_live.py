@@ -70,12 +70,15 @@ def test_retrain_learns_new_vocabulary_and_outcomes_and_publishes(tmp_path, mode
     src = catalog_dir("cn-vocational")
     small = tmp_path / "catalog"
     small.mkdir()
-    needs = pd.read_csv(src / "needs.csv", dtype=str).iloc[:300]
+    needs = pd.read_csv(src / "needs.csv", dtype=str).iloc[:150]
     links = pd.read_csv(src / "links.csv", dtype=str)
     links = links[links.need_id.isin(needs.need_id)]
+    programs = pd.read_csv(src / "programs.csv", dtype=str)
+    programs = programs[programs.program_id.isin(links.program_id)
+                        | (programs.index % 4 == 0)]
     needs.to_csv(small / "needs.csv", index=False)
     links.to_csv(small / "links.csv", index=False)
-    shutil.copy(src / "programs.csv", small / "programs.csv")
+    programs.to_csv(small / "programs.csv", index=False)
     world = make_world(tmp_path, model_root, catalog_dir=small, train_params=SMALL_MODEL)
     try:
         with world.client("cdit") as c:
