@@ -77,11 +77,13 @@ class ReferenceMajors:
 
 
 def alliance_codes(s: Session, org_id: int | None) -> set[str]:
-    """The catalog codes of the programs offered in the alliances of ``org_id`` (every
-    stored program's when the organisation belongs to no alliance)."""
+    """The catalog codes of the programs offered in the alliances of ``org_id`` (or in the
+    alliance ``org_id`` is; every stored program's when it belongs to no alliance)."""
     stmt = select(Program.code).where(Program.code != "")
     if org_id is not None:
         alliances = alliances_of(s, org_id)
+        if members(s, org_id):  # a coordinator's organisation is the alliance itself
+            alliances.add(org_id)
         if alliances:
             orgs: set[int] = set()
             for alliance in alliances:
