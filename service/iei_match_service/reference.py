@@ -16,15 +16,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iei_match.catalog import Catalog
 from iei_match.reference import reference_catalog, reference_majors
 
 from .access import alliances_of, members
-from .db.tables import Program
+from .catalogs import Prepared
 from .frames import need_key, need_record
 from .model_host import LiveModel
 
@@ -76,10 +76,15 @@ class ReferenceMajors:
         return [{**m, "offered_in_alliance": m["code"] in offered} for m in found]
 
 
-def alliance_codes(s: Session, org_id: int | None) -> set[str]:
-    """The catalog codes of the programs offered in the alliances of ``org_id`` (or in the
-    alliance ``org_id`` is; every stored program's when it belongs to no alliance)."""
-    stmt = select(Program.code).where(Program.code != "")
+def alliance_codes(s: Session, org_id: int | None, programs: Prepared | None) -> set[str]:
+    """The catalog codes of the prepared ``programs`` offered in the alliances of ``org_id``
+    (or in the alliance ``org_id`` is; every program's when it belongs to no alliance).
+
+    The codes come from the catalog a request already holds: only the memberships are read.
+    """
+    if programs is None or "code" not in programs.frame:
+        return set()
+    codes = programs.frame["code"].to_numpy(dtype=str)
     if org_id is not None:
         alliances = alliances_of(s, org_id)
         if members(s, org_id):  # a coordinator's organisation is the alliance itself
@@ -88,5 +93,5 @@ def alliance_codes(s: Session, org_id: int | None) -> set[str]:
             orgs: set[int] = set()
             for alliance in alliances:
                 orgs |= members(s, alliance)
-            stmt = stmt.where(Program.org_id.in_(orgs))
-    return {c.strip() for c in s.scalars(stmt) if c and c.strip()}
+            codes = codes[np.isin(programs.org, list(orgs))]
+    return {c.strip() for c in codes if c.strip()}

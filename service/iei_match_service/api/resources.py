@@ -96,7 +96,7 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
     province = need.province if province is None else province
     city = need.city if city is None else city
     level = need.level if level is None else level
-    hits = []
+    hits, programs = [], None
     with svc.gate.slot():
         programs = svc.catalogs.programs(s, live)
         if programs is not None:
@@ -105,7 +105,7 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
             hits = rank_programs(live.matcher, need, programs, allowed, k, include_low)
     # Outside the ranking slots: after a model swap the first call prepares the national
     # catalog (a second or two), which must not hold a slot that other requests wait for.
-    majors = svc.reference.best(live, need, alliance_codes(s, org_id))
+    majors = svc.reference.best(live, need, alliance_codes(s, org_id, programs))
     colleges = {o.id: o for o in s.scalars(select(Organization).where(
         Organization.id.in_({h["row"].org_id for h in hits})))}
     bases = nearby_bases(s, [h["row"] for h in hits], colleges)
