@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -166,14 +167,7 @@ def uploads(svc, w, tmp: Path) -> None:
     fast = sum(t <= 1 for t in times) / len(times)
     report("40 concurrent XFD uploads from one key; another enterprise's GET /me", fast >= 0.9,
            f"{fast:.0%} answered within 1 s (median {statistics.median(times) * 1000:.0f} ms); "
-           f"uploads got {dict(sorted(_count(codes).items()))}")
-
-
-def _count(codes) -> dict:
-    out: dict = {}
-    for c in codes:
-        out[c] = out.get(c, 0) + 1
-    return out
+           f"uploads got {dict(sorted(Counter(codes).items()))}")
 
 
 # -------------------------------------------------------------------------------- floods
@@ -235,7 +229,7 @@ def floods(svc, w, seconds: float) -> None:
     with client(svc) as anon:
         codes = [anon.get("/api/v1/me").status_code for _ in range(70)]
     report("failed authentication, 70 keyless requests from one address", 429 in codes,
-           f"{_count(codes)}")
+           f"{Counter(codes)}")
 
 
 def slowloris(svc, w, timeout_s: float) -> None:
