@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize as l2_normalize
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from .kernels import neighbour_link_stats, pair_dots
+from .kernels import matmul_rows, neighbour_link_stats, pair_dots, row_max_sum
 from .memory import Memory
 from .sides import Side
 from .vectorize import bm25_weights
@@ -34,14 +34,49 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0).astype(np.float32)
 
 
-def _coverage(title_counts: sp.csr_matrix, doc_counts: sp.csr_matrix, rows, cols) -> np.ndarray:
-    """Share of a title's distinct char n-grams found in the other document."""
-    t = title_counts.copy()
-    t.data[:] = 1.0
-    d = doc_counts.copy()
-    d.data[:] = 1.0
-    size = np.asarray(t.sum(axis=1)).ravel()
-    hit = pair_dots(t, d, rows, cols)
+def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
+    out = m.copy()
+    out.data[:] = 1.0
+    return out
+
+
+def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
+    """What the pair features read of each row of ``side`` beyond its vectors: binary term
+    counts, BM25 weights (with the memory's average length of its ``kind``), the sizes of
+    its titles and bodies, and for programs their column in the links and their categories.
+    Made once per side and memory (:meth:`Side.derived`): a catalog's rows are asked about
+    on every request, and each row's values depend on that row only."""
+    def make() -> dict:
+        word, char = side.word, side.char
+        avgdl = memory.need_avgdl if kind == "need" else memory.program_avgdl
+        out = {"bm25": bm25_weights(word.counts, memory.word_idf, avgdl=avgdl),
+               "word_binary": _binary(word.counts),
+               "char_title_binary": _binary(char.title),
+               "char_binary": _binary(char.counts),
+               "char_title_size": np.asarray(_binary(char.title).sum(axis=1)).ravel(),
+               "terms": np.log1p(np.diff(word.counts.indptr)).astype(np.float32),
+               "body_terms": np.log1p(np.diff(word.body.indptr)).astype(np.float32),
+               "title_chars": np.log1p(np.diff(char.title.indptr)).astype(np.float32)}
+        if kind == "program":
+            known = memory.program_columns(side)
+            out["known"] = known
+            out["degree"] = np.log1p(np.where(
+                known >= 0, memory.program_degree[np.maximum(known, 0)], 0.0)
+            ).astype(np.float32)
+            for length in memory.program_prefix_len:
+                lookup = memory.categories[length][0]
+                out[f"category_p{length}"] = np.array(
+                    [lookup.get(c, -1) for c in side.code_prefixes(length).tolist()],
+                    dtype=np.int64)
+        return out
+
+    return side.derived(f"pair_features.{kind}", memory, make)
+
+
+def _coverage(title: sp.csr_matrix, size: np.ndarray, doc: sp.csr_matrix, rows, cols
+              ) -> np.ndarray:
+    """Share of a title's distinct char n-grams found in the other document (both binary)."""
+    hit = pair_dots(title, doc, rows, cols)
     return np.where(size[rows] > 0, hit / np.maximum(size[rows], 1), 0.0).astype(np.float32)
 
 
@@ -49,8 +84,8 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
     """1 where the whole (normalised) title occurs verbatim in the other side's text."""
     if titles is None or texts is None:
         return np.full(len(rows), np.nan, np.float32)
-    pairs = zip(rows, cols, strict=True)
-    return np.fromiter((len(titles[i]) > 1 and titles[i] in texts[j] for i, j in pairs),
+    pairs = zip(titles[rows].tolist(), texts[cols].tolist(), strict=True)
+    return np.fromiter((len(t) > 1 and t in x for t, x in pairs),
                        dtype=np.float32, count=len(rows))
 
 
@@ -68,24 +103,23 @@ def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[
     return out
 
 
-def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, programs: Side, n_rows,
-                     p_rows, length: int) -> np.ndarray:
+def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, given: np.ndarray,
+                     q_rows, length: int) -> np.ndarray:
     """Neighbour-weighted share of links that went to the program's category (code prefix).
 
-    ``neighbour_links`` is ``nbrs @ memory.links``: each query's neighbour-weighted links.
+    ``neighbour_links`` is ``nbrs @ memory.links`` of the needs of the pairs (row
+    ``q_rows[i]`` for pair i); ``given`` the category of each pair's program (-1: none).
     """
-    lookup, onehot = memory.categories[length]
-    per_cat = sp.csr_matrix(neighbour_links @ onehot)
-    total = np.asarray(per_cat.sum(axis=1)).ravel()
-    given = np.array([lookup.get(c, -1) for c in programs.code_prefixes(length)])
-    gc = given[p_rows]
-    val = np.zeros(len(n_rows), np.float32)
-    ok = gc >= 0
+    onehot = memory.categories[length][1]
+    per_cat = matmul_rows(neighbour_links, np.arange(neighbour_links.shape[0]), onehot)
+    total = row_max_sum(per_cat, np.arange(per_cat.shape[0]))[1]
+    val = np.zeros(len(q_rows), np.float32)
+    ok = given >= 0
     if per_cat.shape[0] * per_cat.shape[1] <= 4_000_000:  # a few queries: look up densely
-        val[ok] = per_cat.toarray()[n_rows[ok], gc[ok]]
+        val[ok] = per_cat.toarray()[q_rows[ok], given[ok]]
     else:
-        val[ok] = np.asarray(per_cat[n_rows[ok], gc[ok]]).ravel()
-    return np.where(total[n_rows] > 0, val / np.maximum(total[n_rows], 1e-9), 0.0)
+        val[ok] = np.asarray(per_cat[q_rows[ok], given[ok]]).ravel()
+    return np.where(total[q_rows] > 0, val / np.maximum(total[q_rows], 1e-9), 0.0)
 
 
 def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_matrix,
@@ -94,25 +128,19 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     as a dict of columns.
 
     ``nbrs`` is ``memory.neighbours(needs)``. Every feature depends only on the pair (and
-    the memory), so the work is done on the rows that occur in some pair: its cost follows
-    the number of pairs, not the size of the sides.
+    the memory). The rows' own values (norms, BM25 weights, known columns) are made once
+    per side and kept on it (:func:`_side_arrays`), and the pair values are read from the
+    sides' rows in place: a request against a prepared catalog does no work per program
+    of the catalog, only per pair.
     """
-    # Before taking rows: a catalog keeps its rows' reach for the next call.
+    n_rows = np.asarray(n_rows, dtype=np.int64)
+    p_rows = np.asarray(p_rows, dtype=np.int64)
     n_reach = memory.reach(needs, "need")[n_rows]
     p_reach = memory.reach(programs, "program")[p_rows]
-    used_n, n_rows = np.unique(n_rows, return_inverse=True)
-    used_p, p_rows = np.unique(p_rows, return_inverse=True)
-    if len(used_n) < len(needs):
-        needs, nbrs = needs.take(used_n), sp.csr_matrix(nbrs)[used_n]
-    else:
-        n_rows = used_n[n_rows]
-    if len(used_p) < len(programs):
-        programs = programs.take(used_p)
-    else:
-        p_rows = used_p[p_rows]
+    na, pa = _side_arrays(memory, needs, "need"), _side_arrays(memory, programs, "program")
     f: dict[str, np.ndarray] = {}
     nw, pw, nc, pc = needs.word, programs.word, needs.char, programs.char
-    known_cols = memory.program_columns(programs)[p_rows]
+    known_cols = pa["known"][p_rows]
     ok = known_cols >= 0
     f["word_full"] = pair_dots(nw.full, pw.full, n_rows, p_rows)
     f["char_full"] = pair_dots(nc.full, pc.full, n_rows, p_rows)
@@ -130,16 +158,12 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     # How generic the need is: its 10th best known program against its best.
     f["need_spread_word"] = _ratio(n_reach[:, 2], n_reach[:, 0])
     f["need_spread_char"] = _ratio(n_reach[:, 3], n_reach[:, 1])
-    idf = memory.word_idf
-    bm_p = bm25_weights(pw.counts, idf, avgdl=memory.program_avgdl)
-    bm_n = bm25_weights(nw.counts, idf, avgdl=memory.need_avgdl)
-    bin_n, bin_p = nw.counts.copy(), pw.counts.copy()
-    bin_n.data[:] = 1.0
-    bin_p.data[:] = 1.0
-    f["bm25_need_query"] = pair_dots(bin_n, bm_p, n_rows, p_rows)
-    f["bm25_prog_query"] = pair_dots(bin_p, bm_n, p_rows, n_rows)
-    f["need_title_coverage"] = _coverage(nc.title, pc.counts, n_rows, p_rows)
-    f["prog_title_coverage"] = _coverage(pc.title, nc.counts, p_rows, n_rows)
+    f["bm25_need_query"] = pair_dots(na["word_binary"], pa["bm25"], n_rows, p_rows)
+    f["bm25_prog_query"] = pair_dots(pa["word_binary"], na["bm25"], p_rows, n_rows)
+    f["need_title_coverage"] = _coverage(na["char_title_binary"], na["char_title_size"],
+                                         pa["char_binary"], n_rows, p_rows)
+    f["prog_title_coverage"] = _coverage(pa["char_title_binary"], pa["char_title_size"],
+                                         na["char_binary"], p_rows, n_rows)
     f["need_title_in_prog_text"] = _contains(needs.titles, programs.texts, n_rows, p_rows)
     f["prog_title_in_need_text"] = _contains(programs.titles, needs.texts, p_rows, n_rows)
     if needs.dense is not None and programs.dense is not None:
@@ -150,36 +174,37 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
                                  memory.program_dense_centroid[known_cols[ok]])
         f["dense_need_vs_program_history"] = hist
     # How close the nearest known needs come (a bare title borrows from far ones).
-    nb = sp.csr_matrix(nbrs)
-    nb_best = np.asarray(nb.max(axis=1).todense()).ravel() if nb.shape[1] else np.zeros(
-        nb.shape[0])
-    nb_mean = np.asarray(nb.sum(axis=1)).ravel() / np.maximum(np.diff(nb.indptr), 1)
-    f["need_neighbour_best"] = nb_best[n_rows].astype(np.float32)
-    f["need_neighbour_mean"] = nb_mean[n_rows].astype(np.float32)
+    nbrs = sp.csr_matrix(nbrs) if type(nbrs) is not sp.csr_matrix else nbrs
+    nb_best, nb_sum = row_max_sum(nbrs, n_rows)
+    f["need_neighbour_best"] = nb_best.astype(np.float32)
+    f["need_neighbour_mean"] = (nb_sum / np.maximum(np.diff(nbrs.indptr)[n_rows], 1)
+                                ).astype(np.float32)
     stats = np.zeros((len(n_rows), 4), np.float32)
     stats[ok] = neighbour_link_stats(nbrs, memory.links, n_rows[ok], known_cols[ok],
                                      none_rank=memory.knn + 1)
     stats[~ok, 3] = memory.knn + 1
     f["knn_sum"], f["knn_max"], f["knn_share"], f["knn_first_rank"] = stats.T
-    degree = np.where(ok, memory.program_degree[np.maximum(known_cols, 0)], 0.0)
-    f["program_links"] = np.log1p(degree).astype(np.float32)
+    f["program_links"] = pa["degree"][p_rows]
     f["program_known"] = ok.astype(np.float32)
     centroid = np.zeros(len(n_rows), np.float32)
     centroid[ok] = pair_dots(nw.full, memory.program_centroid, n_rows[ok], known_cols[ok])
     f["need_vs_program_history"] = centroid
-    neighbour_links = sp.csr_matrix(nbrs @ memory.links)  # computed once, used below
-    profile = l2_normalize(neighbour_links @ memory.programs.word.full)
-    f["neighbour_programs_vs_program"] = pair_dots(profile, pw.full, n_rows, p_rows)
+    # The needs' neighbour-weighted links, for the needs of the pairs only.
+    used_n, q_rows = np.unique(n_rows, return_inverse=True)
+    neighbour_links = matmul_rows(nbrs, used_n, memory.links)  # computed once, used below
+    profile = matmul_rows(neighbour_links, np.arange(len(used_n)), memory.programs.word.full)
+    inplace_csr_row_normalize_l2(profile)  # sklearn's normalize(), without its checks
+    f["neighbour_programs_vs_program"] = pair_dots(profile, pw.full, q_rows, p_rows)
     for length in memory.program_prefix_len:
-        f[f"category_share_p{length}"] = _category_collab(memory, neighbour_links, programs,
-                                                          n_rows, p_rows, length)
+        f[f"category_share_p{length}"] = _category_collab(
+            memory, neighbour_links, pa[f"category_p{length}"][p_rows], q_rows, length)
     f.update(_prior(memory, needs, programs, n_rows, p_rows))
     # How much the need says: a bare title ("电工") carries far less evidence than an
     # occupation's definition and tasks, and the ranker and the fit learn to weigh the
     # other features by it (training lists hold title-only copies of needs).
-    f["need_terms"] = np.log1p(np.diff(nw.counts.indptr))[n_rows].astype(np.float32)
-    f["need_body_terms"] = np.log1p(np.diff(nw.body.indptr))[n_rows].astype(np.float32)
-    f["need_title_chars"] = np.log1p(np.diff(nc.title.indptr))[n_rows].astype(np.float32)
+    f["need_terms"] = na["terms"][n_rows]
+    f["need_body_terms"] = na["body_terms"][n_rows]
+    f["need_title_chars"] = na["title_chars"][n_rows]
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)

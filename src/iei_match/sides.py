@@ -35,8 +35,11 @@ def document_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
 def column_strings(column: pd.Series) -> list[str]:
     """``column.fillna("").astype(str).tolist()``, without building pandas objects (a
     request's one-row frame spent milliseconds on them)."""
+    values = column.tolist()
+    if len(values) <= 64:  # a request's few rows: pandas' isna costs more than the loop
+        return [v if type(v) is str else "" if pd.isna(v) else str(v) for v in values]
     missing = column.isna().to_numpy()
-    return ["" if m else str(v) for v, m in zip(column.tolist(), missing, strict=True)]
+    return ["" if m else str(v) for v, m in zip(values, missing, strict=True)]
 
 
 def _hash_strings(values: np.ndarray) -> np.ndarray:
@@ -126,6 +129,20 @@ class Side:
     _prefixes: dict = field(default_factory=dict, repr=False, compare=False)
     # Memory.reach of the rows by kind: (memory, values), made when first asked for.
     _reach: dict = field(default_factory=dict, repr=False, compare=False)
+    # Per-row arrays derived from the vectors for the pair features (binary counts, BM25
+    # weights, known-program columns ...), by name: (memory, value), made when first
+    # asked for; a catalog's side keeps them from one request to the next.
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def derived(self, name: str, owner, make):
+        """``make()``, computed once per ``name`` and ``owner`` (the memory it depends on)
+        and kept on this side."""
+        cached = self._derived.get(name)
+        if cached is not None and cached[0] is owner:
+            return cached[1]
+        value = make()
+        self._derived[name] = (owner, value)
+        return value
 
     def code_prefixes(self, length: int) -> np.ndarray:
         """:func:`code_prefix` of every row's code (computed once per length)."""
