@@ -41,3 +41,47 @@ def test_link_stats_serial_and_parallel_agree(monkeypatch):
     monkeypatch.setattr(kernels, "SERIAL_BELOW", 0)
     parallel = neighbour_link_stats(nbrs, links, rows, cols, none_rank=31)
     assert np.array_equal(serial, parallel)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pair_dots_spread_rows_equal_the_merge_to_the_last_bit(seed, monkeypatch):
+    """One request's pairs (one need, many programs; or many programs, one need) are summed
+    by spreading the shared row; the many pairs of a batch by merging two rows. Both equal
+    each other bit for bit, and scipy's product up to rounding."""
+    rng = np.random.default_rng(seed)
+    a = sp.random(5, 3000, density=0.03, random_state=seed, format="csr", dtype=np.float32)
+    b = sp.random(400, 3000, density=0.05, random_state=seed + 9, format="csr")
+    rows = np.sort(rng.integers(0, 5, 300))  # runs of one row, as a request's pairs are
+    cols = rng.integers(0, 400, 300)
+    spread = kernels.pair_dots(a, b, rows, cols)
+    swapped = kernels.pair_dots(b, a, cols, rows)  # the constant side second
+    monkeypatch.setattr(kernels, "SERIAL_BELOW", 0)  # the merge (batch) path
+    merged = kernels.pair_dots(a, b, rows, cols)
+    assert np.array_equal(spread, merged) and np.array_equal(swapped, merged)
+    want = np.asarray(a[rows].multiply(b[cols]).sum(axis=1)).ravel()
+    np.testing.assert_allclose(merged, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float32, np.float64)])
+def test_matmul_rows_is_scipys_product_entry_for_entry(dtypes):
+    """The same values and each row's entries in the same (unsorted) order as scipy, so
+    that sums and norms taken afterwards are the same to the last bit."""
+    a = sp.random(30, 700, density=0.04, random_state=1, format="csr", dtype=dtypes[0])
+    b = sp.random(700, 1300, density=0.01, random_state=2, format="csr", dtype=dtypes[1])
+    for rows in (np.array([3]), np.array([5, 1, 5, 29]), np.arange(30), np.array([], int)):
+        want, got = a[rows] @ b, kernels.matmul_rows(a, rows, b)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        for name in ("indptr", "indices", "data"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    with pytest.raises(ValueError):
+        kernels.matmul_rows(a, np.array([0]), a)
+
+
+def test_row_max_sum_is_scipys_max_and_sum():
+    m = sp.random(50, 300, density=0.05, random_state=3, format="csr", dtype=np.float32)
+    m = sp.vstack([m, sp.csr_matrix((1, 300), dtype=np.float32)]).tocsr()  # an empty row
+    rows = np.array([50, 0, 7, 7, 49])
+    best, total = kernels.row_max_sum(m, rows)
+    assert best.dtype == total.dtype == np.float32
+    assert np.array_equal(best, np.asarray(m[rows].max(axis=1).todense()).ravel())
+    assert np.array_equal(total, np.asarray(m[rows].sum(axis=1)).ravel())

@@ -242,23 +242,21 @@ def topk_rows(m: sp.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _row_max_sum(ptr, val, rows, best, total):
+def _row_max(ptr, val, rows, best):
     for n in range(len(rows)):
         r = rows[n]
         m = val.dtype.type(0)
-        s = val.dtype.type(0)
         for a in range(ptr[r], ptr[r + 1]):
             if val[a] > m:
                 m = val[a]
-            s += val[a]
         best[n] = m
-        total[n] = s
 
 
 def row_max_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The largest stored value (0 if none is larger) and the sum of each of ``rows`` of a
     CSR matrix, in its dtype: ``m[rows].max(axis=1)`` and ``m[rows].sum(axis=1)`` for
-    non-negative values, without taking the rows.
+    non-negative values, without taking the rows. The sums are numpy's, as scipy's
+    (``np.add.reduceat`` over each row's values), to the last bit.
 
     Examples
     --------
@@ -271,7 +269,14 @@ def row_max_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     best = np.zeros(len(rows), dtype=m.data.dtype)
     total = np.zeros(len(rows), dtype=m.data.dtype)
     if len(rows):
-        _row_max_sum(m.indptr, m.data, rows, best, total)
+        _row_max(m.indptr, m.data, rows, best)
+        starts, ends = m.indptr[rows], m.indptr[rows + 1]
+        lengths = ends - starts
+        full = lengths > 0
+        if full.any():
+            offsets = np.cumsum(lengths) - lengths
+            pos = np.arange(lengths.sum(), dtype=np.int64) + np.repeat(starts - offsets, lengths)
+            total[full] = np.add.reduceat(m.data[pos], offsets[full])
     return best, total
 
 
