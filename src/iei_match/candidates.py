@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import topk_rows
+from .kernels import matmul_rows, topk_rows
 from .memory import Memory, dense_topk, links_to_programs
 from .retrieval import PostingIndex
 from .sides import Side
@@ -32,7 +32,8 @@ def candidate_pairs(memory: Memory, needs: Side, programs: Side, nbrs: sp.csr_ma
         queries, docs = needs, programs
         history = (catalog.history if catalog is not None
                    else links_to_programs(memory, memory.program_columns(programs)))
-        collab = sp.csr_matrix(nbrs @ history)
+        nbrs = sp.csr_matrix(nbrs)
+        collab = matmul_rows(nbrs, np.arange(nbrs.shape[0]), history)
     else:
         queries, docs = programs, needs
         collab = sp.csr_matrix(nbrs @ links_to_programs(memory, memory.program_columns(programs))
