@@ -55,9 +55,17 @@ def test_pair_dots_spread_rows_equal_the_merge_to_the_last_bit(seed, monkeypatch
     cols = rng.integers(0, 400, 300)
     spread = kernels.pair_dots(a, b, rows, cols)
     swapped = kernels.pair_dots(b, a, cols, rows)  # the constant side second
-    monkeypatch.setattr(kernels, "SERIAL_BELOW", 0)  # the merge (batch) path
-    merged = kernels.pair_dots(a, b, rows, cols)
-    assert np.array_equal(spread, merged) and np.array_equal(swapped, merged)
+    monkeypatch.setattr(kernels, "SERIAL_BELOW", 0)  # a batch: threads spread chunks
+    chunks = kernels.pair_dots(a, b, rows, cols)
+    shuffled = rng.permutation(len(rows))  # no runs: merged pair by pair
+    unordered = kernels.pair_dots(a, b, rows[shuffled], cols[shuffled])
+    merged = np.zeros(len(rows))
+    ac, bc = kernels._csr(a), kernels._csr(b)
+    kernels._pair_dots(ac.indptr, ac.indices, ac.data, bc.indptr, bc.indices, bc.data,
+                       rows, cols, merged)
+    merged = merged.astype(np.float32)
+    for got in (spread, swapped, chunks, unordered[np.argsort(shuffled)]):
+        assert np.array_equal(got, merged)
     want = np.asarray(a[rows].multiply(b[cols]).sum(axis=1)).ravel()
     np.testing.assert_allclose(merged, want, rtol=1e-5)
 

@@ -88,12 +88,23 @@ def _zeroed(size: int) -> np.ndarray:
     return buf
 
 
+@numba.njit(parallel=True, cache=True)
+def _pair_dots_scatter_chunks(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, out,
+                              bounds, n_cols):
+    # Each thread spreads the rows of its own chunk of pairs into a buffer of its own.
+    for c in numba.prange(len(bounds) - 1):
+        lo, hi = bounds[c], bounds[c + 1]
+        _pair_dots_scatter(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows[lo:hi],
+                           cols[lo:hi], out[lo:hi], np.zeros(n_cols))
+
+
 def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``(a[rows[n]] * b[cols[n]]).sum()`` for every n: the dot product of row pairs.
 
-    A few thousand pairs, most of them sharing a row of ``a`` or of ``b`` with the pair
-    before (one need against its candidates), are summed by spreading that row once
-    instead of merging two rows per pair; the sums are the same to the last bit.
+    Pairs that come in runs sharing a row of ``a`` or of ``b`` (one need against its
+    candidates; a batch's needs each against theirs) are summed by spreading that row
+    once per run instead of merging two rows per pair; other pairs are merged. The sums
+    are the same to the last bit either way.
 
     Examples
     --------
@@ -103,16 +114,23 @@ def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray
     [5.0, 2.0]
     """
     a, b = _csr(a), _csr(b)
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     out = np.zeros(len(rows), dtype=np.float64)
-    if len(rows) >= SERIAL_BELOW:
-        _pair_dots(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data,
-                   np.asarray(rows, np.int64), np.asarray(cols, np.int64), out)
-    elif len(rows):
-        rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-        if np.count_nonzero(np.diff(cols)) < np.count_nonzero(np.diff(rows)):
-            a, b, rows, cols = b, a, cols, rows  # spread the side that changes least
+    if len(rows) == 0:
+        return out.astype(np.float32)
+    row_runs, col_runs = np.count_nonzero(np.diff(rows)), np.count_nonzero(np.diff(cols))
+    if col_runs < row_runs:
+        a, b, rows, cols, row_runs = b, a, cols, rows, col_runs  # spread the steadier side
+    if len(rows) < SERIAL_BELOW:
         _pair_dots_scatter(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data,
                            rows, cols, out, _zeroed(a.shape[1]))
+    elif row_runs * 4 <= len(rows):  # runs of 4 pairs or more on average
+        n_chunks = 4 * numba.get_num_threads()
+        bounds = np.linspace(0, len(rows), n_chunks + 1).astype(np.int64)
+        _pair_dots_scatter_chunks(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data,
+                                  rows, cols, out, bounds, a.shape[1])
+    else:
+        _pair_dots(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data, rows, cols, out)
     return out.astype(np.float32)
 
 
