@@ -25,6 +25,7 @@ from sklearn.preprocessing import normalize as l2_normalize
 from .kernels import neighbour_link_stats, pair_dots
 from .memory import Memory
 from .sides import Side
+from .text import tokenize
 from .vectorize import bm25_weights
 
 __all__ = ["build_features", "pair_feature_columns", "relative_columns", "is_relative",
@@ -52,6 +53,36 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
     pairs = zip(rows, cols, strict=True)
     return np.fromiter((len(titles[i]) > 1 and titles[i] in texts[j] for i, j in pairs),
                        dtype=np.float32, count=len(rows))
+
+
+def _title_words(needs: Side, programs: Side, idf: np.ndarray, n_rows, p_rows
+                 ) -> dict[str, np.ndarray]:
+    """How a need's title matches as whole words, and how specific its words are.
+
+    Character n-grams find "护工" in 道路养护与管理's "养护工程" and "文员" in any text that
+    has the two characters side by side; the words (jieba's segmentation) do not. So, for a
+    short title above all: the share of the title's words that are words of the program
+    (anywhere, and in its title), the idf of the title's rarest word (a generic title, "经理",
+    has common words only; 0 when none is known) and how many of its words the model has
+    never seen (NaN when the need's title is not kept).
+    """
+    nt = needs.word.title
+    out = {"need_title_words_in_program": _coverage(nt, programs.word.counts, n_rows, p_rows),
+           "need_title_words_in_program_title": _coverage(nt, programs.word.title, n_rows,
+                                                          p_rows)}
+    known = np.diff(nt.indptr)
+    rarest = np.zeros(nt.shape[0], np.float32)
+    if nt.nnz:
+        starts = np.minimum(nt.indptr[:-1], nt.nnz - 1)
+        rarest = np.where(known > 0, np.maximum.reduceat(idf[nt.indices], starts), 0.0)
+    out["need_title_idf"] = rarest[n_rows].astype(np.float32)
+    if needs.titles is None:
+        unknown = np.full(nt.shape[0], np.nan)
+    else:
+        unknown = np.array([max(0, len(set(tokenize(t, normalized=True))) - k)
+                            for t, k in zip(needs.titles, known, strict=True)], dtype=float)
+    out["need_title_unknown_words"] = unknown[n_rows].astype(np.float32)
+    return out
 
 
 def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
@@ -180,6 +211,7 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     f["need_terms"] = np.log1p(np.diff(nw.counts.indptr))[n_rows].astype(np.float32)
     f["need_body_terms"] = np.log1p(np.diff(nw.body.indptr))[n_rows].astype(np.float32)
     f["need_title_chars"] = np.log1p(np.diff(nc.title.indptr))[n_rows].astype(np.float32)
+    f.update(_title_words(needs, programs, idf, n_rows, p_rows))
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)
