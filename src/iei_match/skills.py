@@ -9,7 +9,9 @@ both ways, also inside a longer skill ("PLC编程" is covered by "可编程控�
 A skill is covered by a phrase of any of its forms, or by all the words of the skill as
 written; a synonym counts only as a phrase. The table is deliberately small and literal:
 only abbreviations and translations whose meaning does not depend on context. Latin terms
-match whole words only, so "AI" is not found in "maintain" nor "CAN总线" in "can".
+match whole words only, so "AI" is not found in "maintain" nor "CAN总线" in "can"; the
+market's two-character short forms (:data:`SHORT_FORMS`: "社工", "幼师") are never searched
+for in a text, only read in a skill or a title (:func:`expand_title`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import rjieba
 
 from .text import has_cjk, normalize, tokenize
 
-__all__ = ["SYNONYMS", "canonical", "covers", "expand_title", "merge_counts", "missing_skills",
+__all__ = ["SHORT_FORMS", "SYNONYMS", "canonical", "covers", "expand_title", "merge_counts", "missing_skills",
            "title_terms", "variants"]
 
 #: Groups of terms with the same meaning; the first term names the group (see
@@ -147,6 +149,14 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("英语", "English"),
 )
 
+#: The job market's two-character short forms in :data:`SYNONYMS`. A skill or title that
+#: holds one also stands for its group's other terms, but a text is never searched for one
+#: in place of another term: as characters they are often a piece of another word
+#: ("社工" in "合作社工作", "司机" in "公司机构", "护工" in "养护工程").
+SHORT_FORMS = frozenset({"机修", "质检", "品管", "电焊", "汽修", "电商", "外贸", "客服",
+                         "仓管", "物管", "人资", "社工", "幼师", "幼教", "月嫂", "护工",
+                         "司机"})
+
 _LATIN = re.compile(r"[a-z0-9]")
 _MAX_VARIANTS = 64
 #: One-character endings that make a job title of a trade word: 质检员, 电焊工, 幼师.
@@ -188,7 +198,8 @@ def _variants(skill: str) -> tuple[str, ...]:
     pieces: list[tuple[str, ...]] = []
     at = 0
     for m in found:
-        pieces += [(skill[at:m.start()],), _GROUP[m.group()]]
+        others = tuple(t for t in _GROUP[m.group()] if t == m.group() or t not in SHORT_FORMS)
+        pieces += [(skill[at:m.start()],), others]
         at = m.end()
     pieces.append((skill[at:],))
     out = ["".join(p) for p in itertools.islice(itertools.product(*pieces), _MAX_VARIANTS)]
