@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import doctest
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -77,17 +76,16 @@ def national():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("title, piece_of", [
-    ("护工", "道路养护与管理"),  # 护工 only inside 养护工程
-    ("文员", "商务俄语"),  # its profile names 文员秘书 among many posts
-])
-def test_a_generic_title_is_not_high_for_a_program_sharing_its_characters(national, title,
-                                                                            piece_of):
+def test_a_generic_title_is_not_high_for_a_program_sharing_its_characters(national):
+    """"护工" is in the profiles of 道路养护与管理 ("养护工程") and of many other programs
+    ("保护工作") only as two characters of other words; none of them is ``high``, and a
+    program of care comes first."""
     matcher, programs = national
-    asked = pd.DataFrame({"need_id": ["q"], "title": [title], "text": [""]})
+    asked = pd.DataFrame({"need_id": ["q"], "title": ["护工"], "text": [""]})
     run = matcher.rank(asked, programs, k=len(programs), explain=False)
-    shown = run.merge(programs[["program_id", "title"]], on="program_id")
-    rows = shown[shown["title"] == piece_of]
-    assert len(rows) == 0 or (rows["fit_level"] != "high").all(), rows
-    # and a short title that is a catalog word gets its own program first
-    assert np.isin(shown["fit_level"], ["low", "medium", "high"]).all()
+    shown = run.merge(programs[["program_id", "title", "text"]], on="program_id")
+    pieces = shown[shown["text"].str.contains("护工") & ~shown["text"].str.contains("护理")]
+    assert "道路养护与管理" in set(pieces["title"])
+    assert (pieces["fit_level"] != "high").all(), pieces[["title", "fit", "fit_level"]]
+    assert (pieces["rank"] > 10).all()
+    assert shown.iloc[0]["title"] in {"护理", "智慧健康养老服务与管理", "中医护理"}
