@@ -32,8 +32,8 @@ from .memory import Memory, links_to_programs
 from .params import Interval, Options, validate_params
 from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
-from .short_titles import head_title
 from .retrieval import PostingIndex
+from .short_titles import head_title
 from .sides import BODY_EXTRAS, Side, column_strings, document_texts, stack_rows, text_fingerprints
 from .skills import expand_title
 from .text import has_cjk

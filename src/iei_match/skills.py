@@ -25,8 +25,8 @@ import rjieba
 
 from .text import has_cjk, normalize, tokenize
 
-__all__ = ["SHORT_FORMS", "SYNONYMS", "canonical", "covers", "expand_title", "merge_counts", "missing_skills",
-           "title_terms", "variants"]
+__all__ = ["SHORT_FORMS", "SYNONYMS", "canonical", "covers", "expand_title", "merge_counts",
+           "missing_skills", "title_terms", "variants"]
 
 #: Groups of terms with the same meaning; the first term names the group (see
 #: :func:`canonical`). Add a group rather than a term to an unrelated one, and keep an
