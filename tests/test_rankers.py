@@ -20,7 +20,7 @@ import pytest
 from iei_match.candidates import candidate_pairs
 from iei_match.errors import InputError
 from iei_match.features import build_features, is_relative
-from iei_match.matcher import Matcher
+from iei_match.matcher import Matcher, _expanded
 from iei_match.rankers import ContentRanker, LambdaRanker, Ranker, ranker_from_state
 from iei_match.sides import Side
 from synthetic import make_catalog
@@ -157,7 +157,7 @@ def test_serving_scores_the_rows_the_training_path_builds(data, mode, monkeypatc
     matcher.rank(new, catalog.restrict(np.ones(len(programs), bool)), k=5, explain=False)
     served = seen[-1]
     memory = matcher.memory_
-    needs = Side.build(new, "need_id", matcher.word_, matcher.char_)
+    needs = Side.build(_expanded(new), "need_id", matcher.word_, matcher.char_)  # as fit does
     progs = Side.build(programs, "program_id", matcher.word_, matcher.char_)
     nbrs = memory.neighbours(needs)
     n_rows, p_rows = candidate_pairs(memory, needs, progs, nbrs, matcher.n_candidates, "need")

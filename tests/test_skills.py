@@ -72,3 +72,53 @@ def test_merge_counts_merges_synonyms_most_asked_first():
     assert got == [{"skill": "GMP", "needs": 3, "headcount": 16},
                    {"skill": "区块链", "needs": 2, "headcount": 32},
                    {"skill": "护理", "needs": 1, "headcount": 4}]
+
+
+@pytest.mark.parametrize("title, terms", [
+    ("质检员", ["质检"]),  # a trade word with a role ending
+    ("电焊工", ["电焊"]),
+    ("外贸跟单员", ["外贸"]),
+    ("护工", ["护工"]),
+    ("GIS工程师", ["gis"]),
+    ("道路养护工", []),  # 护工 is only a piece of 养护工 there
+    ("汽车养护工程", []),
+    ("社工站长", ["社工"]),
+])
+def test_title_terms_are_whole_words(title, terms):
+    assert skills.title_terms(title) == terms
+
+
+@pytest.mark.parametrize("title, added", [
+    ("幼师", ["幼儿教师", "幼儿园教师"]),
+    ("社工", ["社会工作"]),
+    ("空乘", ["空中乘务"]),
+    ("汽修工", ["汽车维修"]),
+    ("暖通工程师", ["供热通风与空调", "供暖通风与空调"]),
+    ("护工", ["护理员"]),
+])
+def test_expand_title_adds_the_catalogs_forms(title, added):
+    assert skills.expand_title(title).split(" ") == [title, *added]
+
+
+@pytest.mark.parametrize("title", [
+    "道路养护工",  # a term inside a longer word is not expanded
+    "汽车维修工",  # a title that spells the term out is not abbreviated
+    "幼儿园教师",
+    "文员",  # nothing in the table
+    "registered nurse",
+])
+def test_expand_title_leaves_other_titles_alone(title):
+    assert skills.expand_title(title) == title
+
+
+def test_market_short_forms_cover_their_long_forms():
+    assert covers("培养社会工作专业人才", "社工")
+    assert covers("面向幼儿园教师岗位", "幼师")
+    assert not covers("道路养护工程", "护理员")  # a short form is not searched for
+    assert not covers("农民合作社工作", "社会工作")
+    assert not covers("公司机构设置", "驾驶员")
+
+
+def test_short_forms_are_terms_of_the_table():
+    terms = {normalize(t) for group in SYNONYMS for t in group}
+    assert skills.SHORT_FORMS <= terms

@@ -144,6 +144,17 @@ FEATURE_LABELS: dict[str, _Label] = {
     "need_terms": (("how much the job description says", "岗位描述的词语数"),) * 2,
     "need_body_terms": (("length of the job description", "岗位描述长度"),) * 2,
     "need_title_chars": (("length of the job title", "岗位名称长度"),) * 2,
+    "need_title_words_in_program": (("The program profile names the job title's words",
+                                     "专业简介中出现岗位名称的词语"),
+                                    ("The program profile does not name the job title's words",
+                                     "专业简介中未出现岗位名称的词语")),
+    "need_title_words_in_program_title": (("The program's name holds the job title's words",
+                                           "专业名称包含岗位名称的词语"),
+                                          ("The program's name does not hold the job "
+                                           "title's words", "专业名称不含岗位名称的词语")),
+    "need_title_idf": (("how specific the job title's words are", "岗位名称词语的专指程度"),) * 2,
+    "need_title_unknown_words": (("job title words the model has not seen",
+                                  "岗位名称中模型未见过的词语数"),) * 2,
     "need_headcount": (("headcount asked", "需求人数"),) * 2,
     "program_capacity": (("graduates per year", "年毕业生数"),) * 2,
     "need_level": (("level asked", "需求层次"),) * 2,
@@ -162,7 +173,8 @@ HIDDEN_FEATURES = frozenset({"need_headcount", "program_capacity", "need_level",
                              "program_level", "knn_first_rank", "need_best_word",
                              "program_best_word", "need_neighbour_best",
                              "need_neighbour_mean", "need_spread_word", "need_spread_char",
-                             "need_terms", "need_body_terms", "need_title_chars"})
+                             "need_terms", "need_body_terms", "need_title_chars",
+                             "need_title_idf", "need_title_unknown_words"})
 _RELATIVE = (("_rel", ("relative to the best candidate", "相对最佳候选")),
              ("_rank", ("rank among the candidates", "候选中的名次")))
 

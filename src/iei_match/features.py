@@ -25,6 +25,7 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 from .kernels import matmul_rows, neighbour_link_stats, pair_dots, row_max_sum
 from .memory import Memory
 from .sides import Side
+from .text import tokenize
 from .vectorize import bm25_weights
 
 __all__ = ["build_features", "pair_feature_columns", "relative_columns", "is_relative",
@@ -54,9 +55,14 @@ def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
                "char_title_binary": _binary(char.title),
                "char_binary": _binary(char.counts),
                "char_title_size": np.asarray(_binary(char.title).sum(axis=1)).ravel(),
+               "word_title_binary": _binary(word.title),
+               "word_title_size": np.asarray(_binary(word.title).sum(axis=1)).ravel(),
                "terms": np.log1p(np.diff(word.counts.indptr)).astype(np.float32),
                "body_terms": np.log1p(np.diff(word.body.indptr)).astype(np.float32),
                "title_chars": np.log1p(np.diff(char.title.indptr)).astype(np.float32)}
+        if kind == "need":
+            out["title_idf"], out["title_unknown_words"] = _title_word_stats(
+                side, memory.word_idf)
         if kind == "program":
             known = memory.program_columns(side)
             out["known"] = known
@@ -87,6 +93,44 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
     pairs = zip(titles[rows].tolist(), texts[cols].tolist(), strict=True)
     return np.fromiter((len(t) > 1 and t in x for t, x in pairs),
                        dtype=np.float32, count=len(rows))
+
+
+def _title_words(na: dict, pa: dict, n_rows, p_rows) -> dict[str, np.ndarray]:
+    """How a need's title matches as whole words, and how specific its words are.
+
+    Character n-grams find "护工" in 道路养护与管理's "养护工程" and "文员" in any text that
+    has the two characters side by side; the words (jieba's segmentation) do not. So, for a
+    short title above all: the share of the title's words that are words of the program
+    (anywhere, and in its title), the idf of the title's rarest word (a generic title, "经理",
+    has common words only; 0 when none is known) and how many of its words the model has
+    never seen (NaN when the need's title is not kept). ``na``, ``pa``: the sides' arrays
+    (:func:`_side_arrays`).
+    """
+    title, size = na["word_title_binary"], na["word_title_size"]
+    return {"need_title_words_in_program": _coverage(title, size, pa["word_binary"], n_rows,
+                                                     p_rows),
+            "need_title_words_in_program_title": _coverage(title, size,
+                                                           pa["word_title_binary"], n_rows,
+                                                           p_rows),
+            "need_title_idf": na["title_idf"][n_rows],
+            "need_title_unknown_words": na["title_unknown_words"][n_rows]}
+
+
+def _title_word_stats(side: Side, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the idf of its title's rarest known word (0: none), and how many of its
+    title's words the vocabulary lacks (NaN when the side keeps no titles)."""
+    nt = side.word.title
+    known = np.diff(nt.indptr)
+    rarest = np.zeros(nt.shape[0], np.float32)
+    if nt.nnz:
+        starts = np.minimum(nt.indptr[:-1], nt.nnz - 1)
+        rarest = np.where(known > 0, np.maximum.reduceat(idf[nt.indices], starts), 0.0)
+    if side.titles is None:
+        unknown = np.full(nt.shape[0], np.nan)
+    else:
+        unknown = np.array([max(0, len(set(tokenize(t, normalized=True))) - k)
+                            for t, k in zip(side.titles, known, strict=True)], dtype=float)
+    return rarest.astype(np.float32), unknown.astype(np.float32)
 
 
 def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
@@ -205,6 +249,7 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     f["need_terms"] = na["terms"][n_rows]
     f["need_body_terms"] = na["body_terms"][n_rows]
     f["need_title_chars"] = na["title_chars"][n_rows]
+    f.update(_title_words(na, pa, n_rows, p_rows))
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)

@@ -33,7 +33,9 @@ from .params import Interval, Options, validate_params
 from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
+from .short_titles import head_title
 from .sides import BODY_EXTRAS, Side, column_strings, document_texts, stack_rows, text_fingerprints
+from .skills import expand_title
 from .text import has_cjk
 from .vectorize import FieldVectorizer
 
@@ -129,6 +131,11 @@ class Matcher(BaseEstimator):
         emptied), as enterprises often write them ("电工", "质检员"): their lists train the
         need ranker and the fit next to the full needs', so that both learn how much a
         bare title says (with the ``need_terms`` features). 0 trains on full texts only.
+    generic_queries : float, default=1.0
+        Share of the training needs that are also asked by the head word of their title
+        alone (:func:`~iei_match.short_titles.head_title`: "车工" for "数控车工"), as job
+        postings name jobs, with the links of the need: rows of the fit, which so learns
+        that a generic title fits many programs less surely than a precise one. 0: none.
     dense : {"auto", True, False}, default="auto"
         Add sentence embeddings (all-MiniLM-L6-v2, from the ``embeddings`` extra) as one more
         retriever and feature source. ``"auto"`` uses them when the extra is installed and
@@ -178,6 +185,7 @@ class Matcher(BaseEstimator):
         "code_dropout": [Interval(Real, 0, 1)],
         "train_candidates": [Interval(Integral, 1)],
         "short_queries": [Interval(Real, 0, 1)],
+        "generic_queries": [Interval(Real, 0, 1)],
         "dense": [Options(("auto", True, False))],
         "random_state": [Interval(Integral, 0)],
         "n_jobs": [Interval(Integral, 1)],
@@ -187,7 +195,7 @@ class Matcher(BaseEstimator):
                  n_estimators=600, learning_rate=0.05, num_leaves=31, min_child_samples=20,
                  early_stopping_rounds=50, min_rounds=50, validation_fraction=0.15,
                  code_dropout=0.25, train_candidates=40, short_queries=1.0, dense="auto",
-                 random_state=0, n_jobs=2):
+                 random_state=0, n_jobs=2, generic_queries=1.0):
         self.n_candidates = n_candidates
         self.knn = knn
         self.n_folds = n_folds
@@ -203,6 +211,7 @@ class Matcher(BaseEstimator):
         self.min_rounds = min_rounds
         self.train_candidates = train_candidates
         self.short_queries = short_queries
+        self.generic_queries = generic_queries
         self.dense = dense
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -225,6 +234,7 @@ class Matcher(BaseEstimator):
         validate_params(self)
         needs = _check_frame(needs, "need_id", "needs")
         programs = _check_frame(programs, "program_id", "programs")
+        needs = _expanded(needs)
         self.word_ = FieldVectorizer("word", self.title_weight, max_df=self.max_df)
         self.char_ = FieldVectorizer("char", self.title_weight, max_df=self.max_df)
         (n_titles, n_texts), (p_titles, p_texts) = document_texts(needs), document_texts(programs)
@@ -249,8 +259,16 @@ class Matcher(BaseEstimator):
             bare = needs.assign(text="", **{c: "" for c in BODY_EXTRAS if c in needs})
             short_side = Side.build(bare, "need_id", self.word_, self.char_,
                                     self._embed(bare) if self.dense_ else None)
+        generic = None
+        heads = [head_title(t) for t in needs["title"].tolist()]
+        if self.generic_queries > 0 and any(heads):
+            headed = needs.assign(title=[h or "" for h in heads], text="",
+                                  **{c: "" for c in BODY_EXTRAS if c in needs})
+            generic = (Side.build(headed, "need_id", self.word_, self.char_,
+                                  self._embed(headed) if self.dense_ else None),
+                       np.array([h is not None for h in heads]))
         tables, fit_table = self._out_of_fold_tables(need_side, prog_side, matrix, progress,
-                                                     short_side)
+                                                     short_side, generic)
         if any(len(np.unique(g)) < 2 for _, _, g in tables.values()):
             return self._content_only(need_side, prog_side,
                                       "the links are too few to learn a ranker from")
@@ -326,17 +344,18 @@ class Matcher(BaseEstimator):
     def _bridged(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Needs in English for a Chinese model get the Chinese terms of their trades in
         front of their title and text (:func:`~iei_match.bridge.bridge_text`); other rows
-        are left as they are."""
+        are left as they are. Then every need's title is :func:`_expanded`, as in
+        training."""
         if self.language_ != "zh":
-            return frame
+            return _expanded(frame)
         titles, texts = frame["title"].tolist(), frame["text"].tolist()
         english = [i for i, (t, x) in enumerate(zip(titles, texts, strict=True))
                    if detect_language(f"{t} {x}") == "en"]
         if not english:
-            return frame
+            return _expanded(frame)
         for i in english:
             titles[i], texts[i] = bridge_text(titles[i]).text, bridge_text(texts[i]).text
-        return frame.assign(title=titles, text=texts)
+        return _expanded(frame.assign(title=titles, text=texts))
 
     def _absolute_names(self) -> list[str]:
         return [n for n in self.feature_names_ if not is_relative(n)]
@@ -413,13 +432,16 @@ class Matcher(BaseEstimator):
         return m
 
     def _out_of_fold_tables(self, needs: Side, programs: Side, matrix: sp.csr_matrix,
-                            progress: bool, short: Side | None = None
+                            progress: bool, short: Side | None = None,
+                            generic: tuple[Side, np.ndarray] | None = None
                             ) -> tuple[dict[str, tuple], tuple]:
         """The training rows of the rankers and of the fit, out of fold.
 
         ``short`` is ``needs`` asked by their titles alone: a share
         (``short_queries``) of each fold's needs is also ranked that way, as lists of the
         need ranker (groups after those of the full needs) and rows of the fit.
+        ``generic`` is ``needs`` asked by the head words of their titles, and which needs
+        have one: a share (``generic_queries``) of those of each fold gives rows of the fit.
 
         Returns
         -------
@@ -439,6 +461,7 @@ class Matcher(BaseEstimator):
         parts: dict[str, list] = {"need": [], "program": []}
         fit_parts: list[tuple] = []
         names: list[str] | None = None
+        g_rng = np.random.default_rng(self.random_state + 1)  # leaves rng's draws as they were
         for f in tqdm(range(n_folds), desc="out-of-fold features", disable=not progress):
             held = np.flatnonzero(fold_of == f)
             kept = np.flatnonzero(fold_of != f)
@@ -464,6 +487,9 @@ class Matcher(BaseEstimator):
                 new = np.array([k not in seen for k in key.tolist()], dtype=bool)
                 seen.update(dict.fromkeys(key[new].tolist()))
                 fit_parts.append((x[new], y[new], np.full(int(new.sum()), f)))
+            if generic is not None:
+                fit_parts += self._generic_rows(generic, held, memory, programs, matrix, f,
+                                                g_rng)
             if short is not None:
                 asked = held[rng.random(len(held)) < self.short_queries]
                 if len(asked) == 0:
@@ -493,6 +519,24 @@ class Matcher(BaseEstimator):
             order = np.argsort(g, kind="stable")
             tables[direction] = (x[order], y[order], g[order])
         return tables, self._fit_rows(fit_parts, rng)
+
+    def _generic_rows(self, generic: tuple[Side, np.ndarray], held: np.ndarray,
+                      memory: Memory, programs: Side, matrix: sp.csr_matrix, fold: int,
+                      rng: np.random.Generator) -> list[tuple]:
+        """Fit rows of fold ``fold``'s needs asked by the head words of their titles."""
+        side, has_head = generic
+        asked = held[has_head[held] & (rng.random(len(held)) < self.generic_queries)]
+        if len(asked) == 0:
+            return []
+        heads = side.take(asked)
+        heads.codes = np.full(len(asked), "", dtype=object)  # a posting has no code
+        heads._prefixes = {}
+        nbrs = memory.neighbours(heads)
+        n_rows, p_rows = candidate_pairs(memory, heads, programs, nbrs,
+                                         self.train_candidates, "need")
+        y = np.asarray(matrix[asked][n_rows, p_rows]).ravel()
+        x, _ = build_features(memory, heads, programs, nbrs, n_rows, p_rows, n_rows)
+        return [(x, y, np.full(len(y), fold))]
 
     def _fit_rows(self, parts: list[tuple], rng: np.random.Generator) -> tuple:
         cols = self._absolute_columns()
@@ -823,3 +867,14 @@ class Matcher(BaseEstimator):
         """
         out = self._ranking(needs, programs, k, "program", explain, min_fit)
         return out.to_frame() if as_frame else out
+
+
+def _expanded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each Chinese title followed by the catalog's forms of the market's
+    short forms it holds (:func:`~iei_match.skills.expand_title`: "幼师" also says
+    "幼儿教师"); other titles are left as they are."""
+    titles = frame["title"].tolist()
+    expanded = [expand_title(t) if has_cjk(t) else t for t in titles]
+    if expanded == titles:
+        return frame
+    return frame.assign(title=expanded)

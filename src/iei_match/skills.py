@@ -9,7 +9,9 @@ both ways, also inside a longer skill ("PLC编程" is covered by "可编程控�
 A skill is covered by a phrase of any of its forms, or by all the words of the skill as
 written; a synonym counts only as a phrase. The table is deliberately small and literal:
 only abbreviations and translations whose meaning does not depend on context. Latin terms
-match whole words only, so "AI" is not found in "maintain" nor "CAN总线" in "can".
+match whole words only, so "AI" is not found in "maintain" nor "CAN总线" in "can"; the
+market's two-character short forms (:data:`SHORT_FORMS`: "社工", "幼师") are never searched
+for in a text, only read in a skill or a title (:func:`expand_title`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence, Set
 from functools import lru_cache
 
-from .text import normalize, tokenize
+import rjieba
 
-__all__ = ["SYNONYMS", "canonical", "covers", "merge_counts", "missing_skills", "variants"]
+from .text import has_cjk, normalize, tokenize
+
+__all__ = ["SHORT_FORMS", "SYNONYMS", "canonical", "covers", "expand_title", "merge_counts",
+           "missing_skills", "title_terms", "variants"]
 
 #: Groups of terms with the same meaning; the first term names the group (see
 #: :func:`canonical`). Add a group rather than a term to an unrelated one, and keep an
@@ -49,9 +54,12 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("工业机器人", "industrial robot", "industrial robots"),
     ("机器视觉", "machine vision"),
     ("机电一体化", "mechatronics"),
-    ("焊接", "welding"),
+    ("焊接", "电焊", "welding"),
     ("钳工", "fitter"),
     ("电工", "electrician"),
+    ("机械维修", "机修"),
+    ("质量检验", "质检", "quality inspection"),
+    ("质量管理", "品质管理", "品管", "quality management"),
     ("液压", "hydraulics", "hydraulic"),
     ("气动", "pneumatics", "pneumatic"),
     ("自动化", "automation"),
@@ -109,7 +117,7 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("ECU", "电子控制单元", "electronic control unit"),
     ("CAN总线", "CAN bus", "控制器局域网"),
     ("ADAS", "高级驾驶辅助系统", "advanced driver assistance system"),
-    ("汽车维修", "auto repair", "automotive repair", "vehicle maintenance"),
+    ("汽车维修", "汽修", "auto repair", "automotive repair", "vehicle maintenance"),
     ("钣金", "sheet metal"),
     # Aviation
     ("飞机维修", "航空器维修", "aircraft maintenance"),
@@ -120,12 +128,39 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("空中乘务", "空乘", "flight attendant", "cabin crew"),
     ("民航", "civil aviation"),
     ("无人机", "UAV", "drone", "drones", "unmanned aerial vehicle"),
+    # Building services and surveying
+    ("暖通", "供热通风与空调", "供暖通风与空调", "HVAC"),
+    ("GIS", "地理信息系统", "geographic information system",
+     "geographic information systems"),
+    # Services, trade and offices: the short forms job postings use
+    ("电子商务", "电商", "e-commerce", "ecommerce"),
+    ("国际贸易", "外贸", "对外贸易", "international trade", "foreign trade"),
+    ("客户服务", "客服", "customer service"),
+    ("仓储管理", "仓库管理", "仓管", "warehouse management"),
+    ("物业管理", "物管", "property management"),
+    ("人力资源", "人资", "HR", "human resources"),
+    ("社会工作", "社工", "social work", "social worker"),
+    ("幼儿教师", "幼师", "幼儿园教师", "kindergarten teacher", "preschool teacher"),
+    ("学前教育", "幼儿教育", "幼教", "preschool education", "early childhood education"),
+    ("母婴护理", "月嫂", "maternity care"),
+    ("护理员", "护工", "care worker", "caregiver"),
+    ("驾驶员", "司机", "driver"),
     # Common
     ("英语", "English"),
 )
 
+#: The job market's two-character short forms in :data:`SYNONYMS`. A skill or title that
+#: holds one also stands for its group's other terms, but a text is never searched for one
+#: in place of another term: as characters they are often a piece of another word
+#: ("社工" in "合作社工作", "司机" in "公司机构", "护工" in "养护工程").
+SHORT_FORMS = frozenset({"机修", "质检", "品管", "电焊", "汽修", "电商", "外贸", "客服",
+                         "仓管", "物管", "人资", "社工", "幼师", "幼教", "月嫂", "护工",
+                         "司机"})
+
 _LATIN = re.compile(r"[a-z0-9]")
 _MAX_VARIANTS = 64
+#: One-character endings that make a job title of a trade word: 质检员, 电焊工, 幼师.
+ROLE_SUFFIXES = frozenset("工员师")
 
 
 def _pattern(term: str) -> str:
@@ -163,7 +198,8 @@ def _variants(skill: str) -> tuple[str, ...]:
     pieces: list[tuple[str, ...]] = []
     at = 0
     for m in found:
-        pieces += [(skill[at:m.start()],), _GROUP[m.group()]]
+        others = tuple(t for t in _GROUP[m.group()] if t == m.group() or t not in SHORT_FORMS)
+        pieces += [(skill[at:m.start()],), others]
         at = m.end()
     pieces.append((skill[at:],))
     out = ["".join(p) for p in itertools.islice(itertools.product(*pieces), _MAX_VARIANTS)]
@@ -286,3 +322,61 @@ def merge_counts(items: Sequence[tuple[str, int]]) -> list[dict]:
             "headcount": g["headcount"]} for g in groups.values()]
     out.sort(key=lambda d: (-d["needs"], -d["headcount"], d["skill"]))
     return out
+
+
+def _word_bounds(text: str) -> set[int]:
+    """The offsets in ``text`` where a word starts or ends (jieba's precise mode)."""
+    bounds, at = {0}, 0
+    for token in rjieba.cut(text):
+        at += len(token)
+        bounds.add(at)
+    return bounds
+
+
+@lru_cache(maxsize=65_536)
+def _title_terms(title: str) -> tuple[str, ...]:
+    bounds = _word_bounds(title)
+    out = []
+    for m in _TERMS.finditer(title):
+        start, end = m.span()
+        # A whole word, or a trade word with a role ending (质检员 = 质检 + 员); not a
+        # piece of a longer word (护工 in 养护工).
+        whole_end = end in bounds or (end + 1 in bounds and title[end] in ROLE_SUFFIXES)
+        if start in bounds and whole_end:
+            out.append(m.group())
+    return tuple(out)
+
+
+def title_terms(title: str) -> list[str]:
+    """The terms of :data:`SYNONYMS` that ``title`` holds as whole words.
+
+    A Chinese term counts where it is a word of the title (jieba's segmentation) or a word
+    followed by a role ending (工, 员, 师); Latin terms count as whole words.
+
+    Examples
+    --------
+    >>> title_terms("质检员"), title_terms("护工"), title_terms("道路养护工")
+    (['质检'], ['护工'], [])
+    """
+    return list(_title_terms(normalize(title)))
+
+
+def expand_title(title: str) -> str:
+    """``title`` followed by the longer Chinese forms of the synonym groups of its
+    :func:`title_terms` that it does not spell out: a job title written the market's way
+    ("幼师", "社工", "空乘", "汽修工") then also says it the way the catalogs do. Only
+    longer forms are added: a title that spells a term out is not abbreviated.
+
+    Examples
+    --------
+    >>> expand_title("空乘")
+    '空乘 空中乘务'
+    >>> expand_title("道路养护工"), expand_title("汽车维修工")
+    ('道路养护工', '汽车维修工')
+    """
+    text = normalize(title)
+    extra: list[str] = []
+    for term in _title_terms(text):
+        extra += [t for t in _GROUP[term] if has_cjk(t) and len(t) > len(term)
+                  and t not in text and t not in extra]
+    return " ".join([title, *extra]) if extra else title
