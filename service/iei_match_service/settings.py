@@ -102,6 +102,11 @@ class Settings:
         off: it needs an admin key).
     rate_limit_per_minute : int
         Requests one API key may make a minute (429 beyond).
+    shared_rate_limit : bool
+        Count the rate limit in the database, for all the processes of the service at once
+        (``IEI_MATCH_SHARED_RATE_LIMIT=1``; PostgreSQL only, ignored on SQLite): one upsert
+        per request (:class:`~.limits.SharedRateLimiter`). Default off: each process counts
+        its own requests, so N processes allow N times the limit.
     max_concurrent_rankings : int
         Rankings computed at once (default: the number of CPUs); further ones wait up to
         ``queue_timeout_s`` and are then refused with 503 so that overload is shed quickly.
@@ -174,6 +179,7 @@ class Settings:
     header_timeout_s: float = 10.0
     metrics_public: bool = False
     rate_limit_per_minute: int = 1200
+    shared_rate_limit: bool = False
     max_concurrent_rankings: int = field(default_factory=lambda: os.cpu_count() or 2)
     queue_timeout_s: float = 2.0
     seed: int = 0
@@ -250,6 +256,8 @@ class Settings:
             "metrics_public": (env.get(PREFIX + "METRICS_PUBLIC") or "").lower()
             in ("1", "true", "yes"),
             "rate_limit_per_minute": _int(env, "RATE_LIMIT_PER_MINUTE", 1200),
+            "shared_rate_limit": (env.get(PREFIX + "SHARED_RATE_LIMIT") or "").lower()
+            in ("1", "true", "yes"),
             "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", os.cpu_count() or 2),
             "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,
             "batch_workers": _int(env, "BATCH_WORKERS", 1),
