@@ -25,7 +25,9 @@ admits the bundled catalog's two files as a batch upload. Then, in order:
 7. a batch job (the bundled catalog uploaded) run by one replica is cancelled through the
    other; a small batch job's results are read through both;
 8. rankings (4 closed-loop clients, 2 per replica: a program's partners and a need's
-   programs) for ``--seconds`` without writes, then with 4 clients writing needs;
+   programs) for ``--seconds`` without writes, then with 4 clients writing needs (each
+   creates a need, changes it and deletes it, so that the table keeps its size), then the
+   writers alone (what a write costs the replicas' CPU);
 9. a batch job whose replica is killed with ``kill -9`` (never restarted) completes on the
    other: seconds from the kill.
 
@@ -178,6 +180,12 @@ class Check:
                     f"ready after {took[0]:.0f} s and {took[1]:.0f} s; both serve "
                     f"{versions[0]} / {versions[1]} (CURRENT {self.live()}); "
                     f"{len(published)} versions published", ok)
+
+    def start(self) -> None:
+        for r in (self.a, self.b):
+            r.launch()
+        for r in (self.a, self.b):
+            r.wait_ready(600)
 
     def need_across(self) -> None:
         firm = self.keys["firm"]
@@ -395,9 +403,10 @@ class Check:
                     "title": f"写入{n}号", "description": "中药制剂", "skills": ["中药炮制"],
                     "headcount": 2})
                 out.append(got.status_code)
-                if got.status_code == 201:
-                    out.append(c.patch(f"/api/v1/needs/{got.json()['id']}",
-                                       json={"headcount": 3}).status_code)
+                if got.status_code == 201:  # changed, then deleted: the table keeps its size
+                    path = f"/api/v1/needs/{got.json()['id']}"
+                    out.append(c.patch(path, json={"headcount": 3}).status_code)
+                    out.append(c.delete(path).status_code)
         return out
 
     def throughput(self) -> None:
@@ -405,12 +414,14 @@ class Check:
         for r in (self.a, self.b):  # each prepares its catalogs once
             self.rankings(r, 3, [])
         runs = []
-        for writers in (0, 4):
+        for writers, ranking in ((0, True), (4, True), (4, False)):
             stop: list = []
             cpu0 = sum(r.cpu() for r in (self.a, self.b))
             with ThreadPoolExecutor(4 + writers) as pool:
                 rankers = [pool.submit(self.rankings, r, seconds, stop)
-                           for r in (self.a, self.b, self.a, self.b)]
+                           for r in (self.a, self.b, self.a, self.b)] if ranking else []
+                if not ranking:
+                    pool.submit(lambda stop=stop: time.sleep(seconds) or stop.append(True))
                 writing = [pool.submit(self.writes, r, stop, i)
                            for i, r in zip(range(writers), (self.a, self.b, self.a, self.b),
                                            strict=False)]
@@ -424,15 +435,23 @@ class Check:
         ratio = runs[1]["rate"] / runs[0]["rate"]
         fives = sum(n for run in runs for c in (run["codes"], run["writes"])
                     for s, n in c.items() if s >= 500)
-        ok = ratio >= 0.5 and not fives and all(set(r["codes"]) == {200} for r in runs)
+        ok = ratio >= 0.5 and not fives and all(set(r["codes"]) == {200} for r in runs[:2])
         parts = [f"{w} writers: {r['rate']:.1f} rankings/s (p50 {r['p50']:.0f} ms, p95 "
                  f"{r['p95']:.0f} ms, {dict(r['codes'])}), {r['write_rate']:.1f} writes/s "
                  f"{dict(r['writes'])}, the replicas used {r['cpu']:.2f} cores"
-                 for w, r in zip((0, 4), runs, strict=True)]
+                 for w, r in zip((0, 4), runs, strict=False)]
+        # CPU of the replicas per request: a write (writers alone), a ranking alone, and a
+        # ranking among writes (what the writes' own CPU leaves of the mixed run).
+        write_ms = runs[2]["cpu"] * 1000 / runs[2]["write_rate"]
+        alone_ms = runs[0]["cpu"] * 1000 / runs[0]["rate"]
+        mixed_ms = (runs[1]["cpu"] - runs[1]["write_rate"] * write_ms / 1000) * 1000 / \
+            runs[1]["rate"]
         self.record("Rankings keep at least 50% of their throughput, with no 5xx, while 4 "
                     "clients write needs",
                     "; ".join(parts) + f"; kept {ratio:.0%} over {seconds:.0f} s each; "
-                    f"5xx: {fives}", ok)
+                    f"5xx: {fives}; replica CPU per write {write_ms:.1f} ms (4 writers "
+                    f"alone: {runs[2]['write_rate']:.1f} writes/s), per ranking "
+                    f"{alone_ms:.1f} ms alone and {mixed_ms:.1f} ms among the writes", ok)
 
     def killed(self) -> None:
         steward = self.keys["steward"]
@@ -491,6 +510,11 @@ def main(argv=None) -> int:
                     help="train the tests' small model instead of the default one")
     ap.add_argument("--seconds", type=float, default=20.0, help="each throughput run")
     ap.add_argument("--races", type=int, default=20)
+    ap.add_argument("--models", type=Path, default=None,
+                    help="start on a copy of these published models (no empty start)")
+    ap.add_argument("--only", default="",
+                    help="run only these checks (comma-separated method names, e.g. "
+                         "throughput,rollback)")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -507,9 +531,15 @@ def main(argv=None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         check = Check(args, data_dir, url, prepare(url, data_dir))
-        for step in (check.empty_start, check.need_across, check.races, check.first_outcomes,
-                     check.retrain_both, check.rollback, check.batch_across, check.throughput,
-                     check.killed):
+        steps = [check.empty_start, check.need_across, check.races, check.first_outcomes,
+                 check.retrain_both, check.rollback, check.batch_across, check.throughput,
+                 check.killed]
+        if args.models:  # a start on published models instead of an empty directory
+            shutil.copytree(args.models, check.models_dir)
+            steps[0] = check.start
+        if args.only:
+            steps = steps[:1] + [f for f in steps[1:] if f.__name__ in args.only.split(",")]
+        for step in steps:
             try:
                 step()
             except Exception as exc:  # the table says which bullet could not be checked
