@@ -20,6 +20,7 @@ from iei_match.errors import IeiMatchError
 from . import batch_jobs, retrain
 from .api import batch, health, imports, matching, models, orgs, outcomes, resources
 from .api.deps import Services
+from .catalogs import Catalogs
 from .db.engine import Database, upgrade
 from .docs import install as install_docs
 from .errors import ServiceError, body, from_engine, unreadable_body
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if settings.shared_rate_limit and not settings.is_sqlite
                 else RateLimiter(settings.rate_limit_per_minute))
         svc = Services(settings=settings, db=db, models=models, jobs=jobs, rate=rate,
+                       catalogs=Catalogs(settings.catalog_refresh_s),
                        gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
                        auth_failures=RateLimiter(settings.auth_failures_per_minute,
                                                  "this address (failed authentication)"),
