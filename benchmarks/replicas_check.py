@@ -2,7 +2,8 @@
 checked against each "Done when" bullet of "a service that scales out", with a figure each.
 
     python benchmarks/replicas_check.py [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
-                                        [--quick] [--seconds 20] [--work DIR]
+                                        [--quick] [--seconds 20] [--env IEI_MATCH_X=V]
+                                        [--models DIR] [--only CHECKS] [--work DIR]
                                         [--output FILE.md]
 
 A fresh database (created on the ``--pg`` server, dropped at the end) is migrated and given
@@ -127,6 +128,7 @@ class Check:
                "IEI_MATCH_MAX_BODY_BYTES": "5000000"}
         if args.quick:
             env["IEI_MATCH_TRAIN_PARAMS"] = json.dumps(SMALL_MODEL)
+        env.update(item.split("=", 1) for item in args.env)
         self.a, self.b = Replica("a", data_dir, env), Replica("b", data_dir, env)
         self.rows: list[tuple[str, str, bool]] = []
 
@@ -515,6 +517,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="",
                     help="run only these checks (comma-separated method names, e.g. "
                          "throughput,rollback)")
+    ap.add_argument("--env", action="append", default=[], metavar="IEI_MATCH_X=VALUE",
+                    help="a setting of both replicas (repeatable)")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -553,6 +557,7 @@ def main(argv=None) -> int:
         admin.dispose()
     info = (f"Two replicas on PostgreSQL, {machine()}, {started}; training "
             f"{'the small test model' if args.quick else 'default parameters'}; "
+            f"settings {' '.join(args.env) or 'the defaults'}; "
             f"load average at the end {uptime_load():.1f}")
     table = render(check, info)
     print(table)
