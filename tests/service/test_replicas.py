@@ -26,7 +26,8 @@ FINISHED = ("succeeded", "failed", "cancelled")
 ENV = {"IEI_MATCH_MODEL_POLL_S": "0.5", "IEI_MATCH_JOB_LEASE_S": "4",
        "IEI_MATCH_BATCH_WORKERS": "1", "IEI_MATCH_MAX_CONCURRENT_RANKINGS": "2",
        "IEI_MATCH_MAX_BODY_BYTES": "5000000",  # the catalog's two files are uploaded
-       "IEI_MATCH_TRAIN_PARAMS": json.dumps(SMALL_MODEL)}  # retraining and the empty start
+       "IEI_MATCH_TRAIN_PARAMS": json.dumps(SMALL_MODEL),  # retraining and the empty start
+       "IEI_MATCH_CATALOG_REFRESH_S": "1"}  # as the README advises replicas under writes
 SRC = catalog_dir("cn-vocational")
 
 
