@@ -20,13 +20,14 @@ from iei_match.errors import IeiMatchError
 from . import batch_jobs, retrain
 from .api import batch, health, imports, matching, models, orgs, outcomes, resources
 from .api.deps import Services
+from .catalogs import Catalogs
 from .db.engine import Database, upgrade
 from .docs import install as install_docs
 from .errors import ServiceError, body, from_engine, unreadable_body
 from .gatekeeper import KeyCheck
 from .housekeeping import start_housekeeping
 from .jobs import JobRunner
-from .limits import Gate, RateLimiter
+from .limits import Gate, RateLimiter, SharedRateLimiter
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from .model_host import ModelHost
@@ -142,8 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.register("batch", batch_jobs.handler(settings, settings.models_dir))
         jobs.register("retrain", retrain.handler(settings, models))
         jobs.recover()
-        svc = Services(settings=settings, db=db, models=models,
-                       jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
+        rate = (SharedRateLimiter(settings.rate_limit_per_minute, db)
+                if settings.shared_rate_limit and not settings.is_sqlite
+                else RateLimiter(settings.rate_limit_per_minute))
+        svc = Services(settings=settings, db=db, models=models, jobs=jobs, rate=rate,
+                       catalogs=Catalogs(settings.catalog_refresh_s),
                        gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
                        auth_failures=RateLimiter(settings.auth_failures_per_minute,
                                                  "this address (failed authentication)"),

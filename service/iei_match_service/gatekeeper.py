@@ -82,7 +82,6 @@ class KeyCheck:
             except Unauthorized:
                 svc.auth_failures.check(address)  # 429 once the address is past its budget
                 raise
-            svc.rate.check(who.key_id)
             if metrics and not who.is_admin:
                 raise Forbidden("the metrics need an admin key")
         except ServiceError as err:
@@ -94,10 +93,14 @@ class KeyCheck:
 
     @staticmethod
     def _authenticate(svc, header: str | None) -> Principal:
-        """The key's principal; a database that does not answer is a 503, as in the app."""
+        """The key's principal, counted by the key's rate limit (in the database when it is
+        shared, hence here, off the event loop); a database that does not answer is a 503,
+        as in the app."""
         try:
             with svc.db.sessions() as s:
-                return authenticate(s, header)
+                who = authenticate(s, header)
+            svc.rate.check(who.key_id)
+            return who
         except DBAPIError as exc:
             log.warning("database error: %s", exc.__class__.__name__)
             raise Unavailable("the database is not answering; retry",

@@ -6,7 +6,8 @@ with; and the files of every job that ended less than ``IEI_MATCH_KEEP_JOB_DAYS`
 not ended. Each process prunes every ``IEI_MATCH_PRUNE_INTERVAL_S`` seconds;
 ``iei-match admin prune`` does it on demand. Pruning is safe to run in several processes at
 once: a version is renamed away (atomically) before it is deleted, and a job's folder is
-removed only once its row says it ended long ago.
+removed only once its row says it ended long ago. On PostgreSQL, the shared rate limit's
+counts of past minutes go too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from iei_match.artifacts import current_version, list_versions, prune_versions
 from .db.engine import Database
 from .db.tables import Job, utcnow
 from .jobs import ACTIVE, FINISHED
+from .limits import SharedRateLimiter
 from .settings import Settings
 
 log = logging.getLogger("iei_match_service")
@@ -56,6 +58,8 @@ def prune(settings: Settings, db: Database) -> dict:
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed_jobs.append(int(d.name))
+    if not db.url.startswith("sqlite"):  # the shared rate limit's past minutes
+        SharedRateLimiter.prune(db)
     if versions or removed_jobs:
         log.info("pruned %d model versions and the files of %d jobs", len(versions),
                  len(removed_jobs))

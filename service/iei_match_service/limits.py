@@ -10,7 +10,11 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
 
+from .db.engine import Database
+from .db.tables import RateCount
 from .errors import RateLimited, Unavailable
 
 
@@ -54,6 +58,51 @@ class RateLimiter:
         with self._lock:
             tokens = self._tokens(key, time.monotonic())
         return self._refuse(tokens) if tokens < 1 else None
+
+
+class SharedRateLimiter:
+    """The per-key rate limit counted in the database, for every process of the service
+    at once (``IEI_MATCH_SHARED_RATE_LIMIT``, PostgreSQL): ``per_minute`` requests of a
+    key in each minute of the clock, whichever process serves them.
+
+    Each request is one upsert of the key's row for the current minute (``rate_counts``)
+    that adds one only while the count is below the limit and returns the new count; no
+    row back means the minute is used up. Its commit is asynchronous
+    (``synchronous_commit off``): a count lost in a database crash lets a few more requests
+    through, and a request does not wait for a disk flush. A fixed window: a key may make
+    up to twice the limit across the turn of a minute (the in-process
+    :class:`RateLimiter`'s token bucket refills evenly instead). Minutes older than the
+    previous one are removed by the housekeeping (:func:`prune`).
+    """
+
+    def __init__(self, per_minute: int, db: Database, what: str = "this key"):
+        self.limit = int(per_minute)
+        self.db = db
+        self.what = what
+
+    def check(self, key: object) -> None:
+        now = time.time()
+        minute = int(now // 60)
+        row = {"bucket": str(key)[:100], "minute": minute, "hits": 1}
+        stmt = insert(RateCount).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[RateCount.bucket, RateCount.minute],
+            set_={"hits": RateCount.hits + 1},
+            where=RateCount.hits < self.limit).returning(RateCount.hits)
+        with self.db.session() as s:
+            s.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            counted = s.execute(stmt).scalar()
+        if counted is None:
+            wait = max(1, math.ceil((minute + 1) * 60 - now))
+            raise RateLimited(f"too many requests for {self.what}; retry in {wait} s",
+                              extra={"retry_after": wait})
+
+    @staticmethod
+    def prune(db: Database) -> int:
+        """Remove the counts of minutes before the previous one; returns how many."""
+        with db.session() as s:
+            return s.execute(RateCount.__table__.delete().where(
+                RateCount.minute < int(time.time() // 60) - 1)).rowcount or 0
 
 
 class Gate:

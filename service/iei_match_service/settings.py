@@ -102,6 +102,17 @@ class Settings:
         off: it needs an admin key).
     rate_limit_per_minute : int
         Requests one API key may make a minute (429 beyond).
+    shared_rate_limit : bool
+        Count the rate limit in the database, for all the processes of the service at once
+        (``IEI_MATCH_SHARED_RATE_LIMIT=1``; PostgreSQL only, ignored on SQLite): one upsert
+        per request (:class:`~.limits.SharedRateLimiter`). Default off: each process counts
+        its own requests, so N processes allow N times the limit.
+    catalog_refresh_s : float
+        How late a ranking may see a write (``IEI_MATCH_CATALOG_REFRESH_S``, default 0:
+        every ranking looks at the tables and sees every write made before it). With 1,
+        each process looks at a table and prepares its changed rows at most once a second,
+        instead of for nearly every ranking while clients write (see
+        :class:`~.catalogs.Catalogs`).
     max_concurrent_rankings : int
         Rankings computed at once (default: the number of CPUs); further ones wait up to
         ``queue_timeout_s`` and are then refused with 503 so that overload is shed quickly.
@@ -174,6 +185,8 @@ class Settings:
     header_timeout_s: float = 10.0
     metrics_public: bool = False
     rate_limit_per_minute: int = 1200
+    shared_rate_limit: bool = False
+    catalog_refresh_s: float = 0.0
     max_concurrent_rankings: int = field(default_factory=lambda: os.cpu_count() or 2)
     queue_timeout_s: float = 2.0
     seed: int = 0
@@ -250,6 +263,9 @@ class Settings:
             "metrics_public": (env.get(PREFIX + "METRICS_PUBLIC") or "").lower()
             in ("1", "true", "yes"),
             "rate_limit_per_minute": _int(env, "RATE_LIMIT_PER_MINUTE", 1200),
+            "shared_rate_limit": (env.get(PREFIX + "SHARED_RATE_LIMIT") or "").lower()
+            in ("1", "true", "yes"),
+            "catalog_refresh_s": _float(env, "CATALOG_REFRESH_S", 0.0, 0.0, 3600),
             "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", os.cpu_count() or 2),
             "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,
             "batch_workers": _int(env, "BATCH_WORKERS", 1),

@@ -1,10 +1,12 @@
 """The prepared catalogs are reused between requests and never stale: a program or need
 created, changed or deleted (through the API, or by another process writing to the same
-database) is seen by the very next ranking."""
+database) is seen by the very next ranking; with ``IEI_MATCH_CATALOG_REFRESH_S``, at most
+that many seconds later."""
 
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 
 import pandas as pd
@@ -176,3 +178,21 @@ def test_the_words_kept_are_those_asked_for_last(monkeypatch):
     with ThreadPoolExecutor(8) as pool:  # concurrent requests never break the order
         assert all(pool.map(prepared.words, [i % 5 for i in range(400)]))
     assert len(prepared._words) == 3
+
+
+def test_with_a_refresh_interval_a_write_is_ranked_at_most_that_late(world):
+    svc = world.server.app.state.services
+    live = svc.models.live()
+    catalogs = Catalogs(refresh_s=60.0)
+    with world.db.session() as s:
+        first = catalogs.programs(s, live)
+    looked = time.monotonic()
+    with world.client("fsvc") as col:
+        key = f"db-program-{col.post('/api/v1/programs', json=PROGRAM).json()['id']}"
+    with world.db.session() as s:
+        assert catalogs.programs(s, live) is first  # the table was not looked at again
+    catalogs.refresh_s = 1.0
+    time.sleep(max(0.0, 1.1 - (time.monotonic() - looked)))
+    with world.db.session() as s:
+        later = catalogs.programs(s, live)
+    assert key not in first.position and key in later.position

@@ -25,7 +25,9 @@ from .faultkit import ServiceProcess, prepare
 FINISHED = ("succeeded", "failed", "cancelled")
 ENV = {"IEI_MATCH_MODEL_POLL_S": "0.5", "IEI_MATCH_JOB_LEASE_S": "4",
        "IEI_MATCH_BATCH_WORKERS": "1", "IEI_MATCH_MAX_CONCURRENT_RANKINGS": "2",
-       "IEI_MATCH_MAX_BODY_BYTES": "5000000"}  # the catalog's two files are uploaded
+       "IEI_MATCH_MAX_BODY_BYTES": "5000000",  # the catalog's two files are uploaded
+       "IEI_MATCH_TRAIN_PARAMS": json.dumps(SMALL_MODEL),  # retraining and the empty start
+       "IEI_MATCH_CATALOG_REFRESH_S": "1"}  # as the README advises replicas under writes
 SRC = catalog_dir("cn-vocational")
 
 
@@ -166,6 +168,43 @@ def test_a_rollback_through_one_replica_is_served_by_both_within_seconds(pair):
         assert listed[target] is True and sum(listed.values()) == 1
 
 
+@pytest.mark.slow
+def test_retraining_on_both_replicas_at_once_ends_with_both_serving_the_one_live_version(
+        pair):
+    prep, a, b = pair
+    key, admin = prep.keys["herbal"], prep.keys["admin"]
+
+    def retrain(svc: ServiceProcess) -> int:
+        with svc.client(admin) as c:  # two submissions (distinct keys): two jobs
+            r = c.post("/api/v1/models/retrain", json={"force": True},
+                       headers={"Idempotency-Key": f"at-once-{svc.port}"})
+            assert r.status_code == 202, r.text
+            return r.json()["id"]
+
+    with ThreadPoolExecutor(2) as pool:
+        ids = list(pool.map(retrain, (a, b)))
+    assert len(set(ids)) == 2
+    with a.client(admin) as c:
+        done = [wait_job(c, job_id, 600) for job_id in ids]
+    assert [d["state"] for d in done] == ["succeeded"] * 2, done
+    published = {d["result"]["version"] for d in done}
+    assert len(published) == 2 and all(d["result"]["published"] for d in done), done
+    live = (prep.models_dir / "CURRENT").read_text().strip()
+    assert live in published  # the one published last
+    t0 = time.monotonic()
+    while {live_version(a, key), live_version(b, key)} != {live}:
+        assert time.monotonic() - t0 < 15, "the replicas serve different versions"
+        time.sleep(0.1)
+    for _ in range(5):  # and they stay on it
+        time.sleep(0.3)
+        assert live_version(a, key) == live_version(b, key) == live
+    for svc in (a, b):
+        with svc.client(admin) as c:
+            listed = [v["version"] for v in c.get("/api/v1/models").json()["items"]
+                      if v["live"]]
+        assert listed == [live]
+
+
 def rankings_for(svc: ServiceProcess, prep, seconds: float, stop_at: list) -> list:
     """(status, seconds) of the rankings one closed-loop client gets in ``seconds``: the
     partners of a program (the needs, which the writers change) and a need's programs."""
@@ -283,8 +322,7 @@ def test_two_replicas_started_at_once_on_an_empty_models_directory_serve_one_ver
         tmp_path, model_root, pg_factory):
     prep = prepare(tmp_path / "data", model_root, pg_factory())
     shutil.rmtree(prep.models_dir)
-    env = {**ENV, "IEI_MATCH_TRAIN_PARAMS": json.dumps(SMALL_MODEL)}
-    a, b = ServiceProcess(prep, **env), ServiceProcess(prep, **env)
+    a, b = ServiceProcess(prep, **ENV), ServiceProcess(prep, **ENV)
     try:
         t0 = time.monotonic()
         start_both(a, b)

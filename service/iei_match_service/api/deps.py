@@ -16,7 +16,7 @@ from ..catalogs import Catalogs
 from ..db.engine import Database
 from ..errors import Forbidden
 from ..jobs import JobRunner
-from ..limits import Gate, RateLimiter
+from ..limits import Gate, RateLimiter, SharedRateLimiter
 from ..model_host import ModelHost
 from ..reference import ReferenceMajors
 from ..settings import Settings
@@ -31,7 +31,7 @@ class Services:
     db: Database
     models: ModelHost
     jobs: JobRunner
-    rate: RateLimiter
+    rate: RateLimiter | SharedRateLimiter
     gate: Gate
     auth_failures: RateLimiter
     uploads: UploadSlots

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -231,3 +232,15 @@ class Job(Base):
     result: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RateCount(Base):
+    """Requests of one API key in one minute (``minute``: minutes since the epoch), counted
+    by every process of the service when the rate limit is shared
+    (``IEI_MATCH_SHARED_RATE_LIMIT``); old minutes are pruned."""
+
+    __tablename__ = "rate_counts"
+
+    bucket: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hits: Mapped[int] = mapped_column(Integer)
