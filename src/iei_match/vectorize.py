@@ -18,7 +18,8 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from .errors import InputError, NotFittedError
 from .ngram_counts import NgramKeys, char_ngram_counts
-from .text import char_ngrams, normalize, tokenize
+from .runs import RunTable, run_table
+from .text import char_ngrams, normalize_many, tokenize
 
 __all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights", "take_rows"]
 
@@ -171,27 +172,43 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         inplace_csr_row_normalize_l2(m)  # sklearn's normalize(), without its validation
         return m
 
-    def _counts(self, texts: Sequence[str], normalized: bool) -> sp.csr_matrix:
-        """Term counts of each text in the learned vocabulary."""
+    def _counts(self, texts: Sequence[str], normalized: bool,
+                runs: RunTable | None = None) -> sp.csr_matrix:
+        """Term counts of each text in the learned vocabulary (``runs``: the
+        :func:`~iei_match.runs.run_table` of ``texts``, made here when not given)."""
+        if not normalized:
+            texts = normalize_many(texts)
+        if runs is None:
+            runs = run_table(texts)
         if self.analyzer == "char":
             if not hasattr(self, "_keys"):
                 self._keys = NgramKeys(self._index)
             if self._keys.usable:  # counted in numpy (ngram_counts.py): same counts
-                return char_ngram_counts(
-                    texts if normalized else [normalize(t) for t in texts], self._keys)
-        return _count_matrix(self._analyze(texts, normalized), self._index)
+                if runs is None:
+                    return char_ngram_counts(texts, self._keys)
+                return runs.term_counts(lambda r: char_ngram_counts(r, self._keys),
+                                        len(self._index))
+        if runs is None:
+            return _count_matrix(self._analyze(texts, True), self._index)
+        return runs.term_counts(lambda r: _count_matrix(self._analyze(r, True), self._index),
+                                len(self._index))
 
     def transform(self, titles: Sequence[str], texts: Sequence[str], *,
-                  normalized: bool = False) -> FieldMatrices:
+                  normalized: bool = False,
+                  runs: tuple[RunTable | None, RunTable | None] = (None, None)
+                  ) -> FieldMatrices:
         """Vectorise documents with the learned vocabulary; unknown terms are ignored.
 
         ``normalized=True`` says every title and text is already the output of
-        :func:`iei_match.text.normalize` (they are not normalised again).
+        :func:`iei_match.text.normalize` (they are not normalised again); ``runs`` may
+        then give the :func:`~iei_match.runs.run_table` of the titles and of the texts,
+        to share them between vectorizers.
         """
         self._check_fitted()
         if len(titles) != len(texts):
             raise InputError("titles and texts must be of the same length")
-        t_counts, b_counts = self._counts(titles, normalized), self._counts(texts, normalized)
+        t_counts = self._counts(titles, normalized, runs[0] if normalized else None)
+        b_counts = self._counts(texts, normalized, runs[1] if normalized else None)
         counts = (t_counts + b_counts).tocsr()
         full = self._tfidf((self.title_weight * t_counts + b_counts).tocsr())
         return FieldMatrices(self._tfidf(t_counts), self._tfidf(b_counts), full, counts)
