@@ -25,6 +25,8 @@ the catalog, so past links count for them too).
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import tempfile
 import time
@@ -181,7 +183,10 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n(model trained in {fit:.1f} s on {args.train_needs} needs; "
-          f"{args.programs} programs, {args.partition_size} needs per partition)")
+          f"{args.programs} programs, {args.partition_size} needs per partition; peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB here, "
+          f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20:.2f} GB in the "
+          f"largest finished child; load average {os.getloadavg()})")
 
 
 if __name__ == "__main__":
