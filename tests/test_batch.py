@@ -225,3 +225,20 @@ def test_a_worker_vectorises_the_catalog_once(world, reference):
     finally:
         type(matcher).prepare = real_prepare
     assert calls == []
+
+
+def test_a_local_job_prepares_each_catalog_once_and_workers_map_its_files(
+        world, reference, tmp_path, monkeypatch):
+    """Local workers read the catalog the job prepared (one preparation per direction, in
+    the caller), and the lists are those of rank and partners; a remote cluster's workers
+    prepare it themselves (the test above)."""
+    calls = []
+    real_prepare = Matcher.prepare
+    monkeypatch.setattr(Matcher, "prepare",
+                        lambda self, frame, kind="program", previous=None:
+                        calls.append(kind) or real_prepare(self, frame, kind, previous))
+    result = run(world, tmp_path, "shared.parquet", n_workers=2)
+    assert sorted(calls) == ["need", "program"]
+    for direction in ("need", "program"):
+        assert (result.job_dir / f"catalog-{direction}" / "catalog.json").exists()
+        assert_same(read(result.outputs[direction]), reference[direction])

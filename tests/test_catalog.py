@@ -337,3 +337,31 @@ def test_incremental_prepare_embeds_only_the_new_rows(zh_world, monkeypatch):
     assert embedded == [len(programs), 3] and again.reused == len(programs) - 2
     fresh = m.prepare(edited, "program")
     assert_same_catalog(again, fresh)
+
+
+def test_a_catalog_written_and_mapped_back_by_a_copy_of_the_model_ranks_the_same(
+        world, tmp_path):
+    """What batch workers do: the catalog's arrays written once, mapped by each worker
+    with its own copy of the model (loaded from the same files)."""
+    from iei_match.artifacts import load_model, save_model
+    from iei_match.catalog_files import load_catalog, save_catalog
+
+    m, new, programs = world["matcher"], world["new"], world["programs"]
+    copy = load_model(save_model(m, tmp_path / "model"))
+    for kind, frame in (("program", programs), ("need", new)):
+        catalog = m.prepare(frame, kind)
+        save_catalog(catalog, tmp_path / kind, m.memory_.reach(catalog.side, kind))
+        mapped = load_catalog(tmp_path / kind, copy)
+        assert mapped.kind == kind and list(mapped.ids) == list(catalog.ids)
+        if kind == "program":
+            pd.testing.assert_frame_equal(copy.rank(new, mapped, k=6, explain=3),
+                                          m.rank(new, catalog, k=6, explain=3))
+            allowed = np.arange(len(programs)) % 3 > 0
+            pd.testing.assert_frame_equal(
+                copy.rank(new, mapped.restrict(allowed), k=4),
+                m.rank(new, programs[allowed], k=4))
+        else:
+            pd.testing.assert_frame_equal(copy.partners(programs, mapped, k=4, explain=2),
+                                          m.partners(programs, catalog, k=4, explain=2))
+        with pytest.raises(InputError, match="another model"):
+            m.rank(new, mapped, k=3) if kind == "program" else m.partners(programs, mapped)

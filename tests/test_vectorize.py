@@ -271,3 +271,20 @@ def test_bm25_weights_of_all_empty_documents():
     counts = sp.csr_matrix((3, 4), dtype=np.float32)
     out = bm25_weights(counts, np.ones(4, np.float32))
     assert out.shape == (3, 4) and out.nnz == 0
+
+
+def test_take_rows_equals_scipy_indexing():
+    from iei_match.vectorize import take_rows
+
+    rng = np.random.default_rng(0)
+    n, nnz = 300, 4000
+    m = sp.csr_matrix((rng.random(nnz).astype(np.float32),
+                       (rng.integers(0, n, nnz), rng.integers(0, 90, nnz))), shape=(n, 90))
+    for rows in (rng.integers(-n, n, 1000), np.zeros(0, np.int64), np.array([n - 1, -n])):
+        got, expected = take_rows(m, rows), m[rows]
+        assert got.shape == expected.shape and got.has_sorted_indices
+        assert np.array_equal(got.indptr, expected.indptr)
+        assert np.array_equal(got.indices, expected.indices)
+        assert np.array_equal(got.data, expected.data)
+    with pytest.raises(IndexError):
+        take_rows(m, np.array([n]))

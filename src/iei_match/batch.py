@@ -8,7 +8,9 @@ the same scores and explanations, but split into partitions that Dask workers co
   programs for the program direction (a program's best needs are found among all needs, so
   its list is exactly the one ``partners`` gives);
 - the model is shipped to every worker once, as the bytes of its artifact files (no
-  pickle), and each worker vectorises the catalog side once;
+  pickle); the catalog side is prepared once and its arrays written to the job
+  directory, which the workers of a local cluster map (those of a remote cluster prepare
+  it once each);
 - each finished partition is written atomically under ``WORK_DIR/JOB_ID/``
   (:class:`~iei_match.batch_store.JobStore`); a run with the same job id reuses them, so a
   job killed at any moment finishes, when started again, with every list exactly once;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -36,7 +39,15 @@ import pandas as pd
 from . import __version__
 from .artifacts import data_fingerprint
 from .batch_store import JobStore, plan_partitions
-from .batch_worker import ID_COLUMN, CatalogFrame, ModelPayload, forget, score_partition
+from .batch_worker import (
+    ID_COLUMN,
+    CatalogFiles,
+    CatalogFrame,
+    ModelPayload,
+    forget,
+    score_partition,
+)
+from .catalog_files import save_catalog
 from .errors import DataFileError, InputError, JobCancelledError, JobConflictError
 from .io import load_needs, load_programs, write_table
 from .matcher import EXPLAIN_TOP, Matcher, _check_frame
@@ -330,10 +341,16 @@ def _compute(store, plans, frames, payload, settings, scheduler, n_workers, prog
         return rows
     if _cancelled(cancel):
         raise JobCancelledError(f"job {store.job_id!r} was cancelled before it started")
-    from .dask_runner import DaskRunner  # dask is imported only when there is work to do
+    # dask is imported only when there is work to do
+    from .dask_runner import LOCAL_SCHEDULERS, DaskRunner
 
     catalog = {"need": CatalogFrame(frames["program"], settings["programs"]),
                "program": CatalogFrame(frames["need"], settings["needs"])}
+    if scheduler is None or (isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS):
+        # Workers on this machine map one preparation's files instead of each preparing
+        # the catalog (a remote cluster's workers may not see this file system).
+        catalog = {d: _write_catalog(payload, catalog[d], d, store.path / f"catalog-{d}")
+                   for d in plans}
     with _forgetting(), DaskRunner(scheduler, n_workers) as runner:
         payload_ref = runner.share(payload)
         catalog_refs = {d: runner.share(catalog[d]) for d in plans}
@@ -356,6 +373,18 @@ def _compute(store, plans, frames, payload, settings, scheduler, n_workers, prog
                                         f"{result.partitions} partitions; run it again with "
                                         f"the same job id to resume")
     return rows
+
+
+def _write_catalog(payload: ModelPayload, catalog: CatalogFrame, direction: str,
+                   directory: Path) -> CatalogFiles:
+    """Prepare the side ``direction`` searches once, here, and write it for the workers."""
+    matcher = payload.load()
+    kind = "program" if direction == "need" else "need"
+    prepared = matcher.prepare(catalog.frame, kind)
+    if directory.exists():  # left by an earlier run of the job
+        shutil.rmtree(directory)
+    save_catalog(prepared, directory, matcher.memory_.reach(prepared.side, kind))
+    return CatalogFiles(str(directory), catalog.key)
 
 
 @contextmanager

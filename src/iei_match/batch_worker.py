@@ -35,9 +35,10 @@ from .artifacts import (
     verify_model,
 )
 from .catalog import Catalog
+from .catalog_files import load_catalog
 from .matcher import Matcher
 
-__all__ = ["ModelPayload", "CatalogFrame", "score_partition", "forget", "ID_COLUMN"]
+__all__ = ["ModelPayload", "CatalogFrame", "CatalogFiles", "score_partition", "forget", "ID_COLUMN"]
 
 ID_COLUMN = {"need": "need_id", "program": "program_id"}
 _CACHE_SIZE = 2  # models and prepared catalogs a worker keeps (one job, both directions)
@@ -106,6 +107,24 @@ class ModelPayload:
 
 
 @dataclass(frozen=True)
+class CatalogFiles:
+    """The side every partition is searched against, prepared once and written with
+    :func:`~iei_match.catalog_files.save_catalog` where every worker can read it (a local
+    cluster); workers map its arrays instead of preparing it themselves.
+
+    Attributes
+    ----------
+    path : str
+        The directory the catalog was written to.
+    key : str
+        A fingerprint of the rows (what a worker caches the catalog under).
+    """
+
+    path: str
+    key: str
+
+
+@dataclass(frozen=True)
 class CatalogFrame:
     """The side every partition is searched against: all programs, or all needs.
 
@@ -141,23 +160,26 @@ def forget() -> None:
         _prepared.clear()
 
 
-def _prepared_catalog(payload: ModelPayload, catalog: CatalogFrame, direction: str,
-                      threads: int | None) -> tuple[Matcher, Catalog]:
+def _prepared_catalog(payload: ModelPayload, catalog: CatalogFrame | CatalogFiles,
+                      direction: str, threads: int | None) -> tuple[Matcher, Catalog]:
     """The payload's matcher (a copy with ``n_jobs=threads``) and the catalog it searches,
-    prepared once per worker."""
+    prepared (or read from its files) once per worker."""
     base = _remember(_models, payload.digest, payload.load)
 
     def prepare() -> tuple[Matcher, Catalog]:
         m = copy.copy(base)  # shares the fitted state, so the catalog fits both
         if threads is not None:
             m.n_jobs = threads
+        if isinstance(catalog, CatalogFiles):
+            return m, load_catalog(catalog.path, m)
         kind = "program" if direction == "need" else "need"
         return m, m.prepare(catalog.frame, kind)
 
     return _remember(_prepared, (payload.digest, catalog.key, direction, threads), prepare)
 
 
-def score_partition(payload: ModelPayload, catalog: CatalogFrame, queries: pd.DataFrame,
+def score_partition(payload: ModelPayload, catalog: CatalogFrame | CatalogFiles,
+                    queries: pd.DataFrame,
                     direction: str, top_k: int, explain: int,
                     threads: int | None = None, min_fit: float | None = None) -> pd.DataFrame:
     """Rank one partition: its needs' best programs, or its programs' best needs.
@@ -165,7 +187,7 @@ def score_partition(payload: ModelPayload, catalog: CatalogFrame, queries: pd.Da
     Parameters
     ----------
     payload : ModelPayload
-    catalog : CatalogFrame
+    catalog : CatalogFrame or CatalogFiles
         All programs (``direction="need"``) or all needs (``direction="program"``).
     queries : DataFrame
         The partition's needs or programs.

@@ -200,6 +200,17 @@ class PostingIndex:
         _transpose(docs.indptr, docs.indices, values, self._ptr, self._ind, self._val)
         self._positive = bool(docs.nnz == 0 or values.min() > 0)
 
+    @classmethod
+    def from_arrays(cls, ptr: np.ndarray, ind: np.ndarray, val: np.ndarray, n_docs: int,
+                    n_terms: int, positive: bool) -> PostingIndex:
+        """An index from the posting arrays of another (``_ptr``, ``_ind``, ``_val``), as
+        :mod:`~iei_match.catalog_files` keeps them; nothing is copied."""
+        index = cls.__new__(cls)
+        index.n_docs, index.n_terms = int(n_docs), int(n_terms)
+        index._ptr, index._ind, index._val = ptr, ind, val
+        index._positive = bool(positive)
+        return index
+
     def search(self, queries: sp.spmatrix, k: int,
                blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` documents for each query row.

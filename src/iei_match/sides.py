@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .runs import run_table
 from .state import get_sparse, put_sparse
 from .taxonomy import code_prefix, level_index
-from .text import normalize
+from .text import normalize, normalize_many
 from .vectorize import FieldMatrices, FieldVectorizer
 
 __all__ = ["Side", "column_strings", "document_texts", "text_fingerprints", "stack_rows"]
@@ -155,11 +156,12 @@ class Side:
     def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
               char: FieldVectorizer, dense: np.ndarray | None = None) -> Side:
         titles, texts = document_texts(frame)
-        titles = [normalize(t) for t in titles]  # once, for both vectorizers and the side
-        texts = [normalize(t) for t in texts]
+        titles = normalize_many(titles)  # once, for both vectorizers and the side
+        texts = normalize_many(texts)
+        runs = run_table(titles), run_table(texts)  # cut once, for both vectorizers
         return cls(
-            word=word.transform(titles, texts, normalized=True),
-            char=char.transform(titles, texts, normalized=True),
+            word=word.transform(titles, texts, normalized=True, runs=runs),
+            char=char.transform(titles, texts, normalized=True, runs=runs),
             dense=dense,
             titles=np.array(titles, dtype=object),
             texts=np.array(texts, dtype=object),

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy as np
 import rjieba
 import snowballstemmer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-__all__ = ["normalize", "tokenize", "char_ngrams", "has_cjk"]
+__all__ = ["normalize", "normalize_many", "tokenize", "char_ngrams", "has_cjk"]
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _RUN = re.compile(rf"[{_CJK}]+|[a-z0-9][a-z0-9+#]*")
@@ -32,6 +34,50 @@ CHINESE_STOP_WORDS = frozenset(
 )
 _STOP = frozenset(ENGLISH_STOP_WORDS) | CHINESE_STOP_WORDS
 _stemmer = snowballstemmer.stemmer("english")
+
+
+# Joins texts handled together: not changed by NFKC, ``_CONTROL`` or lower(), not a
+# space, neither cased nor case-ignorable (so lower() treats it as the end of a text),
+# never part of a run.
+SEPARATOR = "\ue000"
+RUN_OR_SEPARATOR = re.compile(rf"{_RUN.pattern}|{SEPARATOR}")
+
+
+def normalize_many(texts: Sequence[object]) -> list[str]:
+    """``[normalize(t) for t in texts]``, faster on many texts.
+
+    CPython's NFKC takes a slow path (~0.4 µs a character) on any text with a
+    compatibility character, and Chinese full-width punctuation (，；（）) is one. Here
+    the characters NFKC changes on their own are found once for the whole batch and each
+    is replaced by its NFKC form. That keeps every text's NFKD (canonical reordering is a
+    stable sort within runs of combining marks), so its NFKC is unchanged, and the result
+    is usually in NFKC already (checked; normalised again where it is not). Control
+    characters and case are handled on the joined texts too.
+
+    Examples
+    --------
+    >>> normalize_many(["ＧＭＰ　认证", None, "护理，康复"])
+    ['gmp 认证', '', '护理,康复']
+    """
+    strings = ["" if t is None or (isinstance(t, float) and t != t) else str(t)
+               for t in texts]
+    joined = SEPARATOR.join(strings)
+    if not strings or joined.count(SEPARATOR) != len(strings) - 1:  # a text holds the separator
+        return [normalize(t) for t in strings]
+    if not unicodedata.is_normalized("NFKC", joined):
+        cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        # ASCII and the common Chinese characters are in NFKC on their own: skip them.
+        cp = cp[(cp >= 0x80) & ((cp < 0x4E00) | (cp > 0x9FFF))]
+        for code in np.unique(cp):
+            ch = chr(code)
+            if not unicodedata.is_normalized("NFKC", ch):  # NFKC changes it on its own
+                joined = joined.replace(ch, unicodedata.normalize("NFKC", ch))
+        strings = [s if unicodedata.is_normalized("NFKC", s) else unicodedata.normalize("NFKC", s)
+                   for s in joined.split(SEPARATOR)]
+        joined = SEPARATOR.join(strings)
+        if joined.count(SEPARATOR) != len(strings) - 1:  # NFKC of a text made the separator
+            return [normalize(t) for t in texts]
+    return [" ".join(s.split()) for s in _CONTROL.sub(" ", joined).lower().split(SEPARATOR)]
 
 
 def normalize(text: object) -> str:
@@ -56,8 +102,12 @@ def normalize(text: object) -> str:
     s = str(text)
     if not unicodedata.is_normalized("NFKC", s):  # the check is ~100x cheaper
         s = unicodedata.normalize("NFKC", s)
-    s = _CONTROL.sub(" ", s)
-    return _SPACE.sub(" ", s).strip().lower()
+    return _clean(s)
+
+
+def _clean(s: str) -> str:
+    """Control characters and runs of spaces as one space, stripped, lower-cased."""
+    return " ".join(_CONTROL.sub(" ", s).split()).lower()  # split(): the whitespace \s matches
 
 
 def has_cjk(text: str) -> bool:

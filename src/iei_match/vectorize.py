@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -18,7 +19,8 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from .errors import InputError, NotFittedError
 from .ngram_counts import NgramKeys, char_ngram_counts
-from .text import char_ngrams, normalize, tokenize
+from .runs import RunTable, run_table
+from .text import char_ngrams, normalize_many, tokenize
 
 __all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights", "take_rows"]
 
@@ -55,21 +57,32 @@ class FieldMatrices:
 def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     """``m[rows]`` for a CSR matrix and an array of row numbers, with the same arrays and
     index order; a request takes a few hundred rows of eight matrices, and scipy's general
-    indexing spent more time checking than copying."""
+    indexing spent more time checking than copying (a batch partition takes ~150,000)."""
     if not isinstance(m, sp.csr_matrix) or rows.ndim != 1:
         return m[rows]
     if len(rows) and (rows.min() < -m.shape[0] or rows.max() >= m.shape[0]):
         raise IndexError(f"row index out of range for a matrix of {m.shape[0]} rows")
     rows = np.where(rows < 0, rows + m.shape[0], rows)
-    starts, ends = m.indptr[rows], m.indptr[rows + 1]
-    lengths = ends - starts
-    indptr = np.zeros(len(rows) + 1, dtype=m.indptr.dtype)
+    lengths = m.indptr[rows + 1] - m.indptr[rows]
+    total = int(lengths.sum())
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64 if total >= 2**31 else m.indptr.dtype)
     np.cumsum(lengths, out=indptr[1:])
-    pos = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], lengths)
-    out = sp.csr_matrix((m.data[pos], m.indices[pos], indptr), shape=(len(rows), m.shape[1]))
+    indices = np.empty(total, dtype=m.indices.dtype)
+    data = np.empty(total, dtype=m.data.dtype)
+    _gather_rows(m.indptr, m.indices, m.data, rows, indptr, indices, data)
+    out = sp.csr_matrix((data, indices, indptr), shape=(len(rows), m.shape[1]), copy=False)
     if m.has_sorted_indices:  # rows are copied as they are: order and duplicates kept
         out.has_sorted_indices = True
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_rows(ptr, ind, val, rows, out_ptr, out_ind, out_val):
+    for r in range(len(rows)):
+        a, b, o = ptr[rows[r]], ptr[rows[r] + 1], out_ptr[r]
+        for x in range(b - a):
+            out_ind[o + x] = ind[a + x]
+            out_val[o + x] = val[a + x]
 
 
 def _count_matrix(token_lists: Sequence[list[str]], index: dict[str, int]) -> sp.csr_matrix:
@@ -171,29 +184,43 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         inplace_csr_row_normalize_l2(m)  # sklearn's normalize(), without its validation
         return m
 
-    def _counts(self, texts: Sequence[str], normalized: bool) -> sp.csr_matrix:
-        """Term counts of each text in the learned vocabulary."""
+    def _counts(self, texts: Sequence[str], normalized: bool,
+                runs: RunTable | None = None) -> sp.csr_matrix:
+        """Term counts of each text in the learned vocabulary (``runs``: the
+        :func:`~iei_match.runs.run_table` of ``texts``, made here when not given)."""
+        if not normalized:
+            texts = normalize_many(texts)
+        if runs is None:
+            runs = run_table(texts)
         if self.analyzer == "char":
             if not hasattr(self, "_keys"):
                 self._keys = NgramKeys(self._index)
             if self._keys.usable:  # counted in numpy (ngram_counts.py): same counts
-                return char_ngram_counts(
-                    texts if normalized else [normalize(t) for t in texts], self._keys)
-        return _count_matrix(self._analyze(texts, normalized), self._index)
+                if runs is None:
+                    return char_ngram_counts(texts, self._keys)
+                return runs.term_counts(lambda r: char_ngram_counts(r, self._keys),
+                                        len(self._index))
+        if runs is None:
+            return _count_matrix(self._analyze(texts, True), self._index)
+        return runs.term_counts(lambda r: _count_matrix(self._analyze(r, True), self._index),
+                                len(self._index))
 
     def transform(self, titles: Sequence[str], texts: Sequence[str], *,
-                  normalized: bool = False) -> FieldMatrices:
+                  normalized: bool = False,
+                  runs: tuple[RunTable | None, RunTable | None] = (None, None)
+                  ) -> FieldMatrices:
         """Vectorise documents with the learned vocabulary; unknown terms are ignored.
 
         ``normalized=True`` says every title and text is already the output of
-        :func:`iei_match.text.normalize` (they are not normalised again).
+        :func:`iei_match.text.normalize` (they are not normalised again); ``runs`` may
+        then give the :func:`~iei_match.runs.run_table` of the titles and of the texts,
+        to share them between vectorizers.
         """
         self._check_fitted()
         if len(titles) != len(texts):
             raise InputError("titles and texts must be of the same length")
-        # Titles and bodies are counted in one call (half the fixed cost for one request).
-        both = self._counts([*titles, *texts], normalized)
-        t_counts, b_counts = both[:len(titles)], both[len(titles):]
+        t_counts = self._counts(titles, normalized, runs[0] if normalized else None)
+        b_counts = self._counts(texts, normalized, runs[1] if normalized else None)
         counts = (t_counts + b_counts).tocsr()
         full = self._tfidf((self.title_weight * t_counts + b_counts).tocsr())
         return FieldMatrices(self._tfidf(t_counts), self._tfidf(b_counts), full, counts)

@@ -72,3 +72,9 @@ def test_train_speed_runs(tmp_path):
                "--params", '{"n_estimators": 5, "n_folds": 2, "min_rounds": 1}',
                "--output", str(tmp_path / "train.md"))
     assert "| cn-vocational" in (tmp_path / "train.md").read_text(), out
+
+
+@pytest.mark.slow
+def test_prepare_speed_runs_on_both_kinds_of_texts(work):
+    out = _run("prepare_speed.py", "--sizes", "200", "--work", str(work))
+    assert "| 200 | alliance |" in out and "| 200 | distinct |" in out, out
