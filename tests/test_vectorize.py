@@ -288,3 +288,29 @@ def test_take_rows_equals_scipy_indexing():
         assert np.array_equal(got.data, expected.data)
     with pytest.raises(IndexError):
         take_rows(m, np.array([n]))
+
+
+@pytest.mark.parametrize("analyzer", ["word", "char"])
+def test_a_few_texts_are_vectorised_as_in_a_batch(analyzer):
+    """A request's need is counted term by term, a catalog through run tables and n-gram
+    arrays: each row's four matrices are the same to the last bit either way."""
+    from iei_match.bundled import catalog_dir
+    from iei_match.io import load_needs
+    from iei_match.runs import run_table
+    from iei_match.sides import document_texts
+    from iei_match.text import normalize_many
+
+    needs = load_needs(catalog_dir("cn-vocational") / "needs.csv").iloc[:200]
+    titles, texts = (normalize_many(c) for c in document_texts(needs))
+    v = FieldVectorizer(analyzer, title_weight=3.0).fit(titles, texts)
+    batch = v.transform(titles, texts, normalized=True,
+                        runs=(run_table(titles), run_table(texts)))
+    assert vectorize_module.small_texts(titles[:3], texts[:3])
+    assert not vectorize_module.small_texts(titles, texts)
+    for rows in ([0], [5, 17, 3]):
+        few = v.transform([titles[i] for i in rows], [texts[i] for i in rows], normalized=True)
+        for name in ("title", "body", "full", "counts"):
+            want, got = getattr(batch, name)[rows], getattr(few, name)
+            assert got.dtype == want.dtype
+            for part in ("indptr", "indices", "data"):
+                assert np.array_equal(getattr(got, part), getattr(want, part)), (name, part)

@@ -14,7 +14,7 @@ from .runs import run_table
 from .state import get_sparse, put_sparse
 from .taxonomy import code_prefix, level_index
 from .text import normalize, normalize_many
-from .vectorize import FieldMatrices, FieldVectorizer
+from .vectorize import FieldMatrices, FieldVectorizer, small_texts
 
 __all__ = ["Side", "column_strings", "document_texts", "text_fingerprints", "stack_rows"]
 
@@ -158,7 +158,9 @@ class Side:
         titles, texts = document_texts(frame)
         titles = normalize_many(titles)  # once, for both vectorizers and the side
         texts = normalize_many(texts)
-        runs = run_table(titles), run_table(texts)  # cut once, for both vectorizers
+        # Cut once, for both vectorizers; a request's few texts are counted directly.
+        runs = ((None, None) if small_texts(titles, texts)
+                else (run_table(titles), run_table(texts)))
         return cls(
             word=word.transform(titles, texts, normalized=True, runs=runs),
             char=char.transform(titles, texts, normalized=True, runs=runs),

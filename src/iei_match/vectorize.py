@@ -22,7 +22,7 @@ from .ngram_counts import NgramKeys, char_ngram_counts
 from .runs import RunTable, run_table
 from .text import char_ngrams, normalize_many, tokenize
 
-__all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights", "take_rows"]
+__all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights", "take_rows", "small_texts"]
 
 ANALYZERS = {"word": tokenize, "char": char_ngrams}
 
@@ -83,6 +83,20 @@ def _gather_rows(ptr, ind, val, rows, out_ptr, out_ind, out_val):
         for x in range(b - a):
             out_ind[o + x] = ind[a + x]
             out_val[o + x] = val[a + x]
+
+
+SMALL_TEXTS = 4096  # characters: below this, texts are counted one by one (small_texts)
+
+
+def small_texts(*columns: Sequence[str]) -> bool:
+    """Whether these few texts are better counted one by one than as a batch (a request's
+    need: the counts are the same either way)."""
+    size = 0
+    for column in columns:
+        if len(column) > 16:
+            return False
+        size += sum(len(t) for t in column)
+    return size <= SMALL_TEXTS
 
 
 def _count_matrix(token_lists: Sequence[list[str]], index: dict[str, int]) -> sp.csr_matrix:
@@ -219,8 +233,16 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         self._check_fitted()
         if len(titles) != len(texts):
             raise InputError("titles and texts must be of the same length")
-        t_counts = self._counts(titles, normalized, runs[0] if normalized else None)
-        b_counts = self._counts(texts, normalized, runs[1] if normalized else None)
+        if runs == (None, None) and small_texts(titles, texts):
+            # A request: titles and bodies counted in one call, term by term in Python
+            # (the batch machinery of runs and n-gram arrays costs more than a few texts).
+            if not normalized:
+                titles, texts = normalize_many(titles), normalize_many(texts)
+            both = _count_matrix(self._analyze([*titles, *texts], True), self._index)
+            t_counts, b_counts = both[:len(titles)], both[len(titles):]
+        else:
+            t_counts = self._counts(titles, normalized, runs[0] if normalized else None)
+            b_counts = self._counts(texts, normalized, runs[1] if normalized else None)
         counts = (t_counts + b_counts).tocsr()
         full = self._tfidf((self.title_weight * t_counts + b_counts).tocsr())
         return FieldMatrices(self._tfidf(t_counts), self._tfidf(b_counts), full, counts)
