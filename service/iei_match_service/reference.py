@@ -5,7 +5,8 @@ An alliance holds a few dozen programs; when none fits a need, a list of its pro
 nothing useful. The live model was trained on a bundled national catalog (1,313 Chinese
 vocational majors by default), so it can also rank that catalog for the need: the majors
 that fit best tell the enterprise and the coordinator what kind of program to look for,
-and ``offered_in_alliance`` whether a program of the alliance already has that code.
+and ``offered_in_alliance`` whether a program of the alliance already has that code
+(:meth:`.directory.Snapshot.offered_codes`).
 The catalog is prepared once per live model (about a second) and kept, and the majors of
 the needs asked for last are kept too (a stored need is looked at again and again; its
 majors change only with its text or the model).
@@ -19,14 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from iei_match.catalog import Catalog
 from iei_match.reference import reference_catalog
 from iei_match.taxonomy import major_groups
 
-from .access import alliances_of, members
-from .catalogs import Prepared
 from .frames import need_key, need_record
 from .model_host import LiveModel
 
@@ -112,24 +110,3 @@ def _best(matcher, ref: _Reference, record: dict, k: int) -> list[dict]:
              "level": ref.majors[code]["level"], "fit": round(float(ranked.fit[i]), 4),
              "fit_level": str(ranked.fit_level[i]), "group": ref.majors[code]["group"],
              "group_name": ref.majors[code]["group_name"]} for i in order]
-
-
-def alliance_codes(s: Session, org_id: int | None, programs: Prepared | None) -> set[str]:
-    """The catalog codes of the prepared ``programs`` offered in the alliances of ``org_id``
-    (or in the alliance ``org_id`` is; every program's when it belongs to no alliance).
-
-    The codes come from the catalog a request already holds: only the memberships are read.
-    """
-    if programs is None or "code" not in programs.frame:
-        return set()
-    codes = programs.frame["code"].to_numpy(dtype=str)
-    if org_id is not None:
-        alliances = alliances_of(s, org_id)
-        if members(s, org_id):  # a coordinator's organisation is the alliance itself
-            alliances.add(org_id)
-        if alliances:
-            orgs: set[int] = set()
-            for alliance in alliances:
-                orgs |= members(s, alliance)
-            codes = codes[np.isin(programs.org, list(orgs))]
-    return {c.strip() for c in codes if c.strip()}
