@@ -31,7 +31,7 @@ LOAD = """
 import json, random, sys, time, httpx, sqlite3
 db, url, path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 con = sqlite3.connect(db)
-needs = con.execute("select n.id, n.title, n.description, n.skills, n.org_id from needs n").fetchall()
+needs = con.execute("select id, title, description, skills, org_id from needs").fetchall()
 rng = random.Random(0)
 with httpx.Client(base_url=url, timeout=60) as c:
     for i in range(n + 5):
