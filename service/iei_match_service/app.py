@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.recover()
         svc = Services(settings=settings, db=db, models=models,
                        jobs=jobs, rate=RateLimiter(settings.rate_limit_per_minute),
-                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
+                       gate=Gate(settings.rankings_per_worker, settings.queue_timeout_s),
                        auth_failures=RateLimiter(settings.auth_failures_per_minute,
                                                  "this address (failed authentication)"),
                        uploads=UploadSlots(settings.upload_parsers, settings.uploads_per_key,
