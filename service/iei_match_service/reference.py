@@ -30,7 +30,7 @@ from .model_host import LiveModel
 
 REFERENCE_K = 5  # majors shown
 POOL = 20  # majors ranked before the ``REFERENCE_K`` of highest fit are kept
-KEPT_NEEDS = 4096  # needs whose majors are kept (about 2 KB each)
+KEPT_NEEDS = 512  # needs whose majors are kept
 
 
 @dataclass(frozen=True)
