@@ -11,7 +11,8 @@ TF-IDF of character 1-2-grams, one sparse product, top 10). Both run on 127.0.0.
 subprocesses, with their default settings (the service's rate limit is raised for the
 test). Each target is loaded the same way, one after the other:
 
-- warm-up: a first request (the service prepares the stored programs), then 2 s closed loop;
+- warm-up: a first request (the service prepares the stored programs), then ``--warmup``
+  seconds (default 2) closed loop;
 - capacity: ``--clients`` keep-alive clients send requests back to back (closed loop) for
   ``--seconds``: answers per second;
 - half: requests at half of that capacity on a fixed schedule (open loop) for
@@ -210,14 +211,15 @@ def targets(naive_url: str, svc_url: str, alliance: Alliance, k: int, unique: bo
             "recs": Target("service `GET /api/v1/needs/{id}/recommendations`", svc_url, recs)}
 
 
-async def measure(load: Load, t: Target, seconds: float, single: int) -> dict:
+async def measure(load: Load, t: Target, seconds: float, single: int, warmup: float = 2.0
+                  ) -> dict:
     async with load.client(t.url) as c:  # the service prepares its programs here
         t0 = time.perf_counter()
         status = await load._one(t, c, random.Random(0))
         first = time.perf_counter() - t0
     if status != 200:
         raise RuntimeError(f"{t.name}: the first request answered {status}")
-    await load.closed(t, 2.0)
+    await load.closed(t, warmup)
     one = percentiles(await load.sequential(t, single)) if single else None
     l0 = uptime_load()
     capacity, closed_lat, closed_bad = await load.closed(t, seconds)
@@ -307,6 +309,9 @@ def main(argv=None) -> int:
     ap.add_argument("--needs", type=int, default=None, help="bundled needs used (all)")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--warmup", type=float, default=2.0,
+                    help="seconds of closed loop before the figures (several workers each "
+                         "prepare the programs at their first request: give them time)")
     ap.add_argument("--single", type=int, default=100,
                     help="requests one at a time before the load (0: none)")
     ap.add_argument("--engine-calls", type=int, default=200)
@@ -370,7 +375,7 @@ def main(argv=None) -> int:
         load = Load(len(alliance.needs), args.seed, args.clients)
         for key in args.order.split(","):
             print(f"loading {ts[key].name} ...", flush=True)
-            r = asyncio.run(measure(load, ts[key], args.seconds, args.single))
+            r = asyncio.run(measure(load, ts[key], args.seconds, args.single, args.warmup))
             r["key"] = key
             print(f"  {r['capacity']:.1f} answers/s; half: p50 {r['half']['p50']:.1f} ms, "
                   f"p99 {r['half']['p99']:.1f} ms (load {r['load']:.2f})", flush=True)

@@ -72,3 +72,17 @@ def test_train_speed_runs(tmp_path):
                "--params", '{"n_estimators": 5, "n_folds": 2, "min_rounds": 1}',
                "--output", str(tmp_path / "train.md"))
     assert "| cn-vocational" in (tmp_path / "train.md").read_text(), out
+
+
+@pytest.mark.slow
+def test_service_vs_naive_loads_both_servers_and_prints_the_ratio(work):
+    out = _run("service_vs_naive.py", "--colleges", "1", "--needs", "40", "--seconds", "1",
+               "--single", "2", "--engine-calls", "2", "--work", str(work),
+               "--output", str(work / "vs.md"))
+    table = (work / "vs.md").read_text()
+    for target in ("naive matcher `POST /match`", "service `POST /api/v1/match`",
+                   "service `GET /api/v1/needs/{id}/recommendations`"):
+        assert f"| {target} |" in table, out
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")][1:]
+    assert all(float(r[2]) > 0 and r[9].strip() == "0" for r in rows), table
+    assert "ratio match: " in out and "ratio recs: " in out
