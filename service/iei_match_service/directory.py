@@ -15,6 +15,7 @@ every change the service makes; a training base's edit sets its ``updated_at``.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
@@ -73,7 +74,7 @@ class Snapshot:
         key = (id(programs), orgs)
         with self._lock:
             kept = self._codes.get(key)
-            if kept is not None and kept[0] is programs:
+            if kept is not None and kept[0]() is programs:
                 self._codes.move_to_end(key)
                 return kept[1]
         codes = programs.frame["code"].to_numpy(dtype=str)
@@ -81,7 +82,8 @@ class Snapshot:
             codes = codes[np.isin(programs.org, np.fromiter(orgs, np.int64, len(orgs)))]
         found = {c.strip() for c in set(codes.tolist())} - {""}
         with self._lock:
-            self._codes[key] = (programs, found)
+            # weakly: a catalog replaced by a newer one is freed, not kept alive here
+            self._codes[key] = (weakref.ref(programs), found)
             while len(self._codes) > KEPT_CODES:
                 self._codes.popitem(last=False)
         return found
