@@ -148,7 +148,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 else RateLimiter(settings.rate_limit_per_minute))
         svc = Services(settings=settings, db=db, models=models, jobs=jobs, rate=rate,
                        catalogs=Catalogs(settings.catalog_refresh_s),
-                       gate=Gate(settings.max_concurrent_rankings, settings.queue_timeout_s),
+                       # Each worker computes its share of the rankings at once, and
+                       # may queue as many as the whole service: a client's connections
+                       # are not spread evenly over the workers.
+                       gate=Gate(settings.rankings_per_worker, settings.queue_timeout_s,
+                                 queue=2 * settings.max_concurrent_rankings),
                        auth_failures=RateLimiter(settings.auth_failures_per_minute,
                                                  "this address (failed authentication)"),
                        uploads=UploadSlots(settings.upload_parsers, settings.uploads_per_key,

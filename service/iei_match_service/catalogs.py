@@ -78,7 +78,7 @@ class Prepared:
             if found is not None:
                 self._words.move_to_end(i)
                 return found
-        found = frozenset(tokenize(self.rows[i].text))
+        found = frozenset(tokenize(self.haystack[i], normalized=True))  # normalised once
         with self._words_lock:
             self._words[i] = found
             while len(self._words) > WORDS_KEPT:  # forget the rows asked for longest ago

@@ -11,7 +11,7 @@ from iei_match import cli as engine_cli
 from iei_match.errors import IeiMatchError
 
 from .errors import ServiceError
-from .settings import Settings, SettingsError
+from .settings import PREFIX, Settings, SettingsError
 
 
 def _settings(args) -> Settings:
@@ -31,6 +31,12 @@ def _database(settings: Settings):
     return db
 
 
+# Seconds a worker process has to answer its supervisor's health check before it is killed
+# and replaced. uvicorn's 5 s killed workers that were still importing the engine on a busy
+# machine of 2 cores, over and over; a worker loads a model for seconds at its start.
+WORKER_HEALTHCHECK_S = 120
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
@@ -39,11 +45,25 @@ def _serve(settings: Settings) -> int:
 
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # LightGBM threads yield the CPU
     print(f"serving on http://{settings.host}:{settings.port}/ (API docs at /docs); "
-          f"data in {settings.data_dir}", file=sys.stderr, flush=True)
+          f"data in {settings.data_dir}; {settings.workers} worker process"
+          f"{'es' if settings.workers > 1 else ''}", file=sys.stderr, flush=True)
     # On SIGTERM uvicorn stops taking connections, finishes the requests in flight (up to
     # 30 s), shuts the app down and then raises SIGTERM again; that one ends the process
     # with status 0, as a stop that was asked for and carried out.
     signal.signal(signal.SIGTERM, _stopped)
+    if settings.workers > 1:
+        # Each worker is a new interpreter that builds the app from the environment: the
+        # settings given on the command line go there first.
+        os.environ.update({PREFIX + "DATA_DIR": str(settings.data_dir),
+                           PREFIX + "DATABASE_URL": settings.database_url,
+                           PREFIX + "HOST": settings.host, PREFIX + "PORT": str(settings.port),
+                           PREFIX + "WORKERS": str(settings.workers)})
+        uvicorn.run("iei_match_service.app:create_app", factory=True,
+                    workers=settings.workers, host=settings.host, port=settings.port,
+                    log_level="info", timeout_graceful_shutdown=30,
+                    http="iei_match_service.http_timeouts:FromEnvironment",
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+        return 0
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=30,
                 http=protocol(settings.header_timeout_s))

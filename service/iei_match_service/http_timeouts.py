@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .settings import Settings
+
 try:  # uvicorn's faster parser, when installed (what its "auto" would choose)
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
 except ImportError:  # pragma: no cover
@@ -49,6 +51,13 @@ class HeaderDeadline(_Base):
             self._deadline.cancel()
             self._deadline = None
         super().connection_lost(exc)
+
+
+class FromEnvironment(HeaderDeadline):
+    """:class:`HeaderDeadline` with the deadline of the environment's settings: the protocol
+    of ``serve``'s worker processes, which build their settings from the environment."""
+
+    header_timeout_s = Settings.from_env().header_timeout_s
 
 
 def protocol(header_timeout_s: float) -> type[HeaderDeadline]:

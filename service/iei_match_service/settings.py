@@ -10,6 +10,21 @@ from pathlib import Path
 from iei_match.bundled import CATALOGS
 
 PREFIX = "IEI_MATCH_"
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers(cores: int | None = None) -> int:
+    """Worker processes of ``iei-match serve`` by default: one per core up to
+    :data:`MAX_DEFAULT_WORKERS`, and one on 2 cores or fewer.
+
+    A ranking holds the interpreter for most of its time (the engine's Python and the
+    answer's objects), so the threads of one process use one core for it; processes use
+    them all. On 2 cores the load generator, the database and the batch jobs take the
+    second core, and two workers gave no more answers a second than one
+    (``benchmarks/README.md``, "The service against a naive matcher").
+    """
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    return 1 if cores <= 2 else min(cores, MAX_DEFAULT_WORKERS)
 
 
 class SettingsError(ValueError):
@@ -117,7 +132,14 @@ class Settings:
         Rankings computed at once (default: the number of CPUs); further ones wait up to
         ``queue_timeout_s`` and are then refused with 503 so that overload is shed quickly.
         More than the cores only interleaves rankings: on 2 cores, 2 gave a higher capacity
-        and a third of the overload latency of 4 (``benchmarks/README.md``).
+        and a third of the overload latency of 4 (``benchmarks/README.md``). With several
+        ``workers`` each process computes its share (:attr:`rankings_per_worker`).
+    workers : int
+        Processes ``iei-match serve`` answers requests with (``IEI_MATCH_WORKERS``; default
+        :func:`default_workers`: one per core up to ``MAX_DEFAULT_WORKERS``, one on a
+        machine of 2 cores or fewer). They share the port, the database, the models and
+        the jobs, as replicas do; each keeps its own prepared catalogs and its own rate
+        limit counts (a key may make ``rate_limit_per_minute`` requests a minute to each).
     batch_scheduler : str or None
         Dask scheduler of batch jobs (``IEI_MATCH_BATCH_SCHEDULER``): unset, ``threads`` or
         ``processes`` for a local cluster started per job (inside the job's own process,
@@ -188,6 +210,7 @@ class Settings:
     shared_rate_limit: bool = False
     catalog_refresh_s: float = 0.0
     max_concurrent_rankings: int = field(default_factory=lambda: os.cpu_count() or 2)
+    workers: int = field(default_factory=lambda: default_workers())
     queue_timeout_s: float = 2.0
     seed: int = 0
     batch_scheduler: str | None = None
@@ -230,6 +253,12 @@ class Settings:
                           max_unpacked_bytes=self.max_unpacked_bytes)
 
     @property
+    def rankings_per_worker(self) -> int:
+        """The rankings one worker process computes at once: its share of
+        ``max_concurrent_rankings`` (at least one)."""
+        return max(1, -(-self.max_concurrent_rankings // max(1, self.workers)))
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -267,6 +296,7 @@ class Settings:
             in ("1", "true", "yes"),
             "catalog_refresh_s": _float(env, "CATALOG_REFRESH_S", 0.0, 0.0, 3600),
             "max_concurrent_rankings": _int(env, "MAX_CONCURRENT_RANKINGS", os.cpu_count() or 2),
+            "workers": _int(env, "WORKERS", default_workers(), maximum=64),
             "batch_scheduler": env.get(PREFIX + "BATCH_SCHEDULER") or None,
             "batch_workers": _int(env, "BATCH_WORKERS", 1),
             "batch_nice": _int(env, "BATCH_NICE", 10, minimum=0, maximum=19),

@@ -66,7 +66,10 @@ class ServiceProcess:
                     "IEI_MATCH_DATABASE_URL": database_url or prepared.database_url,
                     "IEI_MATCH_MODELS_DIR": str(prepared.models_dir),
                     "IEI_MATCH_HOST": "127.0.0.1", "IEI_MATCH_PORT": str(self.port),
-                    "IEI_MATCH_RATE_LIMIT_PER_MINUTE": "1000000", **env}
+                    "IEI_MATCH_RATE_LIMIT_PER_MINUTE": "1000000",
+                    # one process (the default on 2 cores), whatever the machine: the tests
+                    # kill it, count its limits and read its log as one process's
+                    "IEI_MATCH_WORKERS": "1", **env}
         self.log_path = prepared.data_dir / f"service-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 

@@ -78,3 +78,17 @@ def test_train_speed_runs(tmp_path):
 def test_prepare_speed_runs_on_both_kinds_of_texts(work):
     out = _run("prepare_speed.py", "--sizes", "200", "--work", str(work))
     assert "| 200 | alliance |" in out and "| 200 | distinct |" in out, out
+
+
+@pytest.mark.slow
+def test_service_vs_naive_loads_both_servers_and_prints_the_ratio(work):
+    out = _run("service_vs_naive.py", "--colleges", "1", "--needs", "40", "--seconds", "1",
+               "--single", "2", "--engine-calls", "2", "--work", str(work),
+               "--output", str(work / "vs.md"))
+    table = (work / "vs.md").read_text()
+    for target in ("naive matcher `POST /match`", "service `POST /api/v1/match`",
+                   "service `GET /api/v1/needs/{id}/recommendations`"):
+        assert f"| {target} |" in table, out
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")][1:]
+    assert all(float(r[2]) > 0 and r[9].strip() == "0" for r in rows), table
+    assert "ratio match: " in out and "ratio recs: " in out

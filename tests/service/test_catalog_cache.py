@@ -171,7 +171,8 @@ def test_the_words_kept_are_those_asked_for_last(monkeypatch):
     texts = ["数控机床操作", "中药制剂生产", "护理临床", "飞机铆装", "电子商务运营"]
     rows = [catalogs.Row(i, 1, None, t) for i, t in enumerate(texts)]
     init = {f.name: None for f in fields(catalogs.Prepared) if f.init and f.name[0] != "_"}
-    prepared = catalogs.Prepared(**{**init, "rows": rows})
+    prepared = catalogs.Prepared(**{**init, "rows": rows, "haystack": [
+        catalogs.normalize(t) for t in texts]})  # what a preparation keeps of each text
     for i in (0, 1, 2, 0, 3):  # row 0 asked again: row 1 is the one forgotten
         assert prepared.words(i) == frozenset(catalogs.tokenize(texts[i]))
     assert list(prepared._words) == [2, 0, 3]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from ..auth import Principal, authenticate
 from ..catalogs import Catalogs
 from ..db.engine import Database
+from ..directory import Directory
 from ..errors import Forbidden
 from ..jobs import JobRunner
 from ..limits import Gate, RateLimiter, SharedRateLimiter
@@ -37,6 +38,7 @@ class Services:
     uploads: UploadSlots
     catalogs: Catalogs = field(default_factory=Catalogs)
     reference: ReferenceMajors = field(default_factory=lambda: ReferenceMajors("cn-vocational"))
+    directory: Directory = field(default_factory=Directory)
 
 
 def services(request: Request) -> Services:

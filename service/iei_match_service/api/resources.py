@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Query
-from sqlalchemy import or_, select
 
 from iei_match.bridge import language_note
 from iei_match.taxonomy import LEVELS
 
 from ..access import get_owned, needs_visible_owners
-from ..db.tables import Need, Organization, Program, TrainingBase
+from ..db.tables import Need, Program, TrainingBase
 from ..limits import Admitted
 from ..ranking import rank_needs, rank_programs, skill_gaps
-from ..reference import alliance_codes
 from ..schemas import (
     BaseIn,
     BaseOut,
@@ -49,44 +47,6 @@ IncludeLow = Annotated[bool, Query(description="also list pairs whose fit is low
                                                "by default)")]
 
 
-def org_brief(org: Organization) -> dict:
-    return {"id": org.id, "name": org.name, "province": org.province, "city": org.city}
-
-
-def nearby_bases(s, programs: list, colleges: dict[int, Organization],
-                 limit: int = 3) -> dict[int, list[dict]]:
-    """For each program (a :class:`~..catalogs.Row`), the training bases near it: those in
-    its city first (its college's own before others), then those elsewhere in its province;
-    never one in another province. The program's place is its own, else its college's; with
-    no province known, only bases in its city count (one query for all the programs).
-    """
-    places = {}
-    for p in programs:
-        college = colleges.get(p.org_id)
-        province = p.out.province or (college.province if college else "")
-        city = p.out.city or (college.city if college and college.province == province
-                              else "")
-        places[p.id] = (province, city)
-    provinces = {pr for pr, _ in places.values() if pr}
-    cities = {c for _, c in places.values() if c}
-    conds = []
-    if provinces:
-        conds.append(TrainingBase.province.in_(provinces))
-    if cities:
-        conds.append(TrainingBase.city.in_(cities))
-    rows = s.scalars(select(TrainingBase).where(or_(*conds)).order_by(TrainingBase.id)
-                     .limit(5000)).all() if conds else []
-    out = {}
-    for program in programs:
-        province, city = places[program.id]
-        near = [b for b in rows if (b.province == province if province and b.province
-                                    else bool(city) and b.city == city)]
-        near.sort(key=lambda b: (not city or b.city != city, b.org_id != program.org_id, b.id))
-        out[program.id] = [{"id": b.id, "name": b.name, "province": b.province,
-                            "city": b.city, "capacity": b.capacity} for b in near[:limit]]
-    return out
-
-
 def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
               city: str | None, near: str, include_low: bool, org_id: int | None) -> dict:
     """Ranked programs for ``need`` (a stored need or a request body), and the reference
@@ -105,14 +65,13 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
             hits = rank_programs(live.matcher, need, programs, allowed, k, include_low)
     # Outside the ranking slots: after a model swap the first call prepares the national
     # catalog (a second or two), which must not hold a slot that other requests wait for.
-    majors = svc.reference.best(live, need, alliance_codes(s, org_id, programs))
-    colleges = {o.id: o for o in s.scalars(select(Organization).where(
-        Organization.id.in_({h["row"].org_id for h in hits})))}
-    bases = nearby_bases(s, [h["row"] for h in hits], colleges)
+    known = svc.directory.snapshot(s)
+    majors = svc.reference.best(live, need, known.offered_codes(org_id, programs))
+    bases = known.nearby_bases([h["row"] for h in hits])
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
               "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "program": h["row"].out,
-              "college": org_brief(colleges[h["row"].org_id]),
+              "college": known.brief(h["row"].org_id),
               "training_bases": bases[h["row"].id]} for h in hits]
     language, warning = language_note(f"{need.title or ''} {need.description or ''}",
                                       live.matcher.language_)
@@ -144,11 +103,10 @@ def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: Servi
         if needs_ is not None:
             allowed = needs_.mask(level=level or "", orgs=visible)
             hits = rank_needs(live.matcher, program, needs_, allowed, k, include_low)
-    orgs = {o.id: o for o in s.scalars(select(Organization).where(
-        Organization.id.in_({h["row"].org_id for h in hits})))}
+    known = svc.directory.snapshot(s)
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
               "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "need": h["row"].out,
-              "enterprise": org_brief(orgs[h["row"].org_id])} for h in hits]
+              "enterprise": known.brief(h["row"].org_id)} for h in hits]
     return {"model_version": live.version, "include_low": include_low, "items": items,
             "skill_gaps": skill_gaps(hits)}
