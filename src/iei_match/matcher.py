@@ -501,6 +501,8 @@ class Matcher(BaseEstimator):
                 b_nbrs = memory.neighbours(bare)
                 n_rows, p_rows = candidate_pairs(memory, bare, programs, b_nbrs,
                                                  self.train_candidates, "need")
+                if len(n_rows) == 0:
+                    continue
                 y = np.asarray(matrix[asked][n_rows, p_rows]).ravel()
                 groups = asked[n_rows] + n  # lists of their own, after the full needs'
                 x, names = build_features(memory, bare, programs, b_nbrs, n_rows, p_rows,
@@ -534,6 +536,8 @@ class Matcher(BaseEstimator):
         nbrs = memory.neighbours(heads)
         n_rows, p_rows = candidate_pairs(memory, heads, programs, nbrs,
                                          self.train_candidates, "need")
+        if len(n_rows) == 0:  # no head word shares a term with any program
+            return []
         y = np.asarray(matrix[asked][n_rows, p_rows]).ravel()
         x, _ = build_features(memory, heads, programs, nbrs, n_rows, p_rows, n_rows)
         return [(x, y, np.full(len(y), fold))]
