@@ -265,6 +265,17 @@ def train_model(models_dir: Path, catalog: str = "cn-vocational", quick: bool = 
     return seconds
 
 
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM a server still running and wait for it (killed after 60 s)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
 class Service:
     """``iei-match serve`` as a subprocess on 127.0.0.1 (stopped with SIGTERM)."""
 
@@ -301,14 +312,8 @@ class Service:
         raise RuntimeError(f"the service did not become ready in {timeout} s; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc is not None:
+            stop_process(self.proc)
             self._log.close()
         self.proc = None
 

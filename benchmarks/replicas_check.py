@@ -54,7 +54,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from alliance_data import SMALL_MODEL, free_port, machine, percentiles, uptime_load
+from alliance_data import SMALL_MODEL, free_port, machine, percentiles, stop_process, uptime_load
 
 from iei_match.bundled import catalog_dir
 
@@ -109,13 +109,8 @@ class Replica:
         self.proc.wait(30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 class Check:

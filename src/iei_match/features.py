@@ -50,13 +50,14 @@ def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
     def make() -> dict:
         word, char = side.word, side.char
         avgdl = memory.need_avgdl if kind == "need" else memory.program_avgdl
+        char_title, word_title = _binary(char.title), _binary(word.title)
         out = {"bm25": bm25_weights(word.counts, memory.word_idf, avgdl=avgdl),
                "word_binary": _binary(word.counts),
-               "char_title_binary": _binary(char.title),
+               "char_title_binary": char_title,
                "char_binary": _binary(char.counts),
-               "char_title_size": np.asarray(_binary(char.title).sum(axis=1)).ravel(),
-               "word_title_binary": _binary(word.title),
-               "word_title_size": np.asarray(_binary(word.title).sum(axis=1)).ravel(),
+               "char_title_size": np.asarray(char_title.sum(axis=1)).ravel(),
+               "word_title_binary": word_title,
+               "word_title_size": np.asarray(word_title.sum(axis=1)).ravel(),
                "terms": np.log1p(np.diff(word.counts.indptr)).astype(np.float32),
                "body_terms": np.log1p(np.diff(word.body.indptr)).astype(np.float32),
                "title_chars": np.log1p(np.diff(char.title.indptr)).astype(np.float32)}
