@@ -1,0 +1,49 @@
+"""The hand-made title test sets (``benchmarks/data``): their format, and that every
+expected major is a program of the bundled Chinese catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from iei_match.bundled import catalog_dir
+
+DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
+ZH = ["recruitment_titles_zh.csv", "recruitment_titles_zh_2.csv"]
+
+
+def _read(name: str) -> pd.DataFrame:
+    return pd.read_csv(DATA / name, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> pd.DataFrame:
+    return pd.read_csv(catalog_dir("cn-vocational") / "programs.csv", dtype=str,
+                       keep_default_na=False)
+
+
+@pytest.mark.parametrize("name", ZH + ["job_titles_en.csv"])
+def test_every_expected_major_is_a_catalog_program(name, catalog):
+    table = _read(name)
+    assert list(table.columns) == ["title", "majors"]
+    assert table["title"].str.strip().ne("").all()
+    assert not table["title"].duplicated().any()
+    titles = set(catalog["title"])
+    for title, majors in zip(table["title"], table["majors"], strict=True):
+        names = majors.split(";")
+        assert len(names) == len(set(names)), title
+        assert [m for m in names if m not in titles] == [], title
+
+
+def test_the_second_set_is_new_blind_and_market_worded(catalog):
+    second, first = _read(ZH[1]), _read(ZH[0])
+    assert len(second) >= 150
+    assert second["majors"].str.split(";").str.len().between(1, 3).all()
+    assert set(second["title"]).isdisjoint(first["title"])
+    # Market titles, not the occupation dictionary's: none is the title of a need of the
+    # training data the models learn from.
+    needs = pd.read_csv(catalog_dir("cn-vocational") / "needs.csv", dtype=str,
+                        keep_default_na=False)
+    assert set(second["title"]).isdisjoint(needs["title"])
