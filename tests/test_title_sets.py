@@ -47,3 +47,28 @@ def test_the_second_set_is_new_blind_and_market_worded(catalog):
     needs = pd.read_csv(catalog_dir("cn-vocational") / "needs.csv", dtype=str,
                         keep_default_na=False)
     assert set(second["title"]).isdisjoint(needs["title"])
+
+
+def _script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("title_sets", DATA.parent / "title_sets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_script_splits_expanded_titles_and_counts_answered_ones():
+    script = _script()
+    needs = pd.DataFrame({"need_id": ["a", "b", "c"], "title": ["质检员", "电工", "幼师"]})
+    split = script.parts(needs)
+    assert list(split["all"]) == ["a", "b", "c"]
+    assert list(split["expanded"]) == ["a", "c"] and list(split["untouched"]) == ["b"]
+    assert list(script.parts(pd.DataFrame({"need_id": ["e"], "title": ["nurse"]}))) == ["all"]
+    qrels = pd.DataFrame({"need_id": ["a", "b", "c"], "program_id": ["p", "q", "r"],
+                          "grade": [1, 1, 1]})
+    run = pd.DataFrame({"need_id": ["a", "a", "b", "c"], "program_id": ["x", "p", "q", "r"],
+                        "rank": [1, 2, 11, 1]})
+    # a: found at rank 2; b: only at rank 11; c: at rank 1.
+    assert script.answered(run, qrels) == pytest.approx(2 / 3)
+    assert script.answered(run, qrels, k=1) == pytest.approx(1 / 3)
