@@ -266,9 +266,14 @@ def engine_times(models: Path, alliance: Alliance, calls: int, k: int, seed: int
     return {name: percentiles(v) for name, v in lat.items()}
 
 
+def ratio(a: float, b: float) -> float:
+    """``a / b``, NaN when ``b`` is 0 or NaN (a run that answered nothing, or none run)."""
+    return a / b if b and b == b else float("nan")
+
+
 def render(results: list[dict], info: dict) -> str:
-    naive = [r for r in results if r["key"] == "naive"]
-    base = sum(r["capacity"] for r in naive) / len(naive)
+    naive = [r["capacity"] for r in results if r["key"] == "naive"]
+    base = sum(naive) / len(naive) if naive else float("nan")
     lines = [f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')} UTC. "
              f"{info['programs']:,} programs ({info['colleges']} colleges x "
              f"{info['programs'] // info['colleges']:,} majors), {info['needs']} needs; "
@@ -282,12 +287,12 @@ def render(results: list[dict], info: dict) -> str:
     for r in results:
         h, one = r["half"], r["one"]
         lines.append(
-            f"| {r['name']} | {r['capacity']:.1f} | {r['capacity'] / base:.3f} | "
-            f"{h['p50']:.1f} | {h['p99']:.1f} | {h['p99'] / h['p50']:.2f} | "
+            f"| {r['name']} | {r['capacity']:.1f} | {ratio(r['capacity'], base):.3f} | "
+            f"{h['p50']:.1f} | {h['p99']:.1f} | {ratio(h['p99'], h['p50']):.2f} | "
             f"{r['closed']['p50']:.1f} | {one['p50']:.1f} | {r['bad']} | "
             f"{r['load']:.2f} |" if one else
-            f"| {r['name']} | {r['capacity']:.1f} | {r['capacity'] / base:.3f} | "
-            f"{h['p50']:.1f} | {h['p99']:.1f} | {h['p99'] / h['p50']:.2f} | "
+            f"| {r['name']} | {r['capacity']:.1f} | {ratio(r['capacity'], base):.3f} | "
+            f"{h['p50']:.1f} | {h['p99']:.1f} | {ratio(h['p99'], h['p50']):.2f} | "
             f"{r['closed']['p50']:.1f} | - | {r['bad']} | {r['load']:.2f} |")
     lines += ["", "Latencies in ms; p50/p99 at half of capacity. × naive: answers/s over the "
               f"mean of the naive runs ({base:.1f}/s)."]
@@ -393,7 +398,7 @@ def main(argv=None) -> int:
         done = [r for r in results if r["key"] == key]
         naive_runs = [r["capacity"] for r in results if r["key"] == "naive"]
         if done and naive_runs:
-            print(f"ratio {key}: {done[0]['capacity'] / np.mean(naive_runs):.3f}")
+            print(f"ratio {key}: {ratio(done[0]['capacity'], np.mean(naive_runs)):.3f}")
     if args.output:
         args.output.write_text(report)
     return 0
