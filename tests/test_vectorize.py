@@ -314,3 +314,42 @@ def test_a_few_texts_are_vectorised_as_in_a_batch(analyzer):
             assert got.dtype == want.dtype
             for part in ("indptr", "indices", "data"):
                 assert np.array_equal(getattr(got, part), getattr(want, part)), (name, part)
+
+
+@pytest.mark.parametrize("analyzer", ["word", "char"])
+def test_a_requests_matrices_are_those_of_scipys_arithmetic(analyzer):
+    """The few texts of a request get their matrices made directly from the counts: they
+    are those of the straightforward computation with scipy's sums and slices (Chinese and
+    English needs, empty bodies and terms only in one field included), to the last bit."""
+    from iei_match.bundled import catalog_dir
+    from iei_match.io import load_needs
+    from iei_match.sides import document_texts
+    from iei_match.text import normalize_many
+    from iei_match.vectorize import _count_matrix
+
+    titles, texts = [], []
+    for name in ("cn-vocational", "us-onet-cip"):
+        needs = load_needs(catalog_dir(name) / "needs.csv").iloc[:150]
+        t, x = (normalize_many(c) for c in document_texts(needs))
+        titles += t
+        texts += x
+    v = FieldVectorizer(analyzer, title_weight=3.0).fit(titles, texts)
+
+    def straightforward(t, x):
+        both = _count_matrix(v._analyze([*t, *x], True), v._index)
+        tc, bc = both[:len(t)], both[len(t):]
+        return {"title": v._tfidf(tc), "body": v._tfidf(bc),
+                "full": v._tfidf((v.title_weight * tc + bc).tocsr()),
+                "counts": (tc + bc).tocsr()}
+
+    cases = [[0], [3, 160], [299], [10, 11, 12]]
+    for rows in cases + [[i] for i in range(0, 300, 7)]:
+        t, x = [titles[i] for i in rows], [texts[i] for i in rows]
+        for body in (x, [""] * len(rows)):
+            got, want = v.transform(t, body, normalized=True), straightforward(t, body)
+            for name, w in want.items():
+                g = getattr(got, name)
+                assert g.dtype == w.dtype and g.shape == w.shape
+                for part in ("indptr", "indices", "data"):
+                    a, b = getattr(g, part), getattr(w, part)
+                    assert a.dtype == b.dtype and np.array_equal(a, b), (rows, name, part)

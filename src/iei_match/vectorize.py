@@ -119,6 +119,22 @@ def _count_matrix(token_lists: Sequence[list[str]], index: dict[str, int]) -> sp
     return m
 
 
+def _raw_csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
+             shape: tuple[int, int]) -> sp.csr_matrix:
+    """A CSR matrix of canonical arrays (sorted, no duplicates), flagged as such."""
+    m = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    m.has_sorted_indices = True
+    m.has_canonical_format = True
+    return m
+
+
+def _sub_ptr(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """The row pointer of the entries where ``keep`` is true, of a matrix with ``indptr``."""
+    kept = np.zeros(len(keep) + 1, dtype=indptr.dtype)
+    np.cumsum(keep, out=kept[1:])
+    return kept[indptr]
+
+
 class FieldVectorizer(TransformerMixin, BaseEstimator):
     """TF-IDF over word tokens or character n-grams, field by field.
 
@@ -233,19 +249,58 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         self._check_fitted()
         if len(titles) != len(texts):
             raise InputError("titles and texts must be of the same length")
-        if runs == (None, None) and small_texts(titles, texts):
-            # A request: titles and bodies counted in one call, term by term in Python
-            # (the batch machinery of runs and n-gram arrays costs more than a few texts).
+        if runs == (None, None) and len(titles) and small_texts(titles, texts):
+            # A request: a few texts counted term by term in Python and their matrices
+            # made directly (scipy's sums and slices of matrices cost more than the counts).
             if not normalized:
                 titles, texts = normalize_many(titles), normalize_many(texts)
-            both = _count_matrix(self._analyze([*titles, *texts], True), self._index)
-            t_counts, b_counts = both[:len(titles)], both[len(titles):]
-        else:
-            t_counts = self._counts(titles, normalized, runs[0] if normalized else None)
-            b_counts = self._counts(texts, normalized, runs[1] if normalized else None)
+            return self._few(titles, texts)
+        t_counts = self._counts(titles, normalized, runs[0] if normalized else None)
+        b_counts = self._counts(texts, normalized, runs[1] if normalized else None)
         counts = (t_counts + b_counts).tocsr()
         full = self._tfidf((self.title_weight * t_counts + b_counts).tocsr())
         return FieldMatrices(self._tfidf(t_counts), self._tfidf(b_counts), full, counts)
+
+    def _few(self, titles: Sequence[str], texts: Sequence[str]) -> FieldMatrices:
+        """:meth:`transform` of a few normalised texts, without scipy's arithmetic: the same
+        matrices to the last bit (dtypes, sorted indices, values)."""
+        n = len(titles)
+        tokens = self._analyze([*titles, *texts], True)
+        get = self._index.get
+        ind: list[int] = []
+        t_val: list[int] = []
+        b_val: list[int] = []
+        ptr = [0]
+        for i in range(n):
+            row: dict[int, list[int]] = {}
+            for field, toks in enumerate((tokens[i], tokens[n + i])):
+                for term, c in Counter(toks).items():
+                    j = get(term)
+                    if j is not None:
+                        row.setdefault(j, [0, 0])[field] = c
+            for j in sorted(row):
+                ind.append(j)
+                t_val.append(row[j][0])
+                b_val.append(row[j][1])
+            ptr.append(len(ind))
+        indices, indptr = np.array(ind, np.int32), np.array(ptr, np.int32)
+        tc, bc = np.array(t_val, np.float32), np.array(b_val, np.float32)
+        shape = (n, len(self._index))
+        counts = _raw_csr(tc + bc, indices, indptr, shape)
+        full = self._raw_tfidf(tc * self.title_weight + bc, indices, indptr, shape)
+        in_t, in_b = tc > 0, bc > 0
+        title = self._raw_tfidf(tc[in_t], indices[in_t], _sub_ptr(in_t, indptr), shape)
+        body = self._raw_tfidf(bc[in_b], indices[in_b], _sub_ptr(in_b, indptr), shape)
+        return FieldMatrices(title, body, full, counts)
+
+    def _raw_tfidf(self, counts: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
+                   shape: tuple[int, int]) -> sp.csr_matrix:
+        """:meth:`_tfidf` of the canonical count matrix with these arrays."""
+        data = np.log1p(counts.astype(np.float64))
+        data *= self.idf_[indices]
+        m = _raw_csr(data, indices, indptr, shape)
+        inplace_csr_row_normalize_l2(m)
+        return m
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         self._check_fitted()
