@@ -14,7 +14,6 @@ import functools
 from collections.abc import Callable, Sequence, Set
 
 import numpy as np
-import pandas as pd
 
 from iei_match.explanations import describe_feature, is_shown
 from iei_match.matcher import Matcher
@@ -23,7 +22,7 @@ from iei_match.skills import canonical, merge_counts, missing_skills
 from iei_match.text import normalize, tokenize
 
 from .catalogs import Prepared
-from .frames import need_key, need_record, programs_frame
+from .frames import need_frame, need_key, one_row_frame, program_record
 
 
 def _explanation(match, skills: Sequence[str], text: str, haystack: str,
@@ -53,7 +52,7 @@ def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarra
     """
     if not allowed.any():
         return []
-    needs = pd.DataFrame([need_record(need, need_key(getattr(need, "id", 0) or 0))])
+    needs = need_frame(need, need_key(getattr(need, "id", 0) or 0))
     ranked = matcher.rank(needs, programs.catalog.restrict(allowed), k=k, explain=k,
                           min_fit=low_fit_below(matcher, include_low), as_frame=False)
     skills = need.skills or []
@@ -66,9 +65,9 @@ def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
     """The best ``k`` of the ``allowed`` prepared needs for one program (its partner list)."""
     if not allowed.any():
         return []
-    ranked = matcher.partners(programs_frame([program]), needs.catalog.restrict(allowed), k=k,
-                              explain=k, min_fit=low_fit_below(matcher, include_low),
-                              as_frame=False)
+    ranked = matcher.partners(one_row_frame(program_record(program)),
+                              needs.catalog.restrict(allowed), k=k, explain=k,
+                              min_fit=low_fit_below(matcher, include_low), as_frame=False)
     text = " ".join([program.title, program.description or "",
                      " ".join(program.certificates or [])])
     haystack, words = normalize(text), functools.cache(lambda: set(tokenize(text)))

@@ -25,7 +25,7 @@ from iei_match.catalog import Catalog
 from iei_match.reference import reference_catalog
 from iei_match.taxonomy import major_groups
 
-from .frames import need_key, need_record
+from .frames import need_key, need_record, one_row_frame
 from .model_host import LiveModel
 
 REFERENCE_K = 5  # majors shown
@@ -103,7 +103,7 @@ def _best(matcher, ref: _Reference, record: dict, k: int) -> list[dict]:
     level = record.get("level") or ""
     mask = ref.levels == level if level else None
     catalog = ref.catalog if mask is None or not mask.any() else ref.catalog.restrict(mask)
-    ranked = matcher.rank(pd.DataFrame([record]), catalog, k=max(k, POOL), explain=False,
+    ranked = matcher.rank(one_row_frame(record), catalog, k=max(k, POOL), explain=False,
                           as_frame=False)
     order = sorted(range(len(ranked)), key=lambda i: (-ranked.fit[i], ranked.rank[i]))[:k]
     return [{"code": (code := str(ranked.program_ids[i])), "title": ref.majors[code]["title"],
