@@ -93,3 +93,60 @@ def test_row_max_sum_is_scipys_max_and_sum():
     assert best.dtype == total.dtype == np.float32
     assert np.array_equal(best, np.asarray(m[rows].max(axis=1).todense()).ravel())
     assert np.array_equal(total, np.asarray(m[rows].sum(axis=1)).ravel())
+
+
+def _merged(a, b, rows, cols):
+    out = np.zeros(len(rows))
+    kernels._pair_dots(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data,
+                       np.asarray(rows, np.int64), np.asarray(cols, np.int64), out)
+    return out
+
+
+def _spread(a, b, rows, cols):
+    out = np.zeros(len(rows))
+    kernels._pair_dots_scatter(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data,
+                               np.asarray(rows, np.int64), np.asarray(cols, np.int64), out,
+                               np.zeros(a.shape[1]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_short_rows_looked_up_in_long_ones_sum_as_the_merge(seed):
+    """A short row against long ones (a need's title against programs' texts) is summed by
+    looking its columns up: the float64 sums equal the merge's bit for bit, for rows of
+    every length (empty, one entry, a few, as long as the other side's)."""
+    rng = np.random.default_rng(seed)
+    lengths = np.r_[0, 1, 2, 3, 5, 8, 40, rng.integers(0, 400, 5)]
+    a = sp.vstack([sp.random(1, 5000, density=n / 5000, random_state=seed + i, format="csr")
+                   for i, n in enumerate(lengths)], format="csr")
+    b = sp.random(300, 5000, density=0.1, random_state=seed + 50, format="csr",
+                  dtype=np.float32)
+    b[:, a.indices[: len(a.indices) // 2]] = 0.25  # columns the short rows do have
+    b = kernels._csr(b)
+    rows = np.repeat(np.arange(len(lengths)), 300)
+    cols = np.tile(np.arange(300), len(lengths))
+    want = _merged(a, b, rows, cols)
+    assert np.array_equal(_spread(a, b, rows, cols), want)
+    pairs = kernels.PairRows(rows, cols)
+    assert np.array_equal(pairs.dots(a, b), want.astype(np.float32))
+    assert np.array_equal(pairs.swapped().dots(b, a), want.astype(np.float32))
+    assert np.count_nonzero(want) > len(want) // 2
+
+
+def test_a_needs_title_against_program_texts_sums_as_the_merge():
+    """The same on real vectors: need titles (a few n-grams) against program texts."""
+    from iei_match.bundled import catalog_dir
+    from iei_match.io import load_needs, load_programs
+    from iei_match.sides import document_texts
+    from iei_match.vectorize import FieldVectorizer
+
+    folder = catalog_dir("cn-vocational")
+    needs, programs = (document_texts(f.iloc[:300]) for f in
+                       (load_needs(folder / "needs.csv"), load_programs(folder / "programs.csv")))
+    v = FieldVectorizer("char", 3.0).fit(needs[0] + programs[0], needs[1] + programs[1])
+    n, p = v.transform(*needs), v.transform(*programs)
+    rows, cols = np.repeat(np.arange(300), 300), np.tile(np.arange(300), 300)
+    for a, b in ((n.title, p.full), (n.title, p.body), (n.full, p.full), (p.title, n.body)):
+        want = _merged(a, b, rows, cols)
+        assert np.array_equal(_spread(a, b, rows, cols), want)
+        assert np.array_equal(kernels.pair_dots(a, b, rows, cols), want.astype(np.float32))

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from .kernels import matmul_rows, neighbour_link_stats, pair_dots, row_max_sum
+from .kernels import PairRows, matmul_rows, neighbour_link_stats, pair_dots, row_max_sum
 from .memory import Memory
 from .sides import Side
 from .text import tokenize
@@ -36,8 +36,10 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
-    out = m.copy()
-    out.data[:] = 1.0
+    """``m`` with every stored value 1, sharing ``m``'s index arrays (not copied)."""
+    out = sp.csr_matrix((np.ones_like(m.data), m.indices, m.indptr), shape=m.shape,
+                        copy=False)
+    out.has_sorted_indices = m.has_sorted_indices
     return out
 
 
@@ -80,10 +82,12 @@ def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
     return side.derived(f"pair_features.{kind}", memory, make)
 
 
-def _coverage(title: sp.csr_matrix, size: np.ndarray, doc: sp.csr_matrix, rows, cols
+def _coverage(title: sp.csr_matrix, size: np.ndarray, doc: sp.csr_matrix, pairs: PairRows
               ) -> np.ndarray:
-    """Share of a title's distinct char n-grams found in the other document (both binary)."""
-    hit = pair_dots(title, doc, rows, cols)
+    """Share of a title's distinct char n-grams found in the other document (both binary),
+    for the pairs (title row, document row)."""
+    rows = pairs.rows
+    hit = pairs.dots(title, doc)
     return np.where(size[rows] > 0, hit / np.maximum(size[rows], 1), 0.0).astype(np.float32)
 
 
@@ -96,7 +100,7 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
                        dtype=np.float32, count=len(rows))
 
 
-def _title_words(na: dict, pa: dict, n_rows, p_rows) -> dict[str, np.ndarray]:
+def _title_words(na: dict, pa: dict, pairs: PairRows) -> dict[str, np.ndarray]:
     """How a need's title matches as whole words, and how specific its words are.
 
     Character n-grams find "护工" in 道路养护与管理's "养护工程" and "文员" in any text that
@@ -105,14 +109,13 @@ def _title_words(na: dict, pa: dict, n_rows, p_rows) -> dict[str, np.ndarray]:
     (anywhere, and in its title), the idf of the title's rarest word (a generic title, "经理",
     has common words only; 0 when none is known) and how many of its words the model has
     never seen (NaN when the need's title is not kept). ``na``, ``pa``: the sides' arrays
-    (:func:`_side_arrays`).
+    (:func:`_side_arrays`); ``pairs``: the (need row, program row) pairs.
     """
     title, size = na["word_title_binary"], na["word_title_size"]
-    return {"need_title_words_in_program": _coverage(title, size, pa["word_binary"], n_rows,
-                                                     p_rows),
+    n_rows = pairs.rows
+    return {"need_title_words_in_program": _coverage(title, size, pa["word_binary"], pairs),
             "need_title_words_in_program_title": _coverage(title, size,
-                                                           pa["word_title_binary"], n_rows,
-                                                           p_rows),
+                                                           pa["word_title_binary"], pairs),
             "need_title_idf": na["title_idf"][n_rows],
             "need_title_unknown_words": na["title_unknown_words"][n_rows]}
 
@@ -187,13 +190,15 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     nw, pw, nc, pc = needs.word, programs.word, needs.char, programs.char
     known_cols = pa["known"][p_rows]
     ok = known_cols >= 0
-    f["word_full"] = pair_dots(nw.full, pw.full, n_rows, p_rows)
-    f["char_full"] = pair_dots(nc.full, pc.full, n_rows, p_rows)
-    f["word_title"] = pair_dots(nw.title, pw.title, n_rows, p_rows)
-    f["char_title"] = pair_dots(nc.title, pc.title, n_rows, p_rows)
-    f["need_title_prog_body"] = pair_dots(nw.title, pw.body, n_rows, p_rows)
-    f["need_body_prog_title"] = pair_dots(nw.body, pw.title, n_rows, p_rows)
-    f["word_body"] = pair_dots(nw.body, pw.body, n_rows, p_rows)
+    pairs = PairRows(n_rows, p_rows)  # checked once for the dot products below
+    back = pairs.swapped()
+    f["word_full"] = pairs.dots(nw.full, pw.full)
+    f["char_full"] = pairs.dots(nc.full, pc.full)
+    f["word_title"] = pairs.dots(nw.title, pw.title)
+    f["char_title"] = pairs.dots(nc.title, pc.title)
+    f["need_title_prog_body"] = pairs.dots(nw.title, pw.body)
+    f["need_body_prog_title"] = pairs.dots(nw.body, pw.title)
+    f["word_body"] = pairs.dots(nw.body, pw.body)
     # The pair against the best each side finds among everything the model knows.
     for j, name in enumerate(("word_full", "char_full")):
         f[f"{name}_vs_need_best"] = _ratio(f[name], n_reach[:, j])
@@ -203,12 +208,12 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     # How generic the need is: its 10th best known program against its best.
     f["need_spread_word"] = _ratio(n_reach[:, 2], n_reach[:, 0])
     f["need_spread_char"] = _ratio(n_reach[:, 3], n_reach[:, 1])
-    f["bm25_need_query"] = pair_dots(na["word_binary"], pa["bm25"], n_rows, p_rows)
-    f["bm25_prog_query"] = pair_dots(pa["word_binary"], na["bm25"], p_rows, n_rows)
+    f["bm25_need_query"] = pairs.dots(na["word_binary"], pa["bm25"])
+    f["bm25_prog_query"] = back.dots(pa["word_binary"], na["bm25"])
     f["need_title_coverage"] = _coverage(na["char_title_binary"], na["char_title_size"],
-                                         pa["char_binary"], n_rows, p_rows)
+                                         pa["char_binary"], pairs)
     f["prog_title_coverage"] = _coverage(pa["char_title_binary"], pa["char_title_size"],
-                                         na["char_binary"], p_rows, n_rows)
+                                         na["char_binary"], back)
     f["need_title_in_prog_text"] = _contains(needs.titles, programs.texts, n_rows, p_rows)
     f["prog_title_in_need_text"] = _contains(programs.titles, needs.texts, p_rows, n_rows)
     if needs.dense is not None and programs.dense is not None:
@@ -250,7 +255,7 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     f["need_terms"] = na["terms"][n_rows]
     f["need_body_terms"] = na["body_terms"][n_rows]
     f["need_title_chars"] = na["title_chars"][n_rows]
-    f.update(_title_words(na, pa, n_rows, p_rows))
+    f.update(_title_words(na, pa, pairs))
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)

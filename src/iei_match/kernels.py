@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from .errors import InputError
 from .retrieval import _select_topk
 
-__all__ = ["pair_dots", "neighbour_link_stats", "topk_rows", "row_max_sum"]
+__all__ = ["pair_dots", "PairRows", "neighbour_link_stats", "topk_rows", "row_max_sum"]
 
 
 @numba.njit(cache=True, inline="always")
@@ -70,8 +70,27 @@ def _pair_dots_scatter(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, out
             current = i
         j = cols[n]
         s = 0.0
-        for y in range(b_ptr[j], b_ptr[j + 1]):
-            s += dense[b_ind[y]] * float(b_val[y])
+        lo, hi = b_ptr[j], b_ptr[j + 1]
+        la = a_ptr[i + 1] - a_ptr[i]
+        if la * 16 < hi - lo:
+            # A short row of a against a long one of b: each of a's columns is looked up
+            # in b's row; the products met are the same, in the same (column) order.
+            for x in range(a_ptr[i], a_ptr[i + 1]):
+                col = a_ind[x]
+                left, right = lo, hi
+                while left < right:
+                    mid = (left + right) // 2
+                    if b_ind[mid] < col:
+                        left = mid + 1
+                    else:
+                        right = mid
+                lo = left
+                if lo < hi and b_ind[lo] == col:
+                    s += float(a_val[x]) * float(b_val[lo])
+                    lo += 1
+        else:
+            for y in range(lo, hi):
+                s += dense[b_ind[y]] * float(b_val[y])
         out[n] = s
     if current >= 0:
         for x in range(a_ptr[current], a_ptr[current + 1]):
@@ -98,13 +117,44 @@ def _pair_dots_scatter_chunks(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, co
                            cols[lo:hi], out[lo:hi], np.zeros(n_cols))
 
 
-def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+class PairRows:
+    """The pairs (``rows[n]``, ``cols[n]``) of several :func:`pair_dots`, checked and
+    measured once (a request computes a dozen dot products over the same pairs).
+
+    Examples
+    --------
+    >>> a = sp.csr_matrix([[1.0, 2.0], [0.0, 1.0]])
+    >>> pairs = PairRows(np.array([0, 0]), np.array([0, 1]))
+    >>> pairs.dots(a, a).tolist(), pairs.swapped().dots(a, a).tolist()
+    ([5.0, 2.0], [5.0, 2.0])
+    """
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray):
+        self.rows, self.cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        self.row_runs = np.count_nonzero(np.diff(self.rows))
+        self.col_runs = np.count_nonzero(np.diff(self.cols))
+
+    def swapped(self) -> PairRows:
+        """The pairs (``cols[n]``, ``rows[n]``)."""
+        out = PairRows.__new__(PairRows)
+        out.rows, out.cols, out.row_runs, out.col_runs = (self.cols, self.rows,
+                                                          self.col_runs, self.row_runs)
+        return out
+
+    def dots(self, a: sp.spmatrix, b: sp.spmatrix) -> np.ndarray:
+        """``pair_dots(a, b, rows, cols)``."""
+        return pair_dots(a, b, self.rows, self.cols, self)
+
+
+def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray,
+              pairs: PairRows | None = None) -> np.ndarray:
     """``(a[rows[n]] * b[cols[n]]).sum()`` for every n: the dot product of row pairs.
 
     Pairs that come in runs sharing a row of ``a`` or of ``b`` (one need against its
     candidates; a batch's needs each against theirs) are summed by spreading that row
     once per run instead of merging two rows per pair; other pairs are merged. The sums
-    are the same to the last bit either way.
+    are the same to the last bit either way. ``pairs``: the :class:`PairRows` of ``rows``
+    and ``cols``, when made already.
 
     Examples
     --------
@@ -114,11 +164,12 @@ def pair_dots(a: sp.spmatrix, b: sp.spmatrix, rows: np.ndarray, cols: np.ndarray
     [5.0, 2.0]
     """
     a, b = _csr(a), _csr(b)
-    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    if pairs is None:
+        pairs = PairRows(rows, cols)
+    rows, cols, row_runs, col_runs = pairs.rows, pairs.cols, pairs.row_runs, pairs.col_runs
     out = np.zeros(len(rows), dtype=np.float64)
     if len(rows) == 0:
         return out.astype(np.float32)
-    row_runs, col_runs = np.count_nonzero(np.diff(rows)), np.count_nonzero(np.diff(cols))
     if col_runs < row_runs:
         a, b, rows, cols, row_runs = b, a, cols, rows, col_runs  # spread the steadier side
     if len(rows) < SERIAL_BELOW:
