@@ -3,7 +3,8 @@
 Preparing a catalog (vectors, retrieval indexes, link history) costs seconds for ten
 thousand programs; ranking one need against a prepared catalog costs milliseconds. A
 request asks for the catalog of the live model and of the table as it is now: the table's
-state is read with one aggregate query (row count, largest id, latest change), so a write
+state is read with one aggregate query (row count, largest id, latest change;
+:mod:`.table_state`), so a write
 by any process of the service is seen by the next request, which prepares the catalog
 again. It does so from the one it has: a row whose ``updated_at`` is the one already
 prepared is neither loaded nor vectorised again (``Matcher.prepare(..., previous=)``), so a
@@ -25,12 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iei_match.catalog import Catalog
 from iei_match.text import normalize, tokenize
 
+from . import table_state
 from .db.tables import Need, Program
 from .frames import needs_frame, programs_frame
 from .model_host import LiveModel
@@ -136,21 +138,7 @@ class Catalogs:
         self.refresh_s = refresh_s
         self._looked: dict[str, tuple[tuple, float]] = {}  # kind: (kept entry, looked at)
 
-    @staticmethod
-    def _state_query(table) -> Select:
-        # Three scalar subqueries, so that each is answered from an index (the primary key,
-        # ``updated_at``'s): as one SELECT's aggregates they made SQLite read the whole table
-        # (42 ms a request for 10,000 programs, and growing with the table).
-        return select(select(func.count()).select_from(table).scalar_subquery(),
-                      select(func.max(table.id)).scalar_subquery(),
-                      select(func.max(table.updated_at)).scalar_subquery())
-
-    @classmethod
-    def _state(cls, s: Session, table) -> tuple:
-        return tuple(s.execute(cls._state_query(table)).one())
-
-    def _get(self, kind: str, s: Session, live: LiveModel) -> Prepared:
-        table = Program if kind == "program" else Need
+    def _get(self, kind: str, s: Session, live: LiveModel, state: tuple | None) -> Prepared:
         kept = self._kept.get(kind)
         if self.refresh_s > 0 and kept is not None:
             looked = self._looked.get(kind)
@@ -160,7 +148,9 @@ class Catalogs:
                     and time.monotonic() - looked[1] < self.refresh_s):
                 return kept[1]
         now = time.monotonic()
-        key = (live.version, id(live.matcher), self._state(s, table))
+        if state is None:
+            state = table_state.read(s, kind)[kind]
+        key = (live.version, id(live.matcher), state)
         if kept is not None and kept[0] == key:
             self._looked[kind] = (kept, now)
             return kept[1]
@@ -184,14 +174,18 @@ class Catalogs:
         kept = self._kept.get(kind)
         return None if kept is None else kept[1]
 
-    def programs(self, s: Session, live: LiveModel) -> Prepared | None:
-        """Every stored program, prepared (None when there are none)."""
-        prepared = self._get("program", s, live)
+    def programs(self, s: Session, live: LiveModel, state: tuple | None = None
+                 ) -> Prepared | None:
+        """Every stored program, prepared (None when there are none). ``state``: the
+        table's state as :func:`.table_state.read` gave it in ``s`` (read here if None)."""
+        prepared = self._get("program", s, live, state)
         return prepared if prepared.rows else None
 
-    def needs(self, s: Session, live: LiveModel) -> Prepared | None:
-        """Every stored need, prepared (None when there are none)."""
-        prepared = self._get("need", s, live)
+    def needs(self, s: Session, live: LiveModel, state: tuple | None = None
+              ) -> Prepared | None:
+        """Every stored need, prepared (None when there are none); ``state`` as for
+        :meth:`programs`."""
+        prepared = self._get("need", s, live, state)
         return prepared if prepared.rows else None
 
 

@@ -4,8 +4,9 @@ kept until their tables change.
 A recommendation names each program's college and its nearby training bases, and marks the
 reference majors its alliance offers; a partner list names each need's enterprise. Reading
 them per request took three to five queries (memberships, organisations, every base of the
-programs' provinces). A request now asks one aggregate query of the three tables' state
-(row count and largest id; for training bases the latest change too) and reads a table
+programs' provinces). A request now reads the three tables' state (row count and largest
+id; for training bases the latest change too), in the statement that reads the state of
+its catalog (:mod:`.table_state`), and reads a table
 again only when its state moved, as :mod:`.catalogs` does for programs and needs. A write
 by any process of the service is seen by the next request. Organisations and memberships
 are only ever added or removed (ids are never reused), so their count and largest id tell
@@ -20,9 +21,10 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import table_state
 from .db.tables import Membership, Organization, TrainingBase
 
 KEPT_CODES = 64  # (catalog, organisations) whose offered codes are kept
@@ -109,16 +111,6 @@ class Snapshot:
         return out
 
 
-def _state_query():
-    def count_max(table, *latest):
-        return [select(func.count()).select_from(table).scalar_subquery(),
-                select(func.max(table.id)).scalar_subquery(),
-                *(select(func.max(c)).scalar_subquery() for c in latest)]
-
-    return select(*count_max(Organization), *count_max(Membership),
-                  *count_max(TrainingBase, TrainingBase.updated_at))
-
-
 def _load(s: Session) -> Snapshot:
     orgs = {o.id: {"id": o.id, "name": o.name, "province": o.province, "city": o.city}
             for o in s.execute(select(Organization.id, Organization.name,
@@ -150,8 +142,11 @@ class Directory:
         self._lock = threading.Lock()
         self._kept: tuple[tuple, Snapshot] | None = None
 
-    def snapshot(self, s: Session) -> Snapshot:
-        state = tuple(s.execute(_state_query()).one())
+    def snapshot(self, s: Session, state: tuple | None = None) -> Snapshot:
+        """The snapshot of the tables in ``state`` (as :func:`.table_state.read` gave it in
+        ``s``; read here if None)."""
+        if state is None:
+            state = table_state.read(s, "directory")["directory"]
         kept = self._kept
         if kept is not None and kept[0] == state:
             return kept[1]

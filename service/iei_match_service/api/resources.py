@@ -9,6 +9,7 @@ from fastapi import Query
 from iei_match.bridge import language_note
 from iei_match.taxonomy import LEVELS
 
+from .. import table_state
 from ..access import get_owned, needs_visible_owners
 from ..db.tables import Need, Program, TrainingBase
 from ..limits import Admitted
@@ -57,15 +58,16 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
     city = need.city if city is None else city
     level = need.level if level is None else level
     hits, programs = [], None
+    state = table_state.read(s, "program", "directory")
     with svc.gate.slot():
-        programs = svc.catalogs.programs(s, live)
+        programs = svc.catalogs.programs(s, live, state["program"])
         if programs is not None:
             allowed = programs.mask(level=level, province=province, city=city, near=near,
                                     certificates=need.certificates or [])
             hits = rank_programs(live.matcher, need, programs, allowed, k, include_low)
     # Outside the ranking slots: after a model swap the first call prepares the national
     # catalog (a second or two), which must not hold a slot that other requests wait for.
-    known = svc.directory.snapshot(s)
+    known = svc.directory.snapshot(s, state["directory"])
     majors = svc.reference.best(live, need, known.offered_codes(org_id, programs))
     bases = known.nearby_bases([h["row"] for h in hits])
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
@@ -98,12 +100,13 @@ def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: Servi
     live = svc.models.live()
     visible = needs_visible_owners(s, who, program)
     hits = []
+    state = table_state.read(s, "need", "directory")
     with svc.gate.slot():
-        needs_ = svc.catalogs.needs(s, live)
+        needs_ = svc.catalogs.needs(s, live, state["need"])
         if needs_ is not None:
             allowed = needs_.mask(level=level or "", orgs=visible)
             hits = rank_needs(live.matcher, program, needs_, allowed, k, include_low)
-    known = svc.directory.snapshot(s)
+    known = svc.directory.snapshot(s, state["directory"])
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
               "fit": h["fit"], "fit_level": h["fit_level"],
               "explanation": h["explanation"], "need": h["row"].out,
