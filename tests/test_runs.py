@@ -37,6 +37,23 @@ def test_normalize_many_is_normalize_of_each_text(texts):
     assert normalize_many(texts) == [normalize(t) for t in texts]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(ALPHABET + ["\u00a8", "\u1fbd", "\u037a"],
+                                             max_size=16)), max_size=12))
+def test_normalize_many_by_pieces_is_normalize_of_each_text(texts):
+    """Texts normalised piece by piece (as in a batch of many) give ``normalize``'s forms."""
+    import iei_match.text as text_module
+
+    texts = texts + texts[::-1]  # repeated pieces
+    before = text_module._SPLIT_FROM
+    text_module._SPLIT_FROM = 0
+    try:
+        got = normalize_many(texts)
+    finally:
+        text_module._SPLIT_FROM = before
+    assert got == [normalize(t) for t in texts]
+
+
 def test_normalize_many_on_a_real_catalog_and_against_nfkc():
     from iei_match.bundled import catalog_dir
     from iei_match.io import load_programs
@@ -45,6 +62,8 @@ def test_normalize_many_on_a_real_catalog_and_against_nfkc():
     texts = programs["text"].fillna("").astype(str).tolist()
     assert not all(unicodedata.is_normalized("NFKC", t) for t in texts)  # the slow path
     assert normalize_many(texts) == [normalize(t) for t in texts]
+    alliance = [f"{t} 由第{i % 7}学院开设" for i, t in enumerate(texts * 3)]  # repeated pieces
+    assert normalize_many(alliance) == [normalize(t) for t in alliance]
 
 
 @settings(max_examples=200, deadline=None)
@@ -56,8 +75,6 @@ def test_run_counts_are_the_counts_of_each_text(raw):
         v.fit(["数控 技术 abc", "护理 xyz c++"], ["数控机床 技术 护理", "临床 护理 abc12"])
         expected = _count_matrix([analyze(t, normalized=True) for t in texts], v._index)
         table = run_table(texts)
-        if any("\ue000" in t for t in texts):
-            assert table is None
         got = v._counts(texts, True, table)
         assert_same(got, expected)
 
@@ -77,4 +94,17 @@ def test_vectorising_a_real_catalog_through_its_runs(analyzer, monkeypatch):
     monkeypatch.setattr(runs_module, "_CHUNK", 5000)
     table = run_table(texts)
     assert table.counts.shape == (len(texts), len(table.runs))
+    assert_same(v._counts(texts, True, table), expected)
+
+
+@pytest.mark.parametrize("texts", [
+    ["数控 \ue000 技术", "护理 abc"],  # a text holds the separator as a piece
+    ["", "数控 技术", "", "数控 技术 数控"],  # empty texts, repeated pieces
+    [],
+])
+def test_pieces_give_the_counts_of_each_text(texts):
+    v = FieldVectorizer(analyzer="char", max_df=1.0).fit(["数控 技术"], ["护理 abc 数控"])
+    expected = _count_matrix([char_ngrams(t, normalized=True) for t in texts], v._index)
+    table = run_table(texts)
+    assert table.counts.shape[0] == len(texts)
     assert_same(v._counts(texts, True, table), expected)

@@ -40,7 +40,7 @@ _stemmer = snowballstemmer.stemmer("english")
 # space, neither cased nor case-ignorable (so lower() treats it as the end of a text),
 # never part of a run.
 SEPARATOR = "\ue000"
-RUN_OR_SEPARATOR = re.compile(rf"{_RUN.pattern}|{SEPARATOR}")
+_SPLIT_FROM = 64  # texts from which normalize_many normalises distinct pieces
 
 
 def normalize_many(texts: Sequence[object]) -> list[str]:
@@ -61,6 +61,23 @@ def normalize_many(texts: Sequence[object]) -> list[str]:
     """
     strings = ["" if t is None or (isinstance(t, float) and t != t) else str(t)
                for t in texts]
+    if len(strings) >= _SPLIT_FROM:
+        # Many texts repeat their pieces (sentences, phrases): normalise each distinct
+        # space-separated piece once. NFKC, the control characters and lower() treat a
+        # space as a boundary (nothing composes with it, it is neither cased nor
+        # case-ignorable), so a text's normal form is its pieces' forms joined.
+        split = [s.split(" ") for s in strings]
+        index: dict[str, int] = {}
+        codes = [[index.setdefault(p, len(index)) for p in ps] for ps in split]
+        if 2 * len(index) < sum(map(len, codes)):  # else splitting does not pay
+            done = _normalize_joined(list(index))
+            return [" ".join([done[c] for c in cs if done[c]]) for cs in codes]
+    return _normalize_joined(strings)
+
+
+def _normalize_joined(strings: list[str]) -> list[str]:
+    """:func:`normalize_many` of strings, the texts joined into one string."""
+    original = strings
     joined = SEPARATOR.join(strings)
     if not strings or joined.count(SEPARATOR) != len(strings) - 1:  # a text holds the separator
         return [normalize(t) for t in strings]
@@ -76,7 +93,7 @@ def normalize_many(texts: Sequence[object]) -> list[str]:
                    for s in joined.split(SEPARATOR)]
         joined = SEPARATOR.join(strings)
         if joined.count(SEPARATOR) != len(strings) - 1:  # NFKC of a text made the separator
-            return [normalize(t) for t in texts]
+            return [normalize(t) for t in original]
     return [" ".join(s.split()) for s in _CONTROL.sub(" ", joined).lower().split(SEPARATOR)]
 
 
