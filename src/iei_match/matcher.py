@@ -800,11 +800,16 @@ class Matcher(BaseEstimator):
 
     def prepare_explanations(self) -> Matcher:
         """Build the TreeSHAP tables of both rankers now (0.1-0.5 s for the bundled models)
-        rather than in the first ranking that explains; returns the matcher."""
+        rather than in the first ranking that explains, and the compiled trees that score
+        small batches (:mod:`.tree_predict`) rather than in the first ranking; returns the
+        matcher."""
         self._check_fitted()
         for ranker in self.rankers_.values():
             if isinstance(ranker, LambdaRanker):
                 ranker.shap_tables()
+                ranker.forest()
+        if isinstance(self.fit_model_, FitModel):
+            self.fit_model_.forest()
         return self
 
     @overload

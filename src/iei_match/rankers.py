@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from . import tree_shap
+from . import tree_predict, tree_shap
 from .errors import InputError, NotFittedError
 
 __all__ = ["Ranker", "LambdaRanker", "ContentRanker", "ranker_from_state"]
@@ -25,6 +25,9 @@ __all__ = ["Ranker", "LambdaRanker", "ContentRanker", "ranker_from_state"]
 # threads for a request's few hundred rows costs more than it saves.
 PREDICT_SERIAL_BELOW = 4096
 CONTRIB_SERIAL_BELOW = 64
+# Fewer rows than these are scored by :mod:`.tree_predict`'s compiled trees (the same
+# scores, ~2x faster than LightGBM in one thread); more by LightGBM in ``n_jobs`` threads.
+COMPILED_BELOW = PREDICT_SERIAL_BELOW
 
 
 @runtime_checkable
@@ -147,9 +150,20 @@ class LambdaRanker:
             raise NotFittedError("this ranker is not fitted yet")
 
     def score(self, x: np.ndarray) -> np.ndarray:
+        """LightGBM's prediction for each row; computed by :mod:`.tree_predict` for a
+        small batch (the same numbers), by LightGBM itself otherwise."""
         self._check()
+        if tree_predict.compiled_rows(x, self.booster_, COMPILED_BELOW):
+            forest = self.forest()
+            if forest is not None and forest.identity_output:
+                return tree_predict.predict(forest, x)
         return np.asarray(self.booster_.predict(
             x, num_threads=_threads(len(x), PREDICT_SERIAL_BELOW, self.n_jobs)))
+
+    def forest(self) -> tree_predict.Forest | None:
+        """The booster's trees for :func:`.tree_predict.predict`, built on first use
+        (0.05-0.25 s for the bundled models; ``None`` for a model it does not handle)."""
+        return tree_predict.cached_forest(self, self.booster_)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Exact path-dependent TreeSHAP values of each row (as LightGBM's ``pred_contrib``
@@ -175,6 +189,7 @@ class LambdaRanker:
     def __getstate__(self):
         state = dict(self.__dict__)  # a copy: the live object keeps its tables
         state.pop("_shap", None)
+        state.pop("_forest", None)
         return state
 
     def get_state(self) -> tuple[dict, dict[str, str]]:
