@@ -427,3 +427,48 @@ def test_explain_must_be_a_flag_or_a_count(zh_world):
     matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
     with pytest.raises(InputError, match="explain"):
         matcher.rank(new, programs, k=2, explain="yes")
+
+
+def test_neighbours_are_the_straightforward_matrix(zh_world):
+    """Memory.neighbours builds its CSR arrays directly: the same matrix (dtypes, sorted
+    columns, values to the last bit) as the pairs' scipy matrix, its top k by row and the
+    scipy matrix of those, for one need as a request asks and for many real needs."""
+    import scipy.sparse as sp
+
+    from iei_match.bundled import catalog_dir
+    from iei_match.io import load_needs
+    from iei_match.kernels import pair_dots, topk_rows
+
+    matcher = zh_world["matcher"]
+    memory = matcher.memory_
+    real = load_needs(catalog_dir("cn-vocational") / "needs.csv").iloc[::9]
+
+    def straightforward(queries):
+        k = min(memory.knn, len(memory.needs))
+        n_q, n_k = len(queries), len(memory.needs)
+        found = [memory.need_index_word.search(queries.word.full, k)[0],
+                 memory.need_index_char.search(queries.char.full, k)[0]]
+        rows = np.repeat(np.arange(n_q), len(found) * k)
+        cols = np.concatenate(found, axis=1).ravel()
+        rows, cols = rows[cols >= 0], cols[cols >= 0]
+        pairs = np.unique(rows * n_k + cols)
+        rows, cols = pairs // n_k, pairs % n_k
+        sim = (pair_dots(queries.word.full, memory.needs.word.full, rows, cols)
+               + pair_dots(queries.char.full, memory.needs.char.full, rows, cols)) / 2
+        top_cols, top_sim = topk_rows(sp.csr_matrix((sim, (rows, cols)), shape=(n_q, n_k)), k)
+        r = np.repeat(np.arange(n_q), k)
+        ok = top_cols.ravel() >= 0
+        return sp.csr_matrix((top_sim.ravel()[ok], (r[ok], top_cols.ravel()[ok])),
+                             shape=(n_q, n_k))
+
+    sides = [Side.build(real.iloc[i:i + 1], "need_id", matcher.word_, matcher.char_)
+             for i in range(0, len(real), 4)]
+    sides += [Side.build(real, "need_id", matcher.word_, matcher.char_),
+              Side.build(zh_world["new"], "need_id", matcher.word_, matcher.char_)]
+    for side in sides:
+        got, want = memory.neighbours(side), straightforward(side)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        for part in ("indptr", "indices", "data"):
+            a, b = getattr(got, part), getattr(want, part)
+            assert a.dtype == b.dtype and np.array_equal(a, b), part
+    assert sides[-2].word.full.shape[0] > 50 and want.nnz > 0

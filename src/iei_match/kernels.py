@@ -11,7 +11,8 @@ import scipy.sparse as sp
 from .errors import InputError
 from .retrieval import _select_topk
 
-__all__ = ["pair_dots", "PairRows", "neighbour_link_stats", "topk_rows", "row_max_sum"]
+__all__ = ["pair_dots", "PairRows", "neighbour_link_stats", "topk_rows", "topk_stored",
+           "row_max_sum"]
 
 
 @numba.njit(cache=True, inline="always")
@@ -298,15 +299,23 @@ def topk_rows(m: sp.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     >>> cols.tolist(), vals.tolist()
     ([[1, 3, 2]], [[3.0, 3.0, 1.0]])
     """
+    m = _csr(m)
+    return topk_stored(m.indptr, m.indices, m.data, k, m.shape[1])
+
+
+def topk_stored(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int,
+                n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_rows` of the CSR matrix with these canonical arrays and ``n_cols``
+    columns, without making the matrix."""
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}")
-    m = _csr(m)
-    k = min(k, max(m.shape[1], 1))
-    out_idx = np.full((m.shape[0], k), -1, dtype=np.int64)
-    out_score = np.zeros((m.shape[0], k), dtype=np.float32)
-    if m.shape[0]:
-        _topk_stored(m.indptr.astype(np.int64), m.indices.astype(np.int64),
-                     m.data.astype(np.float32), k, out_idx, out_score)
+    k = min(k, max(n_cols, 1))
+    n_rows = len(indptr) - 1
+    out_idx = np.full((n_rows, k), -1, dtype=np.int64)
+    out_score = np.zeros((n_rows, k), dtype=np.float32)
+    if n_rows:
+        _topk_stored(indptr.astype(np.int64), indices.astype(np.int64),
+                     data.astype(np.float32), k, out_idx, out_score)
     return out_idx, out_score
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize as l2_normalize
 
-from .kernels import pair_dots, topk_rows
+from .kernels import pair_dots, topk_stored
 from .retrieval import PostingIndex
 from .sides import Side
 from .state import get_sparse, put_sparse
@@ -141,11 +141,24 @@ class Memory:
             sim = (sim + np.einsum("ij,ij->i", queries.dense[rows], self.needs.dense[cols])) / 3
         else:
             sim = sim / 2
-        m = sp.csr_matrix((sim, (rows, cols)), shape=(n_q, n_k))
-        top_cols, top_sim = topk_rows(m, k)
-        r = np.repeat(np.arange(n_q), k)
-        ok = top_cols.ravel() >= 0
-        return sp.csr_matrix((top_sim.ravel()[ok], (r[ok], top_cols.ravel()[ok])), shape=(n_q, n_k))
+        # The CSR arrays of the pairs (unique and sorted: no scipy conversion needed), then
+        # those of each query's k best, columns sorted within each row.
+        indptr = np.zeros(n_q + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_q), out=indptr[1:])
+        top_cols, top_sim = topk_stored(indptr, cols, sim.astype(np.float32, copy=False), k,
+                                        n_k)
+        r = np.repeat(np.arange(n_q), top_cols.shape[1])
+        top_cols, top_sim = top_cols.ravel(), top_sim.ravel()
+        ok = top_cols >= 0
+        order = np.argsort(r[ok] * n_k + top_cols[ok], kind="stable")
+        counts = np.bincount(r[ok], minlength=n_q)
+        index = np.int32 if max(n_k, int(ok.sum())) <= np.iinfo(np.int32).max else np.int64
+        out_ptr = np.zeros(n_q + 1, dtype=index)
+        np.cumsum(counts, out=out_ptr[1:])
+        out = sp.csr_matrix((top_sim[ok][order], top_cols[ok][order].astype(index), out_ptr),
+                            shape=(n_q, n_k), copy=False)
+        out.has_sorted_indices = True
+        return out
 
     def program_columns(self, programs: Side) -> np.ndarray:
         """Column of each given program in ``links`` (-1 for programs never seen).
