@@ -102,9 +102,12 @@ def test_vectorising_a_real_catalog_through_its_runs(analyzer, monkeypatch):
     ["", "数控 技术", "", "数控 技术 数控"],  # empty texts, repeated pieces
     [],
 ])
-def test_pieces_give_the_counts_of_each_text(texts):
-    v = FieldVectorizer(analyzer="char", max_df=1.0).fit(["数控 技术"], ["护理 abc 数控"])
-    expected = _count_matrix([char_ngrams(t, normalized=True) for t in texts], v._index)
-    table = run_table(texts)
-    assert table.counts.shape[0] == len(texts)
-    assert_same(v._counts(texts, True, table), expected)
+@pytest.mark.parametrize("analyzer", ["word", "char"])
+def test_pieces_give_the_counts_of_each_text(texts, analyzer):
+    v = FieldVectorizer(analyzer=analyzer, max_df=1.0).fit(["数控 技术"], ["护理 abc 数控"])
+    analyze = tokenize if analyzer == "word" else char_ngrams
+    expected = _count_matrix([analyze(t, normalized=True) for t in texts], v._index)
+    for by in ("pieces", "runs"):
+        table = run_table(texts, by=by)
+        assert table.counts.shape[0] == len(texts)
+        assert_same(v._counts(texts, True, table), expected)

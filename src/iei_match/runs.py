@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .text import SEPARATOR
+from .text import RUN_OR_SEPARATOR, SEPARATOR
 
 __all__ = ["RunTable", "run_table"]
 
@@ -53,22 +53,26 @@ class RunTable:
         return m
 
 
-def run_table(texts: Sequence[str]) -> RunTable:
-    """The distinct pieces of each normalised text (:func:`~iei_match.text.normalize`'s
-    output: words and runs separated by single spaces), and how often each text holds them.
+def run_table(texts: Sequence[str], by: str = "pieces") -> RunTable:
+    """The distinct pieces (or runs) of each normalised text
+    (:func:`~iei_match.text.normalize`'s output), and how often each text holds them.
 
-    Texts are joined (a batch of ``_CHUNK`` characters at a time, which bounds the piece
-    strings held) and split at spaces, and each piece is hashed once: a fraction of the cost
-    of cutting every text into runs with a regular expression (a Chinese sentence is one
-    piece of many runs).
+    ``by="pieces"``: the texts split at spaces. Texts are joined (a batch of ``_CHUNK``
+    characters at a time, which bounds the strings held) and split, and each piece is
+    hashed once: a fraction of the cost of cutting every text into runs with a regular
+    expression (a Chinese sentence is one piece of many runs). ``by="runs"``: cut into runs
+    (``text._RUN``), for an analyzer that costs more per character than the cut (jieba),
+    given the distinct pieces of many texts.
     """
+    if by not in ("pieces", "runs"):
+        raise ValueError(f"by must be 'pieces' or 'runs', got {by!r}")
     index: dict[str, int] = {SEPARATOR: 0}
     docs, codes, batch, size, first = [], [], [], 0, 0
     for i, t in enumerate(texts):
         batch.append(t)
         size += len(t) + 3
         if size >= _CHUNK or i == len(texts) - 1:
-            d, c = _split_batch(batch, index)
+            d, c = _split_batch(batch, index, by)
             docs.append(d + first)
             codes.append(c)
             first += len(batch)
@@ -81,17 +85,21 @@ def run_table(texts: Sequence[str]) -> RunTable:
     return RunTable(counts, list(index)[1:])
 
 
-def _split_batch(texts: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(text, piece code) of each piece of ``texts``; codes from ``index`` (grown here)."""
-    found = f" {SEPARATOR} ".join(texts).split(" ")
+def _split_batch(texts: list[str], index: dict[str, int], by: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(text, code) of each piece or run of ``texts``; codes from ``index`` (grown here)."""
+    def split(text: str) -> list[str]:
+        return text.split(" ") if by == "pieces" else RUN_OR_SEPARATOR.findall(text)
+
+    found = split(f" {SEPARATOR} ".join(texts))
     codes = np.fromiter((index.setdefault(p, len(index)) for p in found), np.int64, len(found))
     is_sep = codes == 0
     if int(is_sep.sum()) != len(texts) - 1:
-        # A text holds the separator as a piece: split text by text, without such pieces
-        # (they hold no run, so no term).
-        split = [[p for p in t.split(" ") if p != SEPARATOR] for t in texts]
-        doc = np.repeat(np.arange(len(texts)), [len(ps) for ps in split])
-        pieces = (index.setdefault(p, len(index)) for ps in split for p in ps)
-        return doc, np.fromiter(pieces, np.int64, len(doc))
+        # A text holds the separator: split text by text, without it (it is no run, and a
+        # piece of it alone holds no term).
+        parts = [[p for p in split(t) if p != SEPARATOR] for t in texts]
+        doc = np.repeat(np.arange(len(texts)), [len(ps) for ps in parts])
+        return doc, np.fromiter((index.setdefault(p, len(index)) for ps in parts for p in ps),
+                                np.int64, len(doc))
     doc = np.cumsum(is_sep)  # the text each piece belongs to
     return doc[~is_sep], codes[~is_sep]

@@ -40,6 +40,7 @@ _stemmer = snowballstemmer.stemmer("english")
 # space, neither cased nor case-ignorable (so lower() treats it as the end of a text),
 # never part of a run.
 SEPARATOR = "\ue000"
+RUN_OR_SEPARATOR = re.compile(rf"{_RUN.pattern}|{SEPARATOR}")
 _SPLIT_FROM = 64  # texts from which normalize_many normalises distinct pieces
 
 

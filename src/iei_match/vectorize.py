@@ -226,14 +226,13 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
             if not hasattr(self, "_keys"):
                 self._keys = NgramKeys(self._index)
             if self._keys.usable:  # counted in numpy (ngram_counts.py): same counts
-                if runs is None:
-                    return char_ngram_counts(texts, self._keys)
                 return runs.term_counts(lambda r: char_ngram_counts(r, self._keys),
                                         len(self._index))
-        if runs is None:
-            return _count_matrix(self._analyze(texts, True), self._index)
-        return runs.term_counts(lambda r: _count_matrix(self._analyze(r, True), self._index),
-                                len(self._index))
+        n = len(self._index)
+        # Words (or n-grams the keys cannot hold): the distinct runs of the distinct pieces
+        # analysed once each (jieba costs more per character than cutting them).
+        return runs.term_counts(lambda pieces: run_table(pieces, by="runs").term_counts(
+            lambda r: _count_matrix(self._analyze(r, True), self._index), n), n)
 
     def transform(self, titles: Sequence[str], texts: Sequence[str], *,
                   normalized: bool = False,
