@@ -126,6 +126,45 @@ def test_group_max_and_rank_agree_with_pandas():
             rank, s.groupby(groups).rank(ascending=False, method="min").to_numpy())
 
 
+
+def test_group_max_and_rank_of_one_list_is_that_of_many():
+    """A request's one list takes a shorter way: the same bests and ranks, bit for bit, as
+    the general way gives that list among others (ties, NaN, infinities, all NaN)."""
+    from iei_match.features import _group_max_and_rank
+
+    rng = np.random.default_rng(1)
+    for trial in range(300):
+        n = int(rng.integers(1, 200))
+        values = rng.integers(0, 5, n) / 7.0
+        values[rng.random(n) < 0.15] = np.nan
+        values[rng.random(n) < 0.03] = np.inf
+        values[rng.random(n) < 0.03] = -np.inf
+        if trial % 9 == 0:
+            values[:] = np.nan
+        one = _group_max_and_rank(values, np.full(n, 4))
+        other = rng.random(5)
+        many = _group_max_and_rank(np.r_[values, other], np.r_[np.full(n, 4), np.full(5, 9)])
+        for got, want in zip(one, many, strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want[:n])
+
+
+def test_a_requests_capacity_is_read_as_pandas_reads_it():
+    """A need's headcount is converted without pandas for a few plain numbers, with it
+    otherwise: always what ``pd.to_numeric(errors="coerce")`` gives, as float64."""
+    from iei_match.sides import _numbers
+
+    columns = [pd.Series([17]), pd.Series([3, 2**60 + 1]), pd.Series([2.5, np.nan]),
+               pd.Series([np.nan]), pd.Series(["12", "x", None]), pd.Series([None]),
+               pd.Series(np.arange(100)), pd.Series([1, None], dtype="Int64"),
+               pd.Series([True, False])]
+    for column in columns:
+        want = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        got = _numbers(column)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)
+
+
 # --- incremental preparation: prepare(frame, previous=catalog) --------------------------
 
 PLACES = [("广东省", "广州市"), ("广东省", "深圳市"), ("江苏省", "苏州市"), ("", "")]

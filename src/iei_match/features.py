@@ -283,6 +283,12 @@ def _group_max_and_rank(values: np.ndarray, groups: np.ndarray
     n = len(values)
     ok = ~np.isnan(values)
     key = np.where(ok, -values, np.inf)  # NaN last within its group
+    if n and groups[0] == groups[-1] and (groups == groups[0]).all():  # one list (a request)
+        ranked = np.sort(key)
+        rank = np.searchsorted(ranked, key, side="left") + 1.0  # ties: the smallest rank
+        rank[~ok] = np.nan
+        best = np.full(n, np.nan if np.isinf(ranked[0]) else -ranked[0])
+        return best, rank
     order = np.lexsort((key, groups))
     g, v = groups[order], key[order]
     new_group = np.r_[True, g[1:] != g[:-1]]

@@ -274,6 +274,14 @@ def _normalized(frame: pd.DataFrame, column: str) -> list[str]:
     return out
 
 
+def _numbers(column: pd.Series) -> np.ndarray:
+    """``pd.to_numeric(column, errors="coerce")`` as float64 (NaN: missing or not a
+    number); a request's few plain numbers are converted without pandas' machinery."""
+    if len(column) <= 64 and isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
+        return np.array(column.tolist(), dtype=np.float64)
+    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+
+
 def _row_fields(frame: pd.DataFrame, id_col: str) -> dict:
     """What a :class:`Side` reads from each row besides its texts: id, level, code, attrs."""
     capacity = next((frame[c] for c in ("headcount", "graduates_per_year") if c in frame),
@@ -282,8 +290,7 @@ def _row_fields(frame: pd.DataFrame, id_col: str) -> dict:
         "province": np.array(_normalized(frame, "province"), dtype=object),
         "city": np.array(_normalized(frame, "city"), dtype=object),
         "capacity": (np.full(len(frame), np.nan) if capacity is None else
-                     pd.to_numeric(capacity, errors="coerce").to_numpy(np.float64,
-                                                                     na_value=np.nan)),
+                     _numbers(capacity)),
     }
     level = frame["level"].tolist() if "level" in frame else [""] * len(frame)
     # A ``code`` column, where there is one, is the taxonomy code (empty: unknown);
