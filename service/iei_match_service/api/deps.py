@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from ..auth import Principal, authenticate
 from ..catalogs import Catalogs
@@ -24,6 +26,7 @@ from ..settings import Settings
 from ..uploads import UploadSlots
 
 log = logging.getLogger("iei_match_service")
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,13 +44,15 @@ class Services:
     directory: Directory = field(default_factory=Directory)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # ``async``: a dependency that does no blocking work costs no worker thread
     return request.app.state.services
 
 
-def session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
-    """A database session for one request; routes that write commit explicitly before they
-    answer, so an acknowledged write is durable."""
+@contextmanager
+def request_session(svc: Services) -> Iterator[Session]:
+    """A database session for one request, rolled back at the end (routes that write
+    commit explicitly before they answer, so an acknowledged write is durable)."""
     with svc.db.sessions() as s:
         try:
             yield s
@@ -55,21 +60,45 @@ def session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
             try:
                 s.rollback()
             except DBAPIError as exc:
-                # This runs after the answer was sent: a database that went away since then
-                # is not the request's error (raising here dropped the client's connection).
+                # For a route's session this runs after the answer was sent: a database
+                # that went away since then is not the request's error (raising here
+                # dropped the client's connection).
                 log.warning("rollback after a request failed: %s", exc.__class__.__name__)
 
 
-def principal(request: Request, svc: Annotated[Services, Depends(services)],
-              authorization: Annotated[str | None, Header(
-                  description="Bearer <API key>")] = None) -> Principal:
+def session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
+    """A database session for one request (:func:`request_session`)."""
+    with request_session(svc) as s:
+        yield s
+
+
+def _in_session(svc: Services, work: Callable[[Session], T]) -> T:
+    with request_session(svc) as s:
+        return work(s)
+
+
+async def in_session(svc: Services, work: Callable[[Session], T]) -> T:
+    """``work(session)`` in a worker thread, with a session of its own: a route that does
+    all its blocking work there hops to a thread once (a route with a sync dependency or
+    body hops for each, and once more to check its answer)."""
+    return await run_in_threadpool(_in_session, svc, work)
+
+
+def _authenticated(svc: Services, authorization: str | None) -> Principal:
+    with svc.db.sessions() as s:
+        who = authenticate(s, authorization)
+    svc.rate.check(who.key_id)
+    return who
+
+
+async def principal(request: Request, svc: Annotated[Services, Depends(services)],
+                    authorization: Annotated[str | None, Header(
+                        description="Bearer <API key>")] = None) -> Principal:
     """The caller, authenticated and counted by :class:`~..gatekeeper.KeyCheck` before the
-    body was read (here only for routes it does not cover)."""
+    body was read (here, in a worker thread, only for routes it does not cover)."""
     who = getattr(request.state, "principal", None)
     if who is None:
-        with svc.db.sessions() as s:
-            who = authenticate(s, authorization)
-        svc.rate.check(who.key_id)
+        who = await run_in_threadpool(_authenticated, svc, authorization)
         request.state.principal = who
     return who
 
@@ -77,7 +106,7 @@ def principal(request: Request, svc: Annotated[Services, Depends(services)],
 def roles(*allowed: str):
     """A dependency that lets only the given roles through (403 for the others)."""
 
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in allowed:
             raise Forbidden(f"this needs a key of role {' or '.join(allowed)}")
         return who

@@ -28,7 +28,7 @@ from ..schemas import (
     ProgramPatch,
 )
 from .crud import crud_router
-from .deps import Caller, PathId, ServicesDep, SessionDep
+from .deps import Caller, PathId, ServicesDep, in_session
 
 needs = crud_router(Need, NeedIn, NeedPatch, NeedOut, path="/api/v1/needs", what="need",
                     owner_kinds=("enterprise",), tag="needs")
@@ -84,19 +84,31 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
 
 @needs.get("/{obj_id}/recommendations", response_model=ProgramHits,
            summary="Ranked programs for a need, with college, training bases and reasons")
-def recommendations(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: ServicesDep,
-                    k: K = 10, level: LevelQ = None, province: PlaceQ = None, city: PlaceQ = None,
-                    near: Near = "anywhere", include_low: IncludeLow = False):
-    need = get_owned(s, who, Need, obj_id, "need")
-    return recommend(svc, s, need, k=k, level=level, province=province, city=city, near=near,
-                     include_low=include_low, org_id=need.org_id)
+async def recommendations(obj_id: PathId, _: Admitted, who: Caller, svc: ServicesDep,
+                          k: K = 10, level: LevelQ = None, province: PlaceQ = None,
+                          city: PlaceQ = None, near: Near = "anywhere",
+                          include_low: IncludeLow = False):
+    def work(s):
+        need = get_owned(s, who, Need, obj_id, "need")
+        return recommend(svc, s, need, k=k, level=level, province=province, city=city,
+                         near=near, include_low=include_low, org_id=need.org_id)
+
+    return await in_session(svc, work)
 
 
 @programs.get("/{obj_id}/partners", response_model=NeedHits,
               summary="Ranked enterprise needs for a program (needs shared in its alliances)")
-def partners(obj_id: PathId, _: Admitted, who: Caller, s: SessionDep, svc: ServicesDep,
-             k: K = 10, level: LevelQ = None, include_low: IncludeLow = False):
-    program = get_owned(s, who, Program, obj_id, "program")
+async def partners(obj_id: PathId, _: Admitted, who: Caller, svc: ServicesDep, k: K = 10,
+                   level: LevelQ = None, include_low: IncludeLow = False):
+    return await in_session(svc, lambda s: partner_list(svc, s, who, obj_id, k=k, level=level,
+                                                        include_low=include_low))
+
+
+def partner_list(svc, s, who, program_id: int, *, k: int, level: str | None,
+                 include_low: bool) -> dict:
+    """Ranked needs for the program ``program_id`` that ``who`` may see, shared in its
+    alliances."""
+    program = get_owned(s, who, Program, program_id, "program")
     live = svc.models.live()
     visible = needs_visible_owners(s, who, program)
     hits = []
