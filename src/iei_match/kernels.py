@@ -12,7 +12,7 @@ from .errors import InputError
 from .retrieval import _select_topk
 
 __all__ = ["pair_dots", "PairRows", "neighbour_link_stats", "topk_rows", "topk_stored",
-           "row_max_sum"]
+           "topk_pair_products", "row_max_sum"]
 
 
 @numba.njit(cache=True, inline="always")
@@ -316,6 +316,61 @@ def topk_stored(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: in
     if n_rows:
         _topk_stored(indptr.astype(np.int64), indices.astype(np.int64),
                      data.astype(np.float32), k, out_idx, out_score)
+    return out_idx, out_score
+
+
+@numba.njit(cache=True)
+def _topk_pair_products(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, k, out_idx,
+                        out_score):
+    for n in range(len(rows)):
+        x, x_end = a_ptr[rows[n]], a_ptr[rows[n] + 1]
+        y, y_end = b_ptr[cols[n]], b_ptr[cols[n] + 1]
+        size = min(x_end - x, y_end - y)
+        vals = np.empty(size, dtype=np.float32)
+        where = np.empty(size, dtype=np.int64)
+        c = 0
+        while x < x_end and y < y_end:  # the product's stored entries, by column
+            if a_ind[x] == b_ind[y]:
+                p = a_val[x] * b_val[y]
+                if p != 0:
+                    vals[c] = np.float32(p)
+                    where[c] = a_ind[x]
+                    c += 1
+                x += 1
+                y += 1
+            elif a_ind[x] < b_ind[y]:
+                x += 1
+            else:
+                y += 1
+        _select_topk(vals, np.arange(c), c, k, out_idx[n], out_score[n])
+        for j in range(k):
+            if out_idx[n, j] >= 0:
+                out_idx[n, j] = where[out_idx[n, j]]
+
+
+def topk_pair_products(a: sp.csr_matrix, b: sp.csr_matrix, rows: np.ndarray,
+                       cols: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``topk_rows(a[rows].multiply(b[cols]), k)``: the ``k`` columns where each pair of
+    rows weighs most together, without making the product (for float64 matrices with
+    sorted indices; others go through scipy's product).
+
+    Examples
+    --------
+    >>> a = sp.csr_matrix([[1.0, 2.0, 3.0]])
+    >>> cols, vals = topk_pair_products(a, a, np.array([0]), np.array([0]), 2)
+    >>> cols.tolist(), vals.tolist()
+    ([[2, 1]], [[9.0, 4.0]])
+    """
+    a, b = _csr(a), _csr(b)
+    if a.dtype != np.float64 or b.dtype != np.float64 or k < 1:
+        return topk_rows(sp.csr_matrix(a[rows].multiply(b[cols])), k)
+    k = min(k, max(a.shape[1], 1))
+    out_idx = np.full((len(rows), k), -1, dtype=np.int64)
+    out_score = np.zeros((len(rows), k), dtype=np.float32)
+    if len(rows):
+        _topk_pair_products(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data,
+                            np.asarray(rows, np.int64), np.asarray(cols, np.int64), k,
+                            out_idx, out_score)
     return out_idx, out_score
 
 

@@ -27,7 +27,7 @@ from .errors import InputError, NotFittedError
 from .explanations import cached_forms, is_shown, surface_terms
 from .features import build_features, is_relative
 from .fit import FitModel, SimilarityFit
-from .kernels import topk_rows
+from .kernels import topk_pair_products
 from .memory import Memory, links_to_programs
 from .params import Interval, Options, validate_params
 from .rankers import ContentRanker, LambdaRanker, Ranker
@@ -762,8 +762,8 @@ class Matcher(BaseEstimator):
                        n_terms=5) -> list[list[str]]:
         """The shared terms that weigh most in each pair, filler left out and each shown as
         the pair's texts spell it (:func:`~.explanations.surface_terms`)."""
-        prod = sp.csr_matrix(needs.word.full[n_rows].multiply(programs.word.full[p_rows]))
-        cols, _ = topk_rows(prod, n_terms + _SPARE_TERMS)
+        cols, _ = topk_pair_products(needs.word.full, programs.word.full, n_rows, p_rows,
+                                     n_terms + _SPARE_TERMS)
         vocab = self.word_.vocabulary_
         need_forms, prog_forms = (cached_forms(_side_text(side)) for side in (needs, programs))
         out = []
