@@ -37,6 +37,7 @@ from .short_titles import head_title
 from .sides import BODY_EXTRAS, Side, column_strings, document_texts, stack_rows, text_fingerprints
 from .skills import expand_title
 from .text import has_cjk
+from .threads import in_threads
 from .vectorize import FieldVectorizer
 
 __all__ = ["Matcher", "Match", "Ranking"]
@@ -244,9 +245,9 @@ class Matcher(BaseEstimator):
         self.dense_ = self._use_dense(texts)
         self.dense_cache_: dict[str, np.ndarray] = {}
         need_side = Side.build(needs, "need_id", self.word_, self.char_,
-                               self._embed(needs, remember=True))
+                               self._embed(needs, remember=True), n_jobs=self.n_jobs)
         prog_side = Side.build(programs, "program_id", self.word_, self.char_,
-                               self._embed(programs, remember=True))
+                               self._embed(programs, remember=True), n_jobs=self.n_jobs)
         matrix = self._link_matrix(links, need_side, prog_side)
         self.memory_ = self._memory(need_side, prog_side, matrix)
         linked_needs = int((matrix.getnnz(axis=1) > 0).sum())
@@ -611,7 +612,8 @@ class Matcher(BaseEstimator):
         source = self._reusable_rows(frame[id_col], fingerprints, kind, previous)
         memory = self.memory_
         if source is None or previous is None:
-            side = Side.build(frame, id_col, self.word_, self.char_, self._embed(frame))
+            side = Side.build(frame, id_col, self.word_, self.char_, self._embed(frame),
+                              n_jobs=self.n_jobs)
             history = None if kind == "program" else memory.neighbours(side)
             reused = 0
         else:
@@ -623,8 +625,10 @@ class Matcher(BaseEstimator):
             reused = int((source >= 0).sum())
         if kind == "program":  # cheap, and follows the ids and codes
             history = links_to_programs(memory, memory.program_columns(side))
-        return Catalog(kind, side, _index(side, previous, "word"),
-                       _index(side, previous, "char"), history, (self.word_, self.char_),
+        word_index, char_index = in_threads(
+            [lambda f=f: _index(side, previous, f) for f in ("word", "char")],
+            self.n_jobs if len(side) >= 1000 else 1)
+        return Catalog(kind, side, word_index, char_index, history, (self.word_, self.char_),
                        fingerprints=fingerprints, reused=reused)
 
     def _check_catalog(self, catalog: Catalog, kind: str, name: str) -> None:
@@ -682,7 +686,8 @@ class Matcher(BaseEstimator):
         frame = _check_frame(data, f"{kind}_id", f"{kind}s")
         if kind == "need":
             frame = self._bridged(frame)
-        return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame)), None
+        return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame),
+                          n_jobs=self.n_jobs), None
 
     def _ranking(self, needs, programs, k: int, direction: str, explain: bool | int,
                  min_fit: float | None) -> Ranking:

@@ -151,7 +151,7 @@ def _topk_kernel(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, n_blocks, 
                           blocked, out_idx, out_score)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _transpose(indptr, indices, data, out_ptr, out_ind, out_val):
     # Counting sort of the entries by column; rows are visited in order, so each column's
     # rows come out ascending (and duplicates in their order), as in scipy's csr_tocsc.

@@ -14,6 +14,7 @@ from .runs import run_table
 from .state import get_sparse, put_sparse
 from .taxonomy import code_prefix, level_index
 from .text import normalize, normalize_many
+from .threads import in_threads
 from .vectorize import FieldMatrices, FieldVectorizer, small_texts
 
 __all__ = ["Side", "column_strings", "document_texts", "text_fingerprints", "stack_rows"]
@@ -154,16 +155,22 @@ class Side:
 
     @classmethod
     def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
-              char: FieldVectorizer, dense: np.ndarray | None = None) -> Side:
+              char: FieldVectorizer, dense: np.ndarray | None = None,
+              n_jobs: int = 1) -> Side:
+        """The side of ``frame``'s rows; ``n_jobs`` > 1 vectorises a large batch's words
+        and character n-grams in two threads (the sparse arithmetic releases the GIL)."""
         titles, texts = document_texts(frame)
         titles = normalize_many(titles)  # once, for both vectorizers and the side
         texts = normalize_many(texts)
         # Cut once, for both vectorizers; a request's few texts are counted directly.
-        runs = ((None, None) if small_texts(titles, texts)
-                else (run_table(titles), run_table(texts)))
+        small = small_texts(titles, texts)
+        runs = (None, None) if small else (run_table(titles), run_table(texts))
+        matrices = in_threads([lambda v=v: v.transform(titles, texts, normalized=True,
+                                                       runs=runs) for v in (word, char)],
+                              1 if small else n_jobs)
         return cls(
-            word=word.transform(titles, texts, normalized=True, runs=runs),
-            char=char.transform(titles, texts, normalized=True, runs=runs),
+            word=matrices[0],
+            char=matrices[1],
             dense=dense,
             titles=np.array(titles, dtype=object),
             texts=np.array(texts, dtype=object),
