@@ -111,3 +111,20 @@ def test_pieces_give_the_counts_of_each_text(texts, analyzer):
         table = run_table(texts, by=by)
         assert table.counts.shape[0] == len(texts)
         assert_same(v._counts(texts, True, table), expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(ALPHABET + ["\u00a8", "\u3000"], max_size=15), max_size=10))
+def test_normalized_run_table_is_normalize_then_run_table(raw):
+    """Raw texts normalised and cut in one pass: the texts of ``normalize`` and the
+    counts of analysing each normalised text."""
+    from iei_match.runs import normalized_run_table
+
+    raw = raw + raw[::-1]  # repeated pieces
+    normalized, table = normalized_run_table(raw)
+    assert normalized == [normalize(t) for t in raw]
+    for analyzer, analyze in (("word", tokenize), ("char", char_ngrams)):
+        v = FieldVectorizer(analyzer=analyzer, max_df=1.0)
+        v.fit(["数控 技术 abc", "护理 xyz c++"], ["数控机床 技术 护理", "临床 护理 abc12"])
+        expected = _count_matrix([analyze(t, normalized=True) for t in normalized], v._index)
+        assert_same(v._counts(normalized, True, table), expected)

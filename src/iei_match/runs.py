@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .text import RUN_OR_SEPARATOR, SEPARATOR
+from .text import RUN_OR_SEPARATOR, SEPARATOR, normalize_many, normalize_pieces
 
-__all__ = ["RunTable", "run_table"]
+__all__ = ["RunTable", "normalized_run_table", "run_table"]
 
 _CHUNK = 1 << 23  # characters split at once: bounds the list of piece strings held
 
@@ -35,8 +35,8 @@ class RunTable:
     ----------
     counts : csr_matrix of shape (n_texts, len(runs)), float32
     runs : list of str
-        The distinct pieces (each one or more runs and what separates them, no space), in
-        the order of ``counts``' columns.
+        The distinct pieces (each one or more runs and what separates them), in the order
+        of ``counts``' columns.
     """
 
     counts: sp.csr_matrix
@@ -103,3 +103,45 @@ def _split_batch(texts: list[str], index: dict[str, int], by: str
                                 np.int64, len(doc))
     doc = np.cumsum(is_sep)  # the text each piece belongs to
     return doc[~is_sep], codes[~is_sep]
+
+
+def normalized_run_table(texts: Sequence[str]) -> tuple[list[str], RunTable]:
+    """``(normalize_many(texts), run_table(...))`` of raw texts in one pass.
+
+    The raw texts are split at spaces once; each distinct piece is normalised once
+    (:func:`~iei_match.text.normalize_pieces`) and becomes a column of the table (two raw
+    pieces of one normal form are two columns with the same counts). The texts' counts are
+    those of :func:`run_table` of the normalised texts.
+    """
+    if any(SEPARATOR in t for t in texts):  # rare: the joined batch would be ambiguous
+        normalized = normalize_many(texts)
+        return normalized, run_table(normalized)
+    index: dict[str, int] = {SEPARATOR: 0}
+    docs, codes, batch, size, first = [], [], [], 0, 0
+    for i, t in enumerate(texts):
+        batch.append(t)
+        size += len(t) + 3
+        if size >= _CHUNK or i == len(texts) - 1:
+            d, c = _split_batch(batch, index, "pieces")
+            docs.append(d + first)
+            codes.append(c)
+            first += len(batch)
+            batch, size = [], 0
+    doc = np.concatenate(docs) if docs else np.zeros(0, np.int64)
+    code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    pieces = normalize_pieces(list(index)[1:])
+    forms = np.array(pieces, dtype=object)
+    keep = np.array([bool(p) for p in pieces], dtype=bool)[code - 1]
+    # Each text is its non-empty pieces' forms joined: one join and one split for all.
+    marks = np.flatnonzero(np.diff(doc[keep], prepend=-1))  # first kept piece of each text
+    normalized = [""] * len(texts)
+    if keep.any():
+        kept_doc, kept_form = doc[keep], forms[code[keep] - 1]
+        starts = np.r_[marks, len(kept_doc)]
+        joined = [" ".join(kept_form[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        for d, t in zip(kept_doc[marks], joined, strict=True):
+            normalized[d] = t
+    counts = sp.csr_matrix((np.ones(len(code), np.float32), (doc, code - 1)),
+                           shape=(len(texts), len(index) - 1))
+    counts.sum_duplicates()
+    return normalized, RunTable(counts, pieces)

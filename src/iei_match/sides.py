@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .runs import run_table
+from .runs import RunTable, normalized_run_table
 from .state import get_sparse, put_sparse
 from .taxonomy import code_prefix, level_index
 from .text import normalize, normalize_many
@@ -160,11 +160,15 @@ class Side:
         """The side of ``frame``'s rows; ``n_jobs`` > 1 vectorises a large batch's words
         and character n-grams in two threads (the sparse arithmetic releases the GIL)."""
         titles, texts = document_texts(frame)
-        titles = normalize_many(titles)  # once, for both vectorizers and the side
-        texts = normalize_many(texts)
-        # Cut once, for both vectorizers; a request's few texts are counted directly.
+        # Normalised and cut once, for both vectorizers and the side; a request's few texts
+        # are counted directly.
         small = small_texts(titles, texts)
-        runs = (None, None) if small else (run_table(titles), run_table(texts))
+        runs: tuple[RunTable | None, RunTable | None] = (None, None)
+        if small:
+            titles, texts = normalize_many(titles), normalize_many(texts)
+        else:
+            (titles, title_runs), (texts, text_runs) = map(normalized_run_table, (titles, texts))
+            runs = (title_runs, text_runs)
         matrices = in_threads([lambda v=v: v.transform(titles, texts, normalized=True,
                                                        runs=runs) for v in (word, char)],
                               1 if small else n_jobs)

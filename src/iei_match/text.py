@@ -64,20 +64,26 @@ def normalize_many(texts: Sequence[object]) -> list[str]:
                for t in texts]
     if len(strings) >= _SPLIT_FROM:
         # Many texts repeat their pieces (sentences, phrases): normalise each distinct
-        # space-separated piece once. NFKC, the control characters and lower() treat a
-        # space as a boundary (nothing composes with it, it is neither cased nor
-        # case-ignorable), so a text's normal form is its pieces' forms joined.
+        # space-separated piece once (see normalize_pieces).
         split = [s.split(" ") for s in strings]
         index: dict[str, int] = {}
         codes = [[index.setdefault(p, len(index)) for p in ps] for ps in split]
         if 2 * len(index) < sum(map(len, codes)):  # else splitting does not pay
-            done = _normalize_joined(list(index))
+            done = normalize_pieces(list(index))
             return [" ".join([done[c] for c in cs if done[c]]) for cs in codes]
-    return _normalize_joined(strings)
+    return normalize_pieces(strings)
 
 
-def _normalize_joined(strings: list[str]) -> list[str]:
-    """:func:`normalize_many` of strings, the texts joined into one string."""
+def normalize_pieces(strings: list[str]) -> list[str]:
+    """``[normalize(s) for s in strings]`` for strings, the texts joined into one string
+    (see :func:`normalize_many`).
+
+    NFKC, the control characters and ``lower()`` treat an ASCII space as a boundary
+    (nothing composes with it; it is neither cased nor case-ignorable), so the normal form
+    of a text is the normal forms of its space-separated pieces, joined by spaces, without
+    the empty ones: a batch of texts that repeat their pieces can normalise each distinct
+    piece once.
+    """
     original = strings
     joined = SEPARATOR.join(strings)
     if not strings or joined.count(SEPARATOR) != len(strings) - 1:  # a text holds the separator
