@@ -352,3 +352,22 @@ def test_a_product_that_underflows_still_counts_its_document_once():
     idx, score = PostingIndex(docs).search(queries, 3)
     assert idx.tolist() == [[1, 0]]  # document 0 once, though each product is 0 in float32
     assert score[0, 0] > 0 and score[0, 1] > 0
+
+
+def test_a_csr_query_is_read_in_place_as_its_float32_conversion():
+    """A CSR query's arrays are read as they are: the results of scipy's float32
+    conversion of it, for float64 values, one query or many, and arrays longer than the
+    matrix (which scipy's conversion cut)."""
+    rng = np.random.default_rng(3)
+    docs = sp.random(400, 120, density=0.08, random_state=4, format="csr")
+    index = PostingIndex(docs)
+    queries = sp.random(30, 120, density=0.1, random_state=5, format="csr")
+    queries.data = queries.data * 1e-3 + rng.random(queries.nnz)
+    long = sp.csr_matrix((np.r_[queries.data, 9.0, 9.0], np.r_[queries.indices, 3, 4],
+                          queries.indptr), shape=queries.shape)
+    for q in (queries, queries[:1], queries[7:8], long, long[:1]):
+        for blocked in (None, rng.random(400) < 0.3):
+            got = index.search(q, 5, blocked)
+            want = index.search(sp.csr_matrix(q, dtype=np.float32), 5, blocked)
+            for g, w in zip(got, want, strict=True):
+                assert g.dtype == w.dtype and np.array_equal(g, w)

@@ -233,7 +233,10 @@ class PostingIndex:
         """
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
-        q = sp.csr_matrix(queries, dtype=np.float32)
+        # A CSR matrix's arrays are read as they are (its values as float32): scipy's
+        # conversion to a float32 matrix cost more than a request's search.
+        q = queries if type(queries) is sp.csr_matrix else sp.csr_matrix(queries)
+        q_val = q.data.astype(np.float32, copy=False)
         if q.shape[1] != self.n_terms:
             raise InputError(f"queries have {q.shape[1]} terms, the index {self.n_terms}")
         k = min(k, max(self.n_docs, 1))
@@ -247,13 +250,14 @@ class PostingIndex:
         out_idx = np.full((q.shape[0], k), -1, dtype=np.int64)
         out_score = np.zeros((q.shape[0], k), dtype=np.float32)
         q_ptr, q_ind = q.indptr.astype(np.int64), q.indices.astype(np.int64)
-        positive = self._positive and (q.nnz == 0 or q.data.min() > 0)
+        q_ptr, q_ind, q_val = q_ptr[: q.shape[0] + 1], q_ind[: q_ptr[-1]], q_val[: q_ptr[-1]]
+        positive = self._positive and (len(q_val) == 0 or q_val.min() > 0)
         if q.shape[0] == 1:  # one query (a request): no thread pool to wake
             block = _search_block_positive if positive else _search_block
-            block(q_ptr, q_ind, q.data, self._ptr, self._ind, self._val, self.n_docs, k, 0, 1,
+            block(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val, self.n_docs, k, 0, 1,
                   blocked, out_idx, out_score)
         elif q.shape[0] and self.n_docs:
-            _topk_kernel(q_ptr, q_ind, q.data, self._ptr, self._ind, self._val, self.n_docs, k,
+            _topk_kernel(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val, self.n_docs, k,
                          min(q.shape[0], numba.get_num_threads() * 8), blocked, positive,
                          out_idx, out_score)
         return out_idx, out_score
