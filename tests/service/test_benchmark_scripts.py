@@ -43,6 +43,17 @@ def test_shap_speed_runs_and_agrees_with_lightgbm(work):
 
 
 @pytest.mark.slow
+def test_predict_speed_runs_and_agrees_with_lightgbm(work):
+    out = _run("predict_speed.py", "--rows", "1,1000", "--work", str(work),
+               "--output", str(work / "predict.md"))
+    lines = (work / "predict.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith(("| need", "| program", "| fit"))]
+    assert {r.split(" | ")[0] for r in rows} == {"| need ranker", "| program ranker",
+                                                  "| fit"}, out
+    assert all(r.rstrip(" |").endswith("| 0") for r in rows), out  # max abs diff
+
+
+@pytest.mark.slow
 def test_prepare_incremental_runs_and_checks(work):
     out = _run("prepare_incremental.py", "--size", "200", "--edits", "1,10", "--repeat", "1",
                "--work", str(work), "--check", "--service")
