@@ -1,5 +1,6 @@
 """The one-row tables a ranking hands the engine are the ones ``pd.DataFrame([record])``
-made: same columns, dtypes and values, whatever the need or program holds."""
+made: same columns, dtypes and values, whatever the need or program holds; and a stored
+need read as a row (no ORM object) gives the engine the same need."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from iei_match_service.access import get_owned, get_owned_row
+from iei_match_service.auth import Principal
+from iei_match_service.db.engine import Database, upgrade
+from iei_match_service.db.tables import Need, Organization
+from iei_match_service.errors import NotFound
 from iei_match_service.frames import (
     need_frame,
     need_key,
@@ -62,3 +68,33 @@ def test_a_frame_of_other_values_keeps_their_types():
     record = {"a": "文字", "b": 1.5, "c": None, "d": True, "e": ""}
     pd.testing.assert_frame_equal(one_row_frame(record), pd.DataFrame([record]),
                                   check_exact=True)
+
+
+def test_a_stored_need_read_as_a_row_is_the_need_the_engine_gets(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'rows.db'}")
+    try:
+        upgrade(db.engine)
+        with db.session() as s:
+            firm, other = (Organization(kind="enterprise", name=n) for n in ("甲", "乙"))
+            s.add_all([firm, other])
+            s.flush()
+            full = Need(org_id=firm.id, **{k: v for k, v in NEED_FIELDS.items() if k != "id"})
+            bare = Need(org_id=firm.id, title="护工")
+            s.add_all([full, bare])
+            s.flush()
+            ids, owner, stranger = (full.id, bare.id), firm.id, other.id
+        for need_id in ids:
+            with db.session() as s:
+                who = Principal(key_id=1, role="enterprise", org_id=owner)
+                orm = get_owned(s, who, Need, need_id, "need")
+                row = get_owned_row(s, who, Need, need_id, "need")
+                key = need_key(need_id)
+                assert need_record(row, key) == need_record(orm, key)
+                pd.testing.assert_frame_equal(need_frame(row, key), need_frame(orm, key))
+                assert (row.id, row.org_id) == (orm.id, orm.org_id)
+                with pytest.raises(NotFound):
+                    get_owned_row(s, Principal(2, "enterprise", stranger), Need, need_id, "need")
+        with db.session() as s, pytest.raises(NotFound):
+            get_owned_row(s, who, Need, 999, "need")
+    finally:
+        db.dispose()

@@ -10,7 +10,7 @@ from iei_match.bridge import language_note
 from iei_match.taxonomy import LEVELS
 
 from .. import table_state
-from ..access import get_owned, needs_visible_owners
+from ..access import get_owned, get_owned_row, needs_visible_owners
 from ..db.tables import Need, Program, TrainingBase
 from ..limits import Admitted
 from ..ranking import rank_needs, rank_programs, skill_gaps
@@ -89,7 +89,7 @@ async def recommendations(obj_id: PathId, _: Admitted, who: Caller, svc: Service
                           city: PlaceQ = None, near: Near = "anywhere",
                           include_low: IncludeLow = False):
     def work(s):
-        need = get_owned(s, who, Need, obj_id, "need")
+        need = get_owned_row(s, who, Need, obj_id, "need")
         return recommend(svc, s, need, k=k, level=level, province=province, city=city,
                          near=near, include_low=include_low, org_id=need.org_id)
 
