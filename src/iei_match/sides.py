@@ -81,8 +81,11 @@ def text_fingerprints(frame: pd.DataFrame) -> np.ndarray:
     which = _hash_strings(np.array(["\x00".join(cols)], dtype=object))[0]
     out = np.full(len(frame), which, dtype=np.uint64)
     for c in cols:
-        values = frame[c] if c == "title" else frame[c].fillna("")
-        out = out * _MIX ^ _hash_strings(np.array(values.astype(str).tolist(), dtype=object))
+        column = frame[c]
+        values = column.tolist() if column.dtype == object else None
+        if values is None or not all(type(v) is str for v in values):  # else the same
+            values = (column if c == "title" else column.fillna("")).astype(str).tolist()
+        out = out * _MIX ^ _hash_strings(np.array(values, dtype=object))
     return out
 
 
