@@ -472,3 +472,32 @@ def test_neighbours_are_the_straightforward_matrix(zh_world):
             a, b = getattr(got, part), getattr(want, part)
             assert a.dtype == b.dtype and np.array_equal(a, b), part
     assert sides[-2].word.full.shape[0] > 50 and want.nnz > 0
+
+
+def test_collaborative_candidates_without_blocked_columns_as_scipy_leaves_them():
+    """The collaborative candidates of a restricted catalog are taken from the product's
+    arrays: the top k of scipy's matrix with the blocked columns' entries zeroed and
+    eliminated, for unsorted rows with stored zeros and ties."""
+    import scipy.sparse as sp
+
+    from iei_match.candidates import _collab_topk
+    from iei_match.kernels import topk_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        n_rows, n_cols = int(rng.integers(1, 4)), 300
+        m = sp.random(n_rows, n_cols, density=0.2, random_state=trial, format="csr",
+                      dtype=np.float32)
+        m.data = np.round(m.data * 3).astype(np.float32)  # ties and stored zeros
+        for r in range(n_rows):  # rows in no column order, as a product leaves them
+            lo, hi = m.indptr[r], m.indptr[r + 1]
+            perm = lo + rng.permutation(hi - lo)
+            m.indices[lo:hi], m.data[lo:hi] = m.indices[perm], m.data[perm]
+        m.has_sorted_indices = False
+        blocked = rng.random(n_cols) < 0.4
+        want = m.copy()
+        want.data[blocked[want.indices]] = 0
+        want.eliminate_zeros()
+        for k in (1, 5, 40):
+            assert np.array_equal(_collab_topk(m, blocked, k), topk_rows(want, k)[0])
+            assert np.array_equal(_collab_topk(m, None, k), topk_rows(m, k)[0])
