@@ -73,7 +73,8 @@ def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
         raise InputError(f"{what} lack the column(s) {missing}")
     if len(frame) == 0:
         raise InputError(f"{what} are empty")
-    ids = [str(v) for v in frame[id_col].tolist()]
+    raw_ids = frame[id_col].tolist()
+    ids = [str(v) for v in raw_ids]
     seen: set[str] = set()
     for v in ids:
         if v in seen:
@@ -81,7 +82,7 @@ def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
         seen.add(v)
     titles, texts = frame["title"].tolist(), frame["text"].tolist()
     if (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
-            and frame.index.step == 1 and frame[id_col].tolist() == ids
+            and frame.index.step == 1 and raw_ids == ids
             and all(type(v) is str for v in (*titles, *texts))):
         return frame  # already what the rest reads (a request's frame): nothing to copy
     # Built from lists: a request's one-row frame spent milliseconds in pandas' string ops.
@@ -356,7 +357,7 @@ class Matcher(BaseEstimator):
         english = [i for i, (t, x) in enumerate(zip(titles, texts, strict=True))
                    if detect_language(f"{t} {x}") == "en"]
         if not english:
-            return _expanded(frame)
+            return _expanded(frame, titles)
         for i in english:
             titles[i], texts[i] = bridge_text(titles[i]).text, bridge_text(texts[i]).text
         return _expanded(frame.assign(title=titles, text=texts))
@@ -886,11 +887,13 @@ class Matcher(BaseEstimator):
         return out.to_frame() if as_frame else out
 
 
-def _expanded(frame: pd.DataFrame) -> pd.DataFrame:
+def _expanded(frame: pd.DataFrame, titles: list | None = None) -> pd.DataFrame:
     """``frame`` with each Chinese title followed by the catalog's forms of the market's
     short forms it holds (:func:`~iei_match.skills.expand_title`: "幼师" also says
-    "幼儿教师"); other titles are left as they are."""
-    titles = frame["title"].tolist()
+    "幼儿教师"); other titles are left as they are. ``titles``: the frame's titles, when
+    read already."""
+    if titles is None:
+        titles = frame["title"].tolist()
     expanded = [expand_title(t) if has_cjk(t) else t for t in titles]
     if expanded == titles:
         return frame
