@@ -9,6 +9,8 @@ the trees.
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import lightgbm as lgb
 import numpy as np
@@ -265,6 +267,23 @@ def test_random_models_equal_lightgbm(seed, n_rows, n_features, num_leaves, nan_
     test = np.vstack([test, with_missing(on_thresholds(booster, n_features, 50, rng), rng,
                                          0.1)])
     assert_equals_lightgbm(booster, test)
+
+
+def test_warm_up_compiles_the_predictor_for_float32_rows():
+    code = """
+import numpy as np, lightgbm as lgb
+from iei_match import tree_predict
+x = np.random.default_rng(0).normal(size=(200, 3))
+b = lgb.train({"verbose": -1, "num_threads": 1}, lgb.Dataset(x, x[:, 0]), num_boost_round=3)
+assert not tree_predict._predict_rows.signatures
+tree_predict.warm_up(None)
+tree_predict.warm_up(tree_predict.forest(b))
+print([str(s[0]) for s in tree_predict._predict_rows.signatures])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "float32" in done.stdout
 
 
 # --- the project's models ------------------------------------------------------------------

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
+from . import tree_predict
 from .bridge import bridge_text, detect_language
 from .candidates import candidate_pairs
 from .catalog import Catalog
@@ -810,15 +811,15 @@ class Matcher(BaseEstimator):
     def prepare_explanations(self) -> Matcher:
         """Build the TreeSHAP tables of both rankers now (0.1-0.5 s for the bundled models)
         rather than in the first ranking that explains, and the compiled trees that score
-        small batches (:mod:`.tree_predict`) rather than in the first ranking; returns the
-        matcher."""
+        small batches (:mod:`.tree_predict`, compiled too) rather than in the first ranking;
+        returns the matcher."""
         self._check_fitted()
         for ranker in self.rankers_.values():
             if isinstance(ranker, LambdaRanker):
                 ranker.shap_tables()
-                ranker.forest()
+                tree_predict.warm_up(ranker.forest())
         if isinstance(self.fit_model_, FitModel):
-            self.fit_model_.forest()
+            tree_predict.warm_up(self.fit_model_.forest())
         return self
 
     @overload

@@ -39,7 +39,7 @@ import numpy as np
 
 from .tree_shap import MISSING_NAN, MISSING_NONE, MISSING_ZERO, ZERO_THRESHOLD
 
-__all__ = ["Forest", "forest", "predict", "compiled_rows", "cached_forest",
+__all__ = ["Forest", "forest", "predict", "compiled_rows", "cached_forest", "warm_up",
            "IDENTITY_OBJECTIVES"]
 
 _MISSING = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
@@ -228,3 +228,10 @@ def cached_forest(owner: Any, booster: lgb.Booster) -> Forest | None:
     if cached is None or cached[0] is not booster or cached[1] != best:
         cached = owner.__dict__["_forest"] = (booster, best, forest(booster))
     return cached[2]
+
+
+def warm_up(tree_forest: Forest | None) -> None:
+    """Compile :func:`predict` for float32 rows, the matcher's (or load it from numba's
+    cache), now rather than in the first request: seconds on a cold machine."""
+    if tree_forest is not None:
+        predict(tree_forest, np.zeros((1, tree_forest.n_features), dtype=np.float32))
