@@ -35,7 +35,7 @@ from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
 from .short_titles import head_title
-from .sides import BODY_EXTRAS, Side, column_strings, document_texts, stack_rows, text_fingerprints
+from .sides import BODY_EXTRAS, Side, document_texts, stack_rows, text_fingerprints
 from .skills import expand_title
 from .text import has_cjk
 from .threads import in_threads
@@ -84,15 +84,17 @@ def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
     titles, texts = frame["title"].tolist(), frame["text"].tolist()
     if (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
             and frame.index.step == 1 and raw_ids == ids
-            and all(type(v) is str for v in (*titles, *texts))):
+            and all(type(v) is str for v in (*titles, *texts))
+            and (len(frame) <= 64 or all(frame[c].dtype == object
+                                         for c in (id_col, "title", "text")))):
         return frame  # already what the rest reads (a request's frame): nothing to copy
     # Built from lists: a request's one-row frame spent milliseconds in pandas' string ops.
     # Kept as Python strings (object columns), which the rest reads without converting
     # pandas' string arrays again (~1 µs a long text each time).
     return frame.reset_index(drop=True).assign(**{
-        c: pd.Series(v, dtype=object) for c, v in (
-            (id_col, ids), ("title", column_strings(frame["title"])),
-            ("text", column_strings(frame["text"])))})
+        c: pd.Series([v if type(v) is str else "" if pd.isna(v) else str(v) for v in vs],
+                     dtype=object)
+        for c, vs in ((id_col, ids), ("title", titles), ("text", texts))})
 
 
 class Matcher(BaseEstimator):
