@@ -14,9 +14,9 @@ process, after 5 of warm-up. ``--mode``:
   (``sys._current_frames``; threads that wait are left out) and prints, per function, the
   share of the samples in which it is on a stack (inclusive) and on top (self);
 - ``cpu``: the server's CPU time per request (every thread of this process; the load
-  runs in its own), the engine's part of it (the thread CPU time inside ``Matcher.rank``
-  and ``Matcher.partners``) and the service's own (the rest); ``--repeat`` runs of
-  ``--requests``, the median given;
+  runs in its own), the engine's part of it (the process's CPU time while
+  ``Matcher.rank`` or ``Matcher.partners`` runs, its own threads included) and the
+  service's own (the rest); ``--repeat`` runs of ``--requests``, the median given;
 - ``cprofile``: a deterministic profile (``cProfile``, one per server thread, merged) of
   the requests, the ``--top`` functions by their own time and by their cumulative time.
 """
@@ -109,8 +109,10 @@ def make_data(work: Path, colleges: int = 8) -> Path:
 
 
 class EngineClock:
-    """The thread CPU time spent inside ``Matcher.rank`` and ``Matcher.partners`` (the
-    outermost call of a thread), from :meth:`install` on."""
+    """The CPU time of the process while ``Matcher.rank`` or ``Matcher.partners`` runs (the
+    outermost call of a thread), from :meth:`install` on: the engine's own threads count
+    (its calling thread's time alone left them to the service), and with requests sent one
+    at a time nothing else of the service runs meanwhile."""
 
     def __init__(self):
         self.seconds = 0.0
@@ -127,14 +129,14 @@ class EngineClock:
         def timed(*args, **kwargs):
             depth = getattr(self._depth, "n", 0)
             self._depth.n = depth + 1
-            t0 = time.thread_time()
+            t0 = time.process_time()
             try:
                 return method(*args, **kwargs)
             finally:
                 self._depth.n = depth
                 if depth == 0:
                     with self._lock:
-                        self.seconds += time.thread_time() - t0
+                        self.seconds += time.process_time() - t0
 
         return timed
 
