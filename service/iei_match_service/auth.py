@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from .db.tables import ROLES, ApiKey, Organization, utcnow
@@ -79,8 +79,9 @@ _BY_PREFIX = select(ApiKey.id, ApiKey.key_hash, ApiKey.role, ApiKey.org_id,
                     ApiKey.revoked_at).where(ApiKey.prefix == bindparam("prefix"))
 
 
-def authenticate(session: Session, header: str | None) -> Principal:
-    """The principal of an ``Authorization: Bearer <key>`` header, or :class:`Unauthorized`."""
+def authenticate(session: Session | Connection, header: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer <key>`` header, or :class:`Unauthorized`
+    (``session``: a session or a connection, read once)."""
     if not header:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     scheme, _, key = header.partition(" ")

@@ -97,8 +97,8 @@ class KeyCheck:
         shared, hence here, off the event loop); a database that does not answer is a 503,
         as in the app."""
         try:
-            with svc.db.sessions() as s:
-                who = authenticate(s, header)
+            with svc.db.engine.connect() as conn:  # one read: no ORM session is needed
+                who = authenticate(conn, header)
             svc.rate.check(who.key_id)
             return who
         except DBAPIError as exc:
