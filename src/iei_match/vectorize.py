@@ -271,16 +271,14 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
         b_val: list[int] = []
         ptr = [0]
         for i in range(n):
-            row: dict[int, list[int]] = {}
-            for field, toks in enumerate((tokens[i], tokens[n + i])):
-                for term, c in Counter(toks).items():
-                    j = get(term)
-                    if j is not None:
-                        row.setdefault(j, [0, 0])[field] = c
-            for j in sorted(row):
-                ind.append(j)
-                t_val.append(row[j][0])
-                b_val.append(row[j][1])
+            in_title = {j: c for term, c in Counter(tokens[i]).items()
+                        if (j := get(term)) is not None}
+            in_body = {j: c for term, c in Counter(tokens[n + i]).items()
+                       if (j := get(term)) is not None}
+            cols = sorted(in_title.keys() | in_body.keys())
+            ind += cols
+            t_val += [in_title.get(j, 0) for j in cols]
+            b_val += [in_body.get(j, 0) for j in cols]
             ptr.append(len(ind))
         indices, indptr = np.array(ind, np.int32), np.array(ptr, np.int32)
         tc, bc = np.array(t_val, np.float32), np.array(b_val, np.float32)
