@@ -16,6 +16,7 @@ college may see) restrict the prepared catalog; they never rebuild it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import threading
@@ -87,18 +88,35 @@ class Prepared:
                 self._words.popitem(last=False)
         return found
 
+    @functools.cached_property
+    def _codes(self) -> dict[str, tuple[dict[str, int], np.ndarray]]:
+        """For ``level``, ``province`` and ``city``: each value's number, and each row's."""
+        out = {}
+        for name in ("level", "province", "city"):
+            values, codes = np.unique(np.asarray(getattr(self, name), dtype=str),
+                                      return_inverse=True)
+            out[name] = ({v: i for i, v in enumerate(values.tolist())}, codes.ravel())
+        return out
+
+    def _equal(self, name: str, value: str) -> np.ndarray:
+        """``getattr(self, name) == value``, from the rows' numbers (comparing the strings
+        of ten thousand rows took 0.4 ms a rule)."""
+        at, codes = self._codes[name]
+        code = at.get(value)
+        return codes == code if code is not None else np.zeros(len(codes), dtype=bool)
+
     def mask(self, *, level: str = "", province: str = "", city: str = "",
              near: str = "anywhere", certificates=(), orgs: set[int] | None = None
              ) -> np.ndarray:
         """Rows that pass the hard rules (all of them by default)."""
         ok = np.ones(len(self.rows), dtype=bool)
         if level:
-            ok &= self.level == level
+            ok &= self._equal("level", level)
         province, city = normalize(province or ""), normalize(city or "")
         if near == "city" and city:
-            ok &= self.city == city
+            ok &= self._equal("city", city)
         elif near in ("city", "province") and province:
-            ok &= self.province == province
+            ok &= self._equal("province", province)
         for cert in certificates or ():
             c = normalize(cert)
             if c:
