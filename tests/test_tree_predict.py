@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from boosters import BASE, LIGHTGBM_ZERO, random_data, splits, train, with_missing
 from iei_match import fit as fit_module
 from iei_match import rankers
 from iei_match.candidates import candidate_pairs
@@ -27,15 +28,6 @@ from iei_match.matcher import Matcher
 from iei_match.sides import Side
 from iei_match.tree_predict import forest, predict
 from synthetic import make_catalog
-
-LIGHTGBM_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float constant
-BASE = {"verbose": -1, "deterministic": True, "num_threads": 1, "seed": 0}
-
-
-def train(x, y, rounds=40, group=None, **params) -> lgb.Booster:
-    params = {**BASE, "objective": "regression", "num_leaves": 15, "min_data_in_leaf": 5,
-              **params}
-    return lgb.train(params, lgb.Dataset(x, y, group=group), num_boost_round=rounds)
 
 
 def assert_equals_lightgbm(booster, x):
@@ -46,31 +38,7 @@ def assert_equals_lightgbm(booster, x):
     np.testing.assert_array_equal(got, booster.predict(x, raw_score=True, num_threads=1))
 
 
-def splits(booster) -> list[dict]:
-    out = []
 
-    def walk(node):
-        if "split_index" in node:
-            out.append(node)
-            walk(node["left_child"])
-            walk(node["right_child"])
-
-    for tree in booster.dump_model()["tree_info"]:
-        walk(tree["tree_structure"])
-    return out
-
-
-def random_data(n=2000, d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, d))
-    y = x[:, 0] + np.sin(2 * x[:, 1]) + x[:, 2] * x[:, 3] + 0.3 * rng.normal(size=n)
-    return x, y
-
-
-def with_missing(x, rng, share=0.2, value=np.nan):
-    x = x.copy()
-    x[rng.random(x.shape) < share] = value
-    return x
 
 
 def on_thresholds(booster, n_features, rows, rng) -> np.ndarray:

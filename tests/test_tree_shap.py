@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from boosters import BASE, LIGHTGBM_ZERO, random_data, splits, train, with_missing
 from iei_match import tree_shap
 from iei_match.candidates import candidate_pairs
 from iei_match.features import build_features
@@ -23,15 +24,6 @@ from iei_match.matcher import Matcher
 from iei_match.sides import Side
 from iei_match.tree_shap import CHUNK_ROWS, MAX_PATH_FEATURES, contributions, shap_tables
 from synthetic import make_catalog
-
-LIGHTGBM_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float constant
-BASE = {"verbose": -1, "deterministic": True, "num_threads": 1, "seed": 0}
-
-
-def train(x, y, rounds=40, group=None, **params) -> lgb.Booster:
-    params = {**BASE, "objective": "regression", "num_leaves": 15, "min_data_in_leaf": 5,
-              **params}
-    return lgb.train(params, lgb.Dataset(x, y, group=group), num_boost_round=rounds)
 
 
 def lightgbm_contrib(booster, x) -> np.ndarray:
@@ -45,19 +37,6 @@ def assert_matches_lightgbm(booster, x):
     assert got.shape == (len(x), booster.num_feature())
     np.testing.assert_allclose(got, lightgbm_contrib(booster, x), rtol=1e-9, atol=1e-12)
 
-
-def splits(booster) -> list[dict]:
-    out = []
-
-    def walk(node):
-        if "split_index" in node:
-            out.append(node)
-            walk(node["left_child"])
-            walk(node["right_child"])
-
-    for tree in booster.dump_model()["tree_info"]:
-        walk(tree["tree_structure"])
-    return out
 
 
 def leaf_paths(booster) -> list[list[int]]:
@@ -80,12 +59,6 @@ def leaf_paths(booster) -> list[list[int]]:
 def split_kinds(booster) -> set[tuple[str, bool]]:
     return {(s["missing_type"], s["default_left"]) for s in splits(booster)}
 
-
-def random_data(n=2000, d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, d))
-    y = x[:, 0] + np.sin(2 * x[:, 1]) + x[:, 2] * x[:, 3] + 0.3 * rng.normal(size=n)
-    return x, y
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -113,11 +86,6 @@ def test_rows_on_the_split_thresholds_equal_pred_contrib():
     test = np.column_stack([rng.choice(on[f], size=500) for f in range(x.shape[1])])
     assert_matches_lightgbm(booster, test)
 
-
-def with_missing(x, rng, share=0.2, value=np.nan):
-    x = x.copy()
-    x[rng.random(x.shape) < share] = value
-    return x
 
 
 def test_nan_splits_both_default_directions_equal_pred_contrib():

@@ -67,6 +67,17 @@ def run_table(texts: Sequence[str], by: str = "pieces") -> RunTable:
     if by not in ("pieces", "runs"):
         raise ValueError(f"by must be 'pieces' or 'runs', got {by!r}")
     index: dict[str, int] = {SEPARATOR: 0}
+    doc, code = _split_texts(texts, index, by)
+    counts = sp.csr_matrix((np.ones(len(code), np.float32), (doc, code - 1)),
+                           shape=(len(texts), len(index) - 1))
+    counts.sum_duplicates()
+    return RunTable(counts, list(index)[1:])
+
+
+def _split_texts(texts: Sequence[str], index: dict[str, int], by: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(text, code) of each piece or run of ``texts``, split a batch of ``_CHUNK``
+    characters at a time; codes from ``index`` (grown here)."""
     docs, codes, batch, size, first = [], [], [], 0, 0
     for i, t in enumerate(texts):
         batch.append(t)
@@ -77,12 +88,8 @@ def run_table(texts: Sequence[str], by: str = "pieces") -> RunTable:
             codes.append(c)
             first += len(batch)
             batch, size = [], 0
-    doc = np.concatenate(docs) if docs else np.zeros(0, np.int64)
-    code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
-    counts = sp.csr_matrix((np.ones(len(code), np.float32), (doc, code - 1)),
-                           shape=(len(texts), len(index) - 1))
-    counts.sum_duplicates()
-    return RunTable(counts, list(index)[1:])
+    return (np.concatenate(docs) if docs else np.zeros(0, np.int64),
+            np.concatenate(codes) if codes else np.zeros(0, np.int64))
 
 
 def _split_batch(texts: list[str], index: dict[str, int], by: str
@@ -117,18 +124,7 @@ def normalized_run_table(texts: Sequence[str]) -> tuple[list[str], RunTable]:
         normalized = normalize_many(texts)
         return normalized, run_table(normalized)
     index: dict[str, int] = {SEPARATOR: 0}
-    docs, codes, batch, size, first = [], [], [], 0, 0
-    for i, t in enumerate(texts):
-        batch.append(t)
-        size += len(t) + 3
-        if size >= _CHUNK or i == len(texts) - 1:
-            d, c = _split_batch(batch, index, "pieces")
-            docs.append(d + first)
-            codes.append(c)
-            first += len(batch)
-            batch, size = [], 0
-    doc = np.concatenate(docs) if docs else np.zeros(0, np.int64)
-    code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    doc, code = _split_texts(texts, index, "pieces")
     pieces = normalize_pieces(list(index)[1:])
     forms = np.array(pieces, dtype=object)
     keep = np.array([bool(p) for p in pieces], dtype=bool)[code - 1]
