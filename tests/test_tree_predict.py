@@ -380,3 +380,17 @@ def test_rankings_are_the_same_with_lightgbm(fitted, monkeypatch):
     monkeypatch.setattr(fit_module, "COMPILED_BELOW", 0)
     lightgbm = fresh(matcher).rank(needs.head(30), programs, k=10, min_fit=0.0)
     pd.testing.assert_frame_equal(compiled, lightgbm)
+
+
+def test_an_infinite_threshold_reads_values_above_1e300_as_lightgbm():
+    """A split sending every number left and NaN right has the threshold inf, which
+    ``dump_model`` writes as 1e300: the thresholds come from the model's text."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    nan = rng.random(400) < 0.5
+    x[nan, 0] = np.nan
+    booster = train(x, nan + 0.1 * x[:, 1], rounds=3)
+    assert "threshold=inf" in booster.model_to_string()
+    test = np.array([[1.5e300, 0.0], [1e300, 0.0], [np.nextafter(1e300, np.inf), 1.0],
+                     [np.inf, 0.0], [np.nan, 0.0], [-1.5e300, 0.0]])
+    assert_equals_lightgbm(booster, test)

@@ -357,3 +357,17 @@ def test_prepare_explanations_builds_both_rankers_tables_up_front(fitted):
     tables = matcher.rankers_["need"].shap_tables()
     matcher.contributions(x, "need")
     assert matcher.rankers_["need"].shap_tables() is tables  # used, not built again
+
+
+def test_an_infinite_threshold_reads_values_above_1e300_as_lightgbm():
+    """``dump_model`` writes an infinite threshold as 1e300: the tables read the model's
+    text, so a value above 1e300 takes LightGBM's path."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    nan = rng.random(400) < 0.5
+    x[nan, 0] = np.nan
+    booster = train(x, nan + 0.1 * x[:, 1], rounds=3)
+    assert "threshold=inf" in booster.model_to_string()
+    test = np.array([[1.5e300, 0.0], [np.nextafter(1e300, np.inf), 1.0], [np.inf, 0.0],
+                     [np.nan, 0.0], [-1.5e300, 0.0]])
+    assert_matches_lightgbm(booster, test)

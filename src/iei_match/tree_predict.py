@@ -17,8 +17,9 @@ The result is LightGBM's raw score, bit for bit:
   NaN reads as 0. LightGBM gives every split on a feature its feature's missing type, so
   :func:`predict` rewrites each row once (NaN to 0, or 0 to NaN) and a split only asks
   ``v <= threshold``, then ``isnan(v) and default_left``.
-- The thresholds and leaf values are doubles printed with 17 significant digits in the
-  dump, so they are read back exactly.
+- The thresholds and leaf values are doubles printed with 17 significant digits, so they
+  are read back exactly; the thresholds from the model's text, where an infinite one is
+  ``inf`` (the dump writes it as 1e300).
 - A row's score is the sum of its leaves, tree by tree in the model's order, from 0.0, in
   double (``GBDT::PredictRaw``; the objective's starting score is in the first tree's
   leaves).
@@ -37,7 +38,14 @@ import lightgbm as lgb
 import numba
 import numpy as np
 
-from .tree_shap import MISSING_NAN, MISSING_NONE, MISSING_ZERO, ZERO_THRESHOLD
+from .tree_shap import (
+    MISSING_NAN,
+    MISSING_NONE,
+    MISSING_ZERO,
+    ZERO_THRESHOLD,
+    exact_thresholds,
+    split_threshold,
+)
 
 __all__ = ["Forest", "forest", "predict", "compiled_rows", "cached_forest", "warm_up",
            "IDENTITY_OBJECTIVES"]
@@ -99,8 +107,10 @@ def forest(booster: lgb.Booster) -> Forest | None:
         return None
     n_features = int(model["max_feature_idx"]) + 1
     nodes = _Nodes(n_features)
+    thresholds = exact_thresholds(booster)
     roots = []
     for tree in model["tree_info"]:
+        nodes.tree_thresholds = thresholds.get(int(tree["tree_index"]), [])
         root = nodes.add(tree["tree_structure"])
         if root is None:
             return None
@@ -120,6 +130,7 @@ class _Nodes:
     """Collects the splits and leaves of the trees."""
 
     def __init__(self, n_features: int) -> None:
+        self.tree_thresholds: list[float] = []  # the current tree's, by split index
         self.feature_missing: list[int | None] = [None] * n_features
         self.splits: list[list[int]] = []
         self.threshold: list[float] = []
@@ -144,8 +155,11 @@ class _Nodes:
         # With the row rewritten, only a NaN (or Zero) split sees NaN, and sends it its
         # default way.
         nan_left = int(bool(node["default_left"]) and missing != MISSING_NONE)
+        threshold = split_threshold(node, self.tree_thresholds)
+        if threshold is None:
+            return None
         self.splits.append([feature, 0, 0, nan_left])
-        self.threshold.append(float(node["threshold"]))
+        self.threshold.append(threshold)
         left = self.add(node["left_child"])
         right = self.add(node["right_child"])
         if left is None or right is None:

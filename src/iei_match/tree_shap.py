@@ -83,16 +83,45 @@ def shap_tables(booster: lgb.Booster) -> ShapTables | None:
     if model.get("num_tree_per_iteration", 1) != 1 or model.get("linear_tree"):
         return None
     nodes = _Nodes()
+    thresholds = exact_thresholds(booster)
     for tree in model["tree_info"]:
+        nodes.tree_thresholds = thresholds.get(int(tree["tree_index"]), [])
         if not nodes.add(tree["tree_structure"], -1, False, {}, []):
             return None
     return nodes.tables(int(model["max_feature_idx"]) + 1)
+
+
+def exact_thresholds(booster: lgb.Booster) -> dict[int, list[float]]:
+    """Each tree's split thresholds, by split index, from the model's text: ``dump_model``
+    writes an infinite threshold (a split that sends every number one way and only NaN the
+    other) as 1e300, which a row's value above 1e300 would read differently."""
+    out: dict[int, list[float]] = {}
+    tree = None
+    for line in booster.model_to_string().splitlines():
+        if line.startswith("Tree="):
+            tree = int(line[5:])
+        elif line.startswith("threshold=") and tree is not None:
+            out[tree] = [float(v) for v in line[len("threshold="):].split()]
+    return out
+
+
+def split_threshold(node: dict, tree_thresholds: list[float]) -> float | None:
+    """The exact threshold of a dumped split node, from its tree's
+    :func:`exact_thresholds`; None where the two disagree (beyond the dump's 1e300)."""
+    at = int(node["split_index"])
+    if at >= len(tree_thresholds):
+        return None
+    threshold, dumped = tree_thresholds[at], float(node["threshold"])
+    if threshold != dumped and not (abs(dumped) >= 1e300 and abs(threshold) >= 1e300):
+        return None
+    return threshold
 
 
 class _Nodes:
     """Collects the nodes of the trees in preorder, and each leaf's path features."""
 
     def __init__(self) -> None:
+        self.tree_thresholds: list[float] = []  # the current tree's, by split index
         self.parent: list[int] = []
         self.is_left: list[bool] = []
         self.feature: list[int] = []
@@ -136,8 +165,11 @@ class _Nodes:
         if feat not in slots:
             slots[feat] = len(slots)
             r = [*r, 1.0]
+        threshold = split_threshold(node, self.tree_thresholds)
+        if threshold is None:
+            return False
         self.feature.append(feat)
-        self.threshold.append(float(node["threshold"]))
+        self.threshold.append(threshold)
         self.default_left.append(bool(node["default_left"]))
         self.missing.append(_MISSING[node.get("missing_type", "None")])
         self.slot.append(slots[feat])
