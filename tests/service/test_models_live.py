@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import psutil
+import pytest
 
 from iei_match.bundled import catalog_dir
 
@@ -65,6 +66,7 @@ def test_model_swap_under_concurrent_requests_loses_none(tmp_path, model_root):
         world.server.stop()
 
 
+@pytest.mark.slow  # ~50 s on 2 cores: a real retraining
 def test_retrain_learns_new_vocabulary_and_outcomes_and_publishes(tmp_path, model_root):
     # A small catalog keeps retraining quick; the gate and the publishing are the same.
     src = catalog_dir("cn-vocational")

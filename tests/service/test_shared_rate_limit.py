@@ -65,6 +65,7 @@ def test_pruning_removes_the_minutes_before_the_previous_one(two_processes):
         assert sorted(r.minute for r in s.query(RateCount)) == [now - 1, now]
 
 
+@pytest.mark.slow  # ~22 s on 2 cores: two real servers
 def test_two_servers_on_one_database_share_a_keys_limit(tmp_path, model_root, pg_factory):
     w = make_world(tmp_path, model_root, pg_factory(), rate_limit_per_minute=20,
                    shared_rate_limit=True)
