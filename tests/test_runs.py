@@ -37,23 +37,6 @@ def test_normalize_many_is_normalize_of_each_text(texts):
     assert normalize_many(texts) == [normalize(t) for t in texts]
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.text(ALPHABET + ["\u00a8", "\u1fbd", "\u037a"],
-                                             max_size=16)), max_size=12))
-def test_normalize_many_by_pieces_is_normalize_of_each_text(texts):
-    """Texts normalised piece by piece (as in a batch of many) give ``normalize``'s forms."""
-    import iei_match.text as text_module
-
-    texts = texts + texts[::-1]  # repeated pieces
-    before = text_module._SPLIT_FROM
-    text_module._SPLIT_FROM = 0
-    try:
-        got = normalize_many(texts)
-    finally:
-        text_module._SPLIT_FROM = before
-    assert got == [normalize(t) for t in texts]
-
-
 def test_normalize_many_on_a_real_catalog_and_against_nfkc():
     from iei_match.bundled import catalog_dir
     from iei_match.io import load_programs
@@ -64,6 +47,9 @@ def test_normalize_many_on_a_real_catalog_and_against_nfkc():
     assert normalize_many(texts) == [normalize(t) for t in texts]
     alliance = [f"{t} 由第{i % 7}学院开设" for i, t in enumerate(texts * 3)]  # repeated pieces
     assert normalize_many(alliance) == [normalize(t) for t in alliance]
+    from iei_match.runs import normalized_run_table
+
+    assert normalized_run_table(alliance)[0] == [normalize(t) for t in alliance]
 
 
 @settings(max_examples=200, deadline=None)
@@ -114,7 +100,8 @@ def test_pieces_give_the_counts_of_each_text(texts, analyzer):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(ALPHABET + ["\u00a8", "\u3000"], max_size=15), max_size=10))
+@given(st.lists(st.text(ALPHABET + ["\u00a8", "\u1fbd", "\u037a", "\u3000"], max_size=16),
+                max_size=12))
 def test_normalized_run_table_is_normalize_then_run_table(raw):
     """Raw texts normalised and cut in one pass: the texts of ``normalize`` and the
     counts of analysing each normalised text."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .text import RUN_OR_SEPARATOR, SEPARATOR, normalize_many, normalize_pieces
+from .text import RUN_OR_SEPARATOR, SEPARATOR, normalize_many
 
 __all__ = ["RunTable", "normalized_run_table", "run_table"]
 
@@ -68,10 +68,15 @@ def run_table(texts: Sequence[str], by: str = "pieces") -> RunTable:
         raise ValueError(f"by must be 'pieces' or 'runs', got {by!r}")
     index: dict[str, int] = {SEPARATOR: 0}
     doc, code = _split_texts(texts, index, by)
+    return RunTable(_counts(doc, code, len(texts), len(index) - 1), list(index)[1:])
+
+
+def _counts(doc: np.ndarray, code: np.ndarray, n_texts: int, n_codes: int) -> sp.csr_matrix:
+    """How often each text holds each code (codes from 1, 0 being the separator)."""
     counts = sp.csr_matrix((np.ones(len(code), np.float32), (doc, code - 1)),
-                           shape=(len(texts), len(index) - 1))
+                           shape=(n_texts, n_codes))
     counts.sum_duplicates()
-    return RunTable(counts, list(index)[1:])
+    return counts
 
 
 def _split_texts(texts: Sequence[str], index: dict[str, int], by: str
@@ -115,20 +120,23 @@ def _split_batch(texts: list[str], index: dict[str, int], by: str
 def normalized_run_table(texts: Sequence[str]) -> tuple[list[str], RunTable]:
     """``(normalize_many(texts), run_table(...))`` of raw texts in one pass.
 
-    The raw texts are split at spaces once; each distinct piece is normalised once
-    (:func:`~iei_match.text.normalize_pieces`) and becomes a column of the table (two raw
-    pieces of one normal form are two columns with the same counts). The texts' counts are
-    those of :func:`run_table` of the normalised texts.
+    NFKC, the control characters and ``lower()`` treat an ASCII space as a boundary
+    (nothing composes with it; it is neither cased nor case-ignorable), so a text's normal
+    form is its space-separated pieces' normal forms joined by spaces, without the empty
+    ones. The raw texts are split at spaces once, each distinct piece is normalised once
+    and becomes a column of the table (two raw pieces of one normal form are two columns
+    with the same counts). The texts' counts are those of :func:`run_table` of the
+    normalised texts.
     """
     if any(SEPARATOR in t for t in texts):  # rare: the joined batch would be ambiguous
         normalized = normalize_many(texts)
         return normalized, run_table(normalized)
     index: dict[str, int] = {SEPARATOR: 0}
     doc, code = _split_texts(texts, index, "pieces")
-    pieces = normalize_pieces(list(index)[1:])
+    pieces = normalize_many(list(index)[1:])
     forms = np.array(pieces, dtype=object)
     keep = np.array([bool(p) for p in pieces], dtype=bool)[code - 1]
-    # Each text is its non-empty pieces' forms joined: one join and one split for all.
+    # Each text is its non-empty pieces' forms joined (a text's pieces are consecutive).
     marks = np.flatnonzero(np.diff(doc[keep], prepend=-1))  # first kept piece of each text
     normalized = [""] * len(texts)
     if keep.any():
@@ -137,7 +145,4 @@ def normalized_run_table(texts: Sequence[str]) -> tuple[list[str], RunTable]:
         joined = [" ".join(kept_form[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         for d, t in zip(kept_doc[marks], joined, strict=True):
             normalized[d] = t
-    counts = sp.csr_matrix((np.ones(len(code), np.float32), (doc, code - 1)),
-                           shape=(len(texts), len(index) - 1))
-    counts.sum_duplicates()
-    return normalized, RunTable(counts, pieces)
+    return normalized, RunTable(_counts(doc, code, len(texts), len(pieces)), pieces)

@@ -41,7 +41,6 @@ _stemmer = snowballstemmer.stemmer("english")
 # never part of a run.
 SEPARATOR = "\ue000"
 RUN_OR_SEPARATOR = re.compile(rf"{_RUN.pattern}|{SEPARATOR}")
-_SPLIT_FROM = 64  # texts from which normalize_many normalises distinct pieces
 
 
 def normalize_many(texts: Sequence[object]) -> list[str]:
@@ -62,29 +61,6 @@ def normalize_many(texts: Sequence[object]) -> list[str]:
     """
     strings = ["" if t is None or (isinstance(t, float) and t != t) else str(t)
                for t in texts]
-    if len(strings) >= _SPLIT_FROM:
-        # Many texts repeat their pieces (sentences, phrases): normalise each distinct
-        # space-separated piece once (see normalize_pieces).
-        split = [s.split(" ") for s in strings]
-        index: dict[str, int] = {}
-        codes = [[index.setdefault(p, len(index)) for p in ps] for ps in split]
-        if 2 * len(index) < sum(map(len, codes)):  # else splitting does not pay
-            done = normalize_pieces(list(index))
-            return [" ".join([done[c] for c in cs if done[c]]) for cs in codes]
-    return normalize_pieces(strings)
-
-
-def normalize_pieces(strings: list[str]) -> list[str]:
-    """``[normalize(s) for s in strings]`` for strings, the texts joined into one string
-    (see :func:`normalize_many`).
-
-    NFKC, the control characters and ``lower()`` treat an ASCII space as a boundary
-    (nothing composes with it; it is neither cased nor case-ignorable), so the normal form
-    of a text is the normal forms of its space-separated pieces, joined by spaces, without
-    the empty ones: a batch of texts that repeat their pieces can normalise each distinct
-    piece once.
-    """
-    original = strings
     joined = SEPARATOR.join(strings)
     if not strings or joined.count(SEPARATOR) != len(strings) - 1:  # a text holds the separator
         return [normalize(t) for t in strings]
@@ -100,7 +76,7 @@ def normalize_pieces(strings: list[str]) -> list[str]:
                    for s in joined.split(SEPARATOR)]
         joined = SEPARATOR.join(strings)
         if joined.count(SEPARATOR) != len(strings) - 1:  # NFKC of a text made the separator
-            return [normalize(t) for t in original]
+            return [normalize(t) for t in texts]
     return [" ".join(s.split()) for s in _CONTROL.sub(" ", joined).lower().split(SEPARATOR)]
 
 

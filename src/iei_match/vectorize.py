@@ -19,7 +19,7 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from .errors import InputError, NotFittedError
 from .ngram_counts import NgramKeys, char_ngram_counts
-from .runs import RunTable, run_table
+from .runs import RunTable, normalized_run_table, run_table
 from .text import char_ngrams, normalize_many, tokenize
 
 __all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights", "take_rows", "small_texts"]
@@ -207,21 +207,19 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         if counts.shape[0] == 0:
             return counts.copy()
-        m = sp.csr_matrix(counts, dtype=np.float64, copy=True)
-        m.sum_duplicates()
-        np.log1p(m.data, out=m.data)
-        m.data *= self.idf_[m.indices]  # (counts @ diag(idf)) without a vocabulary-sized diag
-        inplace_csr_row_normalize_l2(m)  # sklearn's normalize(), without its validation
-        return m
+        m = sp.csr_matrix(counts)
+        if not m.has_canonical_format:  # a copy: the caller's counts stay as they are
+            m = m.copy()
+            m.sum_duplicates()
+        return self._raw_tfidf(m.data, m.indices, m.indptr, m.shape)
 
     def _counts(self, texts: Sequence[str], normalized: bool,
                 runs: RunTable | None = None) -> sp.csr_matrix:
         """Term counts of each text in the learned vocabulary (``runs``: the
         :func:`~iei_match.runs.run_table` of ``texts``, made here when not given)."""
-        if not normalized:
-            texts = normalize_many(texts)
         if runs is None:
-            runs = run_table(texts)
+            texts, runs = (normalized_run_table(texts) if not normalized
+                           else (texts, run_table(texts)))
         if self.analyzer == "char":
             if not hasattr(self, "_keys"):
                 self._keys = NgramKeys(self._index)
@@ -294,9 +292,9 @@ class FieldVectorizer(TransformerMixin, BaseEstimator):
                    shape: tuple[int, int]) -> sp.csr_matrix:
         """:meth:`_tfidf` of the canonical count matrix with these arrays."""
         data = np.log1p(counts.astype(np.float64))
-        data *= self.idf_[indices]
+        data *= self.idf_[indices]  # (counts @ diag(idf)) without a vocabulary-sized diag
         m = _raw_csr(data, indices, indptr, shape)
-        inplace_csr_row_normalize_l2(m)
+        inplace_csr_row_normalize_l2(m)  # sklearn's normalize(), without its validation
         return m
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
