@@ -6,19 +6,25 @@ from __future__ import annotations
 import doctest
 import re
 import warnings
+from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iei_match import explanations
 from iei_match.explanations import (
     FEATURE_LABELS,
     FILLER_WORDS,
     describe_feature,
+    is_filler,
     is_shown,
     surface_forms,
     surface_terms,
 )
+from iei_match.kernels import topk_pair_products
 from iei_match.matcher import Matcher
 from test_matcher import PARAMS, build_world
 
@@ -43,11 +49,15 @@ def test_doctests():
 
 
 @pytest.fixture(scope="module")
-def ranked():
+def fitted():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        matcher = Matcher(**PARAMS).fit(NEEDS, PROGRAMS, links=None)
-    return {m.need_id: m for m in matcher.rank(NEEDS, PROGRAMS, k=1, as_frame=False)}
+        return Matcher(**PARAMS).fit(NEEDS, PROGRAMS, links=None)
+
+
+@pytest.fixture(scope="module")
+def ranked(fitted):
+    return {m.need_id: m for m in fitted.rank(NEEDS, PROGRAMS, k=1, as_frame=False)}
 
 
 def test_matched_terms_are_words_of_the_texts_not_stems(ranked):
@@ -74,6 +84,52 @@ def test_surface_terms_take_the_most_frequent_spelling():
     forms = [surface_forms("nurses and nursing, nursing"), surface_forms("nurse")]
     assert surface_terms(["nurs"], forms) == ["nursing"]
     assert surface_terms(["nurs", "要求", "按", "护理"], []) == ["nurs", "护理"]
+
+
+def plain_surface_terms(terms, forms, n_terms=5):
+    """surface_terms written the plain way: merge the counts, take the best spelling."""
+    out = []
+    for term in terms:
+        if is_filler(term):
+            continue
+        counts = Counter()
+        for f in forms:
+            counts.update(f.get(term, ()))
+        shown = min(counts, key=lambda w: (-counts[w], len(w), w)) if counts else term
+        if shown not in out:
+            out.append(shown)
+            if len(out) == n_terms:
+                break
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["nurse", "nurses", "nursing", "nursed", "护理"]),
+                         max_size=4), max_size=3))
+def test_surface_terms_equal_the_plain_merge_of_counts(texts):
+    forms = [surface_forms(" ".join(words)) for words in texts]
+    terms = ["nurs", "护理", "respons", "nurs"]
+    assert surface_terms(terms, forms) == plain_surface_terms(terms, forms)
+
+
+def test_matched_terms_equal_the_plain_loop_over_pairs(fitted):
+    mixed = NEEDS.assign(text=NEEDS["text"] + [" 数控车床 lathes", " 护理 nurses", " CNC lathe"])
+    needs, _ = fitted._side(mixed, "need", searched=False)
+    programs, _ = fitted._side(PROGRAMS, "program", searched=True)
+    n_rows, p_rows = (a.ravel() for a in np.meshgrid(np.arange(3), np.arange(3)))
+    got = fitted._matched_terms(needs, programs, n_rows, p_rows)
+    cols, _ = topk_pair_products(needs.word.full, programs.word.full, n_rows, p_rows, 15)
+    vocab = fitted.word_.vocabulary_
+
+    def text(side, i):
+        return f"{side.titles[i]} {side.texts[i]}"
+
+    want = [plain_surface_terms([vocab[c] for c in row if c >= 0],
+                                [surface_forms(text(needs, n)), surface_forms(text(programs, p))])
+            for row, n, p in zip(cols, n_rows, p_rows, strict=True)]
+    assert got == want
+    assert any(re.search(r"[a-z]", t) for terms in got for t in terms)  # both kinds shown
+    assert any(re.search(r"[\u4e00-\u9fff]", t) for terms in got for t in terms)
 
 
 def test_labels_are_plain_and_say_which_way_the_factor_went():

@@ -281,15 +281,29 @@ def surface_terms(terms: Iterable[str], forms: Sequence[dict[str, Counter]],
     for term in terms:
         if is_filler(term):
             continue
-        counts: Counter = Counter()
-        for f in forms:
-            counts.update(f.get(term, ()))
-        shown = min(counts, key=lambda w: (-counts[w], len(w), w)) if counts else term
+        shown = _spelling(term, [f[term] for f in forms if term in f])
         if shown not in out:
             out.append(shown)
             if len(out) == n_terms:
                 break
     return out
+
+
+def _spelling(term: str, hits: list[Counter]) -> str:
+    """The most frequent spelling of ``term`` over the counts ``hits`` of its texts (the
+    shortest, then the first alphabetically, on a tie); ``term`` itself when none spells it."""
+    if not hits:
+        return term
+    counts = hits[0]
+    if len(hits) > 1:
+        first = next(iter(counts)) if len(counts) == 1 else None
+        if first is None or any(len(h) != 1 or first not in h for h in hits[1:]):
+            counts = Counter()
+            for h in hits:
+                counts.update(h)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return min(counts, key=lambda w: (-counts[w], len(w), w))
 
 
 def cached_forms(texts: Callable[[int], str]) -> Callable[[int], dict[str, Counter]]:

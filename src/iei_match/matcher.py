@@ -25,7 +25,7 @@ from .candidates import candidate_pairs
 from .catalog import Catalog
 from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
-from .explanations import cached_forms, is_shown, surface_terms
+from .explanations import cached_forms, is_filler, is_shown, surface_terms
 from .features import build_features, is_relative
 from .fit import FitModel, SimilarityFit
 from .kernels import topk_pair_products
@@ -773,18 +773,43 @@ class Matcher(BaseEstimator):
     def _matched_terms(self, needs: Side, programs: Side, n_rows, p_rows,
                        n_terms=5) -> list[list[str]]:
         """The shared terms that weigh most in each pair, filler left out and each shown as
-        the pair's texts spell it (:func:`~.explanations.surface_terms`)."""
+        the pair's texts spell it (:func:`~.explanations.surface_terms`).
+
+        A pair whose shown terms are all Chinese (their own spelling) takes them straight
+        from the vocabulary; only pairs with an English stem read their texts' spellings.
+        """
         cols, _ = topk_pair_products(needs.word.full, programs.word.full, n_rows, p_rows,
                                      n_terms + _SPARE_TERMS)
-        vocab = self.word_.vocabulary_
-        need_forms, prog_forms = (cached_forms(_side_text(side)) for side in (needs, programs))
-        out = []
-        for row, n, p in zip(cols, n_rows, p_rows, strict=True):
-            terms = [vocab[c] for c in row if c >= 0]
-            latin = any(not has_cjk(t) for t in terms)
-            out.append(surface_terms(terms, (need_forms(n), prog_forms(p)) if latin else (),
-                                     n_terms))
+        words, filler, latin = self._term_table()
+        valid = cols >= 0
+        safe = np.where(valid, cols, 0)
+        shown = valid & ~filler[safe]
+        spelled = (shown & latin[safe]).any(axis=1)
+        packed = np.take_along_axis(safe, np.argsort(~shown, axis=1, kind="stable"), axis=1)
+        counts = np.minimum(shown.sum(axis=1), n_terms).tolist()
+        out = [row[:c] for row, c in zip(words[packed[:, :n_terms]].tolist(), counts,
+                                         strict=True)]
+        if spelled.any():
+            vocab = self.word_.vocabulary_
+            need_forms, prog_forms = (cached_forms(_side_text(side))
+                                      for side in (needs, programs))
+            for i in np.flatnonzero(spelled).tolist():
+                terms = [vocab[c] for c in cols[i] if c >= 0]
+                out[i] = surface_terms(terms, (need_forms(n_rows[i]), prog_forms(p_rows[i])),
+                                       n_terms)
         return out
+
+    def _term_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The word vocabulary as an object array, and which of its terms are filler
+        (:func:`~.explanations.is_filler`) and which have no Chinese character."""
+        vocab = self.word_.vocabulary_
+        cached = self.__dict__.get("_terms")
+        if cached is None or cached[0] is not vocab:
+            words = np.array(vocab, dtype=object)
+            filler = np.fromiter((is_filler(t) for t in vocab), dtype=bool, count=len(vocab))
+            latin = np.fromiter((not has_cjk(t) for t in vocab), dtype=bool, count=len(vocab))
+            cached = self.__dict__["_terms"] = (vocab, words, filler, latin)
+        return cached[1], cached[2], cached[3]
 
     def _top_factors(self, x: np.ndarray, direction: str, n_factors=3
                      ) -> list[dict[str, float]]:
