@@ -31,7 +31,7 @@ from .fit import FitModel, SimilarityFit
 from .kernels import topk_pair_products
 from .memory import Memory, links_to_programs
 from .params import Interval, Options, validate_params
-from .rankers import ContentRanker, LambdaRanker, Ranker
+from .rankers import ContentRanker, LambdaRanker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
 from .short_titles import head_title
@@ -280,27 +280,40 @@ class Matcher(BaseEstimator):
         if any(len(np.unique(g)) < 2 for _, _, g in tables.values()):
             return self._content_only(need_side, prog_side,
                                       "the links are too few to learn a ranker from")
-        rankers: dict[str, Ranker] = {}
-        for direction, (x, y, groups) in tables.items():
-            rankers[direction] = LambdaRanker(
-                n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-                num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
-                early_stopping_rounds=self.early_stopping_rounds, min_rounds=self.min_rounds,
-                validation_fraction=self.validation_fraction,
-                random_state=self.random_state, n_jobs=self.n_jobs,
-            ).fit(x, y, groups, self.feature_names_)
-        self.rankers_ = rankers
         x, y, folds, weight = fit_table
         positives = int((y > 0).sum())
-        if positives < MIN_FIT_LINKS or positives == len(y):
+        calibrate = not (positives < MIN_FIT_LINKS or positives == len(y))
+        # The two rankers and the fit's classifier train side by side, each LightGBM in
+        # fewer threads: its boosting scales poorly past one thread on tables of this size,
+        # and its models do not depend on the number of threads (deterministic=True).
+        workers = min(self.n_jobs, 3 if calibrate else 2)
+        threads = max(1, self.n_jobs // workers)
+        estimators: list = [self._ranker(threads) for _ in tables]
+        jobs = [lambda e=e, t=t: e.fit(*t, self.feature_names_)
+                for e, t in zip(estimators, tables.values(), strict=True)]
+        if calibrate:
+            estimators.append(FitModel(random_state=self.random_state, n_jobs=threads))
+            jobs.append(lambda: estimators[-1].fit(x, y, folds, self._absolute_names(), weight))
+        in_threads(jobs[::-1] if calibrate else jobs, workers)
+        for estimator in estimators:
+            estimator.n_jobs = self.n_jobs  # predictions use every thread again
+        self.rankers_ = dict(zip(tables, estimators[:len(tables)], strict=True))
+        if calibrate:
+            self.fit_model_ = estimators[-1]
+        else:
             self.fit_model_ = SimilarityFit().fit(self._absolute_names())
             warnings.warn(f"only {positives} candidate pairs are links: too few to calibrate "
                           f"the fit, which is content similarity instead", UserWarning,
                           stacklevel=2)
-        else:
-            self.fit_model_ = FitModel(random_state=self.random_state, n_jobs=self.n_jobs).fit(
-                x, y, folds, self._absolute_names(), weight)
         return self
+
+    def _ranker(self, n_jobs: int) -> LambdaRanker:
+        return LambdaRanker(
+            n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
+            early_stopping_rounds=self.early_stopping_rounds, min_rounds=self.min_rounds,
+            validation_fraction=self.validation_fraction, random_state=self.random_state,
+            n_jobs=n_jobs)
 
     def _content_only(self, needs: Side, programs: Side, reason: str) -> Matcher:
         # The feature names of this memory (absolute and relative), from one tiny list.
