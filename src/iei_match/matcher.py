@@ -741,7 +741,7 @@ class Matcher(BaseEstimator):
         rows = np.arange(len(x))
         fit_all = None
         if min_fit is not None:
-            fit_all = self.fit_model_.predict(x[:, absolute])
+            fit_all = self.fit_model_.predict(x[:, absolute], n_threads=self.n_jobs)
             rows = np.flatnonzero(fit_all >= min_fit)
         other = p_rows if direction == "need" else n_rows
         order = rows[np.lexsort((other[rows], -score[rows], groups[rows]))]
@@ -751,7 +751,7 @@ class Matcher(BaseEstimator):
         rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
         keep, rank = order[rank < k], rank[rank < k] + 1
         fit = (fit_all[keep] if fit_all is not None
-               else self.fit_model_.predict(x[keep][:, absolute]))
+               else self.fit_model_.predict(x[keep][:, absolute], n_threads=self.n_jobs))
         terms: list[list[str]] | None = None
         contributions: list[dict[str, float]] | None = None
         if n_explain > 0:
