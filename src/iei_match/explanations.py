@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from .text import _stem, has_cjk
 
 __all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES", "cached_forms",
-           "describe_feature", "is_filler", "is_shown", "surface_forms", "surface_terms"]
+           "describe_feature", "is_filler", "is_shown", "spelled_terms", "surface_forms",
+           "surface_terms"]
 
 # Per feature: (when it counts for the pair, when it counts against), each (English, Chinese).
 _Label = tuple[tuple[str, str], tuple[str, str]]
@@ -277,10 +278,14 @@ def surface_terms(terms: Iterable[str], forms: Sequence[dict[str, Counter]],
     >>> surface_terms(["lath", "respons", "oper", "数控"], forms)
     ['lathe', 'operator', '数控']
     """
+    return spelled_terms([t for t in terms if not is_filler(t)], forms, n_terms)
+
+
+def spelled_terms(terms: Iterable[str], forms: Sequence[dict[str, Counter]],
+                  n_terms: int = 5) -> list[str]:
+    """:func:`surface_terms` of terms already known not to be filler."""
     out: list[str] = []
     for term in terms:
-        if is_filler(term):
-            continue
         shown = _spelling(term, [f[term] for f in forms if term in f])
         if shown not in out:
             out.append(shown)
@@ -294,16 +299,16 @@ def _spelling(term: str, hits: list[Counter]) -> str:
     shortest, then the first alphabetically, on a tie); ``term`` itself when none spells it."""
     if not hits:
         return term
-    counts = hits[0]
-    if len(hits) > 1:
-        first = next(iter(counts)) if len(counts) == 1 else None
-        if first is None or any(len(h) != 1 or first not in h for h in hits[1:]):
-            counts = Counter()
-            for h in hits:
-                counts.update(h)
+    if len(hits) == 1:
+        counts = hits[0]
+    else:
+        counts = dict(hits[0])
+        for h in hits[1:]:
+            for w, c in h.items():
+                counts[w] = counts.get(w, 0) + c
     if len(counts) == 1:
         return next(iter(counts))
-    return min(counts, key=lambda w: (-counts[w], len(w), w))
+    return min((-c, len(w), w) for w, c in counts.items())[2]
 
 
 def cached_forms(texts: Callable[[int], str]) -> Callable[[int], dict[str, Counter]]:

@@ -25,7 +25,7 @@ from .candidates import candidate_pairs
 from .catalog import Catalog
 from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
-from .explanations import cached_forms, is_filler, is_shown, surface_terms
+from .explanations import cached_forms, is_filler, is_shown, spelled_terms
 from .features import build_features, is_relative
 from .fit import FitModel, SimilarityFit
 from .kernels import topk_pair_products
@@ -803,13 +803,13 @@ class Matcher(BaseEstimator):
         out = [row[:c] for row, c in zip(words[packed[:, :n_terms]].tolist(), counts,
                                          strict=True)]
         if spelled.any():
-            vocab = self.word_.vocabulary_
             need_forms, prog_forms = (cached_forms(_side_text(side))
                                       for side in (needs, programs))
-            for i in np.flatnonzero(spelled).tolist():
-                terms = [vocab[c] for c in cols[i] if c >= 0]
-                out[i] = surface_terms(terms, (need_forms(n_rows[i]), prog_forms(p_rows[i])),
-                                       n_terms)
+            at = np.flatnonzero(spelled)
+            for i, terms, c, n, p in zip(at.tolist(), words[packed[at]].tolist(),
+                                         shown[at].sum(axis=1).tolist(), n_rows[at].tolist(),
+                                         p_rows[at].tolist(), strict=True):
+                out[i] = spelled_terms(terms[:c], (need_forms(n), prog_forms(p)), n_terms)
         return out
 
     def _term_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
