@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import re
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ import pytest
 from iei_match.candidates import candidate_pairs
 from iei_match.errors import InputError, NotFittedError
 from iei_match.features import build_features, pair_feature_columns
+from iei_match.fit import FitModel
 from iei_match.matcher import Match, Matcher
 from iei_match.sides import Side
 from iei_match.text import tokenize
@@ -501,3 +504,37 @@ def test_collaborative_candidates_without_blocked_columns_as_scipy_leaves_them()
         for k in (1, 5, 40):
             assert np.array_equal(_collab_topk(m, blocked, k), topk_rows(want, k)[0])
             assert np.array_equal(_collab_topk(m, None, k), topk_rows(m, k)[0])
+
+
+def _model_text(booster) -> str:
+    return re.sub(r"\[num_threads: \d+\]\n", "", booster.model_to_string())
+
+
+def test_trainings_side_by_side_give_the_models_of_one_thread():
+    needs, programs, links, _ = make_catalog("zh", seed=0)
+    one = Matcher(**PARAMS).fit(needs, programs, links)
+    two = Matcher(**{**PARAMS, "n_jobs": 2}).fit(needs, programs, links)
+    assert one.calibrated_ and two.calibrated_
+    for direction in ("need", "program"):
+        assert _model_text(one.rankers_[direction].booster_) == _model_text(
+            two.rankers_[direction].booster_)
+        assert two.rankers_[direction].n_jobs == 2  # predictions use the matcher's threads
+    assert _model_text(one.fit_model_.booster_) == _model_text(two.fit_model_.booster_)
+    assert all(np.array_equal(a, b) for a, b in zip(one.fit_model_.calibration_,
+                                                    two.fit_model_.calibration_, strict=True))
+    assert one.fit_model_.thresholds_ == two.fit_model_.thresholds_
+    assert two.fit_model_.n_jobs == 2
+
+
+def test_the_fits_trainings_in_an_executor_give_the_same_model():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.normal(size=3000) > 1.0).astype(float)
+    folds = rng.integers(0, 5, size=3000)
+    names = ["a", "b", "c", "d"]
+    plain = FitModel(n_estimators=30, n_jobs=1).fit(x, y, folds, names)
+    with ThreadPoolExecutor(3) as pool:
+        pooled = FitModel(n_estimators=30, n_jobs=1).fit(x, y, folds, names, executor=pool)
+    assert _model_text(plain.booster_) == _model_text(pooled.booster_)
+    assert np.array_equal(plain.predict(x[:100]), pooled.predict(x[:100]))
+    assert plain.report_ == pooled.report_

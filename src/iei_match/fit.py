@@ -19,6 +19,8 @@ same in every alliance:
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
@@ -117,7 +119,8 @@ class FitModel:
         return lgb.train(self._params(), data, num_boost_round=self.n_estimators)
 
     def fit(self, x: np.ndarray, y: np.ndarray, folds: np.ndarray,
-            feature_names: list[str], weight: np.ndarray | None = None) -> FitModel:
+            feature_names: list[str], weight: np.ndarray | None = None,
+            executor: Executor | None = None) -> FitModel:
         """Learn the classifier, its calibration and the levels.
 
         Parameters
@@ -132,6 +135,9 @@ class FitModel:
         feature_names : list of str
         weight : ndarray of shape (n_pairs,), optional
             Row weights (a subsample of the non-links weighs 1/rate).
+        executor : concurrent.futures.Executor, optional
+            Runs the classifier's trainings (one per fold, and the final one) side by
+            side; they are independent, and the models do not depend on it.
 
         Returns
         -------
@@ -147,18 +153,24 @@ class FitModel:
         margin = np.zeros(len(y))
         _, folds = np.unique(folds, return_inverse=True)
         folds = folds % max(2, self.n_folds)
-        for f in np.unique(folds):
+        # A fold whose complement holds one class gets no classifier (its margins stay 0).
+        trained = [f for f in np.unique(folds)
+                   if y[folds != f].min() != y[folds != f].max()]
+        jobs = [lambda f=f: self._train(x[folds != f], y[folds != f], feature_names,
+                                        weight[folds != f]) for f in trained]
+        jobs.append(lambda: self._train(x, y, feature_names, weight))
+        if executor is None:
+            boosters = [job() for job in jobs]
+        else:
+            boosters = [future.result() for future in [executor.submit(job) for job in jobs]]
+        for f, booster in zip(trained, boosters, strict=False):
             held = folds == f
-            if y[~held].min() == y[~held].max():  # a fold leaves one class: no classifier
-                margin[held] = 0.0
-                continue
-            booster = self._train(x[~held], y[~held], feature_names, weight[~held])
             margin[held] = booster.predict(x[held], raw_score=True, num_threads=self.n_jobs)
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
             margin, y, sample_weight=weight)
         self.calibration_ = (np.asarray(iso.X_thresholds_, dtype=np.float64),
                              np.asarray(iso.y_thresholds_, dtype=np.float64))
-        self.booster_ = self._train(x, y, feature_names, weight)
+        self.booster_ = boosters[-1]
         self.feature_names_ = list(feature_names)
         oof = self._calibrate(margin)
         self.thresholds_ = self._levels(oof, y, weight)

@@ -10,6 +10,7 @@ builder (:mod:`.features`), the rankers (:mod:`.rankers`), the calibrated fit
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 from typing import Literal, overload
 
@@ -283,23 +284,28 @@ class Matcher(BaseEstimator):
         x, y, folds, weight = fit_table
         positives = int((y > 0).sum())
         calibrate = not (positives < MIN_FIT_LINKS or positives == len(y))
-        # The two rankers and the fit's classifier train side by side, each LightGBM in
-        # fewer threads: its boosting scales poorly past one thread on tables of this size,
-        # and its models do not depend on the number of threads (deterministic=True).
-        workers = min(self.n_jobs, 3 if calibrate else 2)
+        # The two rankers and the fit's classifiers (one per fold, and the final one) train
+        # side by side, each LightGBM in fewer threads: its boosting scales poorly past one
+        # thread on tables of this size, and its models do not depend on the number of
+        # threads (deterministic=True). The rankers, the longest, start first.
+        fit_model = FitModel(random_state=self.random_state) if calibrate else None
+        n_trainings = len(tables) + (fit_model.n_folds + 1 if fit_model is not None else 0)
+        workers = min(self.n_jobs, n_trainings)
         threads = max(1, self.n_jobs // workers)
-        estimators: list = [self._ranker(threads) for _ in tables]
-        jobs = [lambda e=e, t=t: e.fit(*t, self.feature_names_)
-                for e, t in zip(estimators, tables.values(), strict=True)]
-        if calibrate:
-            estimators.append(FitModel(random_state=self.random_state, n_jobs=threads))
-            jobs.append(lambda: estimators[-1].fit(x, y, folds, self._absolute_names(), weight))
-        in_threads(jobs[::-1] if calibrate else jobs, workers)
-        for estimator in estimators:
+        rankers = [self._ranker(threads) for _ in tables]
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(r.fit, *t, self.feature_names_)
+                       for r, t in zip(rankers, tables.values(), strict=True)]
+            if fit_model is not None:
+                fit_model.n_jobs = threads
+                fit_model.fit(x, y, folds, self._absolute_names(), weight, executor=pool)
+            for future in futures:
+                future.result()
+        for estimator in [*rankers, *([fit_model] if fit_model is not None else [])]:
             estimator.n_jobs = self.n_jobs  # predictions use every thread again
-        self.rankers_ = dict(zip(tables, estimators[:len(tables)], strict=True))
-        if calibrate:
-            self.fit_model_ = estimators[-1]
+        self.rankers_ = dict(zip(tables, rankers, strict=True))
+        if fit_model is not None:
+            self.fit_model_ = fit_model
         else:
             self.fit_model_ = SimilarityFit().fit(self._absolute_names())
             warnings.warn(f"only {positives} candidate pairs are links: too few to calibrate "
