@@ -124,7 +124,7 @@ def test_first_demo_start_is_ready_within_the_readme_figure(tmp_path):
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     minutes = int(re.search(r"first start\s+trains the default model.*?takes about\s+(\d+)"
-                            r"\s+minutes", readme, re.S).group(1))
+                            r"\s+minutes?", readme, re.S).group(1))
     port = free_port()
     start = time.monotonic()
     proc = subprocess.Popen(
