@@ -163,7 +163,7 @@ class FitModel:
             boosters = [job() for job in jobs]
         else:
             boosters = [future.result() for future in [executor.submit(job) for job in jobs]]
-        for f, booster in zip(trained, boosters, strict=False):
+        for f, booster in zip(trained, boosters[:-1], strict=True):
             held = folds == f
             margin[held] = booster.predict(x[held], raw_score=True, num_threads=self.n_jobs)
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
