@@ -144,5 +144,6 @@ def test_first_demo_start_is_ready_within_the_readme_figure(tmp_path):
     finally:
         proc.terminate()
         proc.wait(60)
+    print(f"the first demo start was ready after {ready:.1f} s (README: about {minutes} min)")
     # "about": within half as much again, on a machine whose cores may be shared
     assert ready is not None and ready <= 90 * minutes, (ready, minutes)
