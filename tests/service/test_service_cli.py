@@ -112,7 +112,7 @@ def test_demo_seeds_once_and_prints_a_key_per_role(tmp_path):
     db.dispose()
 
 
-@pytest.mark.slow  # trains the default model on the bundled catalog: 1-2 minutes on 2 cores
+@pytest.mark.slow  # trains the default model on the bundled catalog: about 30 s on 2 cores
 def test_first_demo_start_is_ready_within_the_readme_figure(tmp_path):
     import re
     import time
