@@ -344,12 +344,13 @@ def _compute(store, plans, frames, payload, settings, scheduler, n_workers, prog
     # dask is imported only when there is work to do
     from .dask_runner import LOCAL_SCHEDULERS, DaskRunner
 
-    catalog = {"need": CatalogFrame(frames["program"], settings["programs"]),
-               "program": CatalogFrame(frames["need"], settings["needs"])}
+    frame_of = {"need": CatalogFrame(frames["program"], settings["programs"]),
+                "program": CatalogFrame(frames["need"], settings["needs"])}
+    catalog: dict[str, CatalogFrame | CatalogFiles] = dict(frame_of)
     if scheduler is None or (isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS):
         # Workers on this machine map one preparation's files instead of each preparing
         # the catalog (a remote cluster's workers may not see this file system).
-        catalog = {d: _write_catalog(payload, catalog[d], d, store.path / f"catalog-{d}")
+        catalog = {d: _write_catalog(payload, frame_of[d], d, store.path / f"catalog-{d}")
                    for d in plans}
     with _forgetting(), DaskRunner(scheduler, n_workers) as runner:
         payload_ref = runner.share(payload)

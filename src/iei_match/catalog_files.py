@@ -88,9 +88,12 @@ def save_catalog(catalog: Catalog, directory, reach: np.ndarray | None = None) -
         if values is None:
             raise InputError(f"the catalog's side has no {name}")
         _put_strings(arrays, name, values)
+    attrs = side.attrs
+    if attrs is None:
+        raise InputError("the catalog's side has no place and capacity attributes")
     for name in ("province", "city"):
-        _put_strings(arrays, f"attrs.{name}", side.attrs[name])
-    arrays["attrs.capacity"] = side.attrs["capacity"]
+        _put_strings(arrays, f"attrs.{name}", attrs[name])
+    arrays["attrs.capacity"] = attrs["capacity"]
     for kind in ("word", "char"):
         fm: FieldMatrices = getattr(side, kind)
         for f in fields(FieldMatrices):

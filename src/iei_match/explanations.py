@@ -299,6 +299,7 @@ def _spelling(term: str, hits: list[Counter]) -> str:
     shortest, then the first alphabetically, on a tie); ``term`` itself when none spells it."""
     if not hits:
         return term
+    counts: dict[str, int]
     if len(hits) == 1:
         counts = hits[0]
     else:

@@ -19,7 +19,10 @@ same in every alliance:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor
+from functools import partial
+from typing import Any
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
@@ -156,8 +159,10 @@ class FitModel:
         # A fold whose complement holds one class gets no classifier (its margins stay 0).
         trained = [f for f in np.unique(folds)
                    if y[folds != f].min() != y[folds != f].max()]
-        jobs = [lambda f=f: self._train(x[folds != f], y[folds != f], feature_names,
-                                        weight[folds != f]) for f in trained]
+        def train_on(rows: np.ndarray):
+            return self._train(x[rows], y[rows], feature_names, weight[rows])
+
+        jobs: list[Callable[[], Any]] = [partial(train_on, folds != f) for f in trained]
         jobs.append(lambda: self._train(x, y, feature_names, weight))
         if executor is None:
             boosters = [job() for job in jobs]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from numbers import Integral, Real
 from typing import Literal, overload
 
@@ -32,7 +33,7 @@ from .fit import FitModel, SimilarityFit
 from .kernels import topk_pair_products
 from .memory import Memory, links_to_programs
 from .params import Interval, Options, validate_params
-from .rankers import ContentRanker, LambdaRanker
+from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
 from .short_titles import head_title
@@ -294,16 +295,18 @@ class Matcher(BaseEstimator):
         threads = max(1, self.n_jobs // workers)
         rankers = [self._ranker(threads) for _ in tables]
         with ThreadPoolExecutor(workers) as pool:
-            futures = [pool.submit(r.fit, *t, self.feature_names_)
-                       for r, t in zip(rankers, tables.values(), strict=True)]
+            futures = [pool.submit(r.fit, tx, ty, tg, self.feature_names_)
+                       for r, (tx, ty, tg) in zip(rankers, tables.values(), strict=True)]
             if fit_model is not None:
                 fit_model.n_jobs = threads
                 fit_model.fit(x, y, folds, self._absolute_names(), weight, executor=pool)
             for future in futures:
                 future.result()
-        for estimator in [*rankers, *([fit_model] if fit_model is not None else [])]:
-            estimator.n_jobs = self.n_jobs  # predictions use every thread again
-        self.rankers_ = dict(zip(tables, rankers, strict=True))
+        for ranker in rankers:  # predictions use every thread again
+            ranker.n_jobs = self.n_jobs
+        if fit_model is not None:
+            fit_model.n_jobs = self.n_jobs
+        self.rankers_: dict[str, Ranker] = dict(zip(tables, rankers, strict=True))
         if fit_model is not None:
             self.fit_model_ = fit_model
         else:
@@ -652,7 +655,7 @@ class Matcher(BaseEstimator):
         if kind == "program":  # cheap, and follows the ids and codes
             history = links_to_programs(memory, memory.program_columns(side))
         word_index, char_index = in_threads(
-            [lambda f=f: _index(side, previous, f) for f in ("word", "char")],
+            [partial(_index, side, previous, f) for f in ("word", "char")],
             self.n_jobs if len(side) >= 1000 else 1)
         return Catalog(kind, side, word_index, char_index, history, (self.word_, self.char_),
                        fingerprints=fingerprints, reused=reused)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -172,9 +173,8 @@ class Side:
         else:
             (titles, title_runs), (texts, text_runs) = map(normalized_run_table, (titles, texts))
             runs = (title_runs, text_runs)
-        matrices = in_threads([lambda v=v: v.transform(titles, texts, normalized=True,
-                                                       runs=runs) for v in (word, char)],
-                              1 if small else n_jobs)
+        matrices = in_threads([partial(v.transform, titles, texts, normalized=True, runs=runs)
+                               for v in (word, char)], 1 if small else n_jobs)
         return cls(
             word=matrices[0],
             char=matrices[1],
