@@ -170,7 +170,8 @@ def test_a_real_job_runs_niced_and_stopping_the_service_leaves_no_process(world)
 
 @pytest.mark.slow
 def test_a_sigterm_to_the_service_process_ends_the_job_process(tmp_path, model_root):
-    """The same with the service as a real process and a real SIGTERM (slow: ~10 s more)."""
+    """The same with the service as a real process and a real SIGTERM (slow: ~10 s more):
+    the job's process exits and the job is back in the queue, for the next start."""
     prep = prepare(tmp_path / "data", model_root)
     with ServiceProcess(prep).start() as svc, svc.client(prep.keys["nanhai"]) as c:
         service = psutil.Process(svc.proc.pid)
@@ -182,7 +183,7 @@ def test_a_sigterm_to_the_service_process_ends_the_job_process(tmp_path, model_r
         svc.signal(signal.SIGTERM)
         assert svc.wait(30) == 0
         wait_for(lambda: gone(child.pid), 10, "the job's process to exit")
-    assert prep_job_state(prep, job_id) == "cancelled"
+    assert prep_job_state(prep, job_id) == "queued"
 
 
 def prep_job_state(prep, job_id: int) -> str:
