@@ -3,6 +3,7 @@ see benchmarks/README.md). They reuse the tests' small model instead of training
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,13 @@ def test_load_test_runs_every_phase(work):
             for line in report.splitlines() if line.startswith("| ")}
     for phase in ("capacity", "steady", "overload", "recovery", "with batch", "with retrain"):
         assert phase in rows, out
-        assert rows[phase][3] == "0", (phase, rows[phase])  # neither 200 nor 503: none
+        other = rows[phase][3]  # neither 200 nor 503
+        if phase == "overload" and other != "0":
+            # At 3x capacity a key that holds its share of the admitted rankings gets a fast
+            # 429 (limits.RankingGate's per-key admission; the tiny alliance has few keys).
+            assert re.fullmatch(r"\d+ \(429 rate_limited\)", other), (phase, rows[phase])
+        else:
+            assert other == "0", (phase, rows[phase])
     assert "/healthz` during overload" in report
     assert (work / "load.png").stat().st_size > 10_000
 
