@@ -19,7 +19,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boosters import BASE, LIGHTGBM_ZERO, random_data, splits, train, with_missing
+from boosters import (
+    BASE,
+    LIGHTGBM_ZERO,
+    nan_both_ways_booster,
+    one_leaf_boosters,
+    random_data,
+    splits,
+    train,
+    with_missing,
+    zero_as_missing_booster,
+    zero_threshold_booster,
+)
 from iei_match import fit as fit_module
 from iei_match import rankers
 from iei_match.candidates import candidate_pairs
@@ -96,11 +107,7 @@ def test_one_row_and_many_rows_equal_lightgbm():
 
 def test_nan_splits_both_default_directions_equal_lightgbm():
     rng = np.random.default_rng(4)
-    x, y = random_data(seed=4)
-    x[:, 0] = with_missing(x[:, :1], rng, 0.3)[:, 0]
-    y = np.where(np.isnan(x[:, 0]), 2.0, y)
-    x[:, 1:] = with_missing(x[:, 1:], rng, 0.15)
-    booster = train(x, y)
+    booster = nan_both_ways_booster(rng)
     kinds = {(s["missing_type"], s["default_left"]) for s in splits(booster)}
     assert {("NaN", True), ("NaN", False)} <= kinds
     test = with_missing(random_data(1000, seed=5)[0], rng, 0.2)
@@ -111,10 +118,7 @@ def test_nan_splits_both_default_directions_equal_lightgbm():
 
 def test_zero_as_missing_equals_lightgbm():
     rng = np.random.default_rng(6)
-    x, y = random_data(seed=6)
-    x = with_missing(x, rng, 0.3, 0.0)
-    y = np.where(x[:, 0] == 0, 3.0, y)
-    booster = train(x, y, zero_as_missing=True)
+    booster = zero_as_missing_booster(rng)
     assert "Zero" in {s["missing_type"] for s in splits(booster)}
     test = with_missing(random_data(500, seed=7)[0], rng, 0.2, 0.0)
     test = with_missing(test, rng, 0.1)
@@ -130,11 +134,7 @@ def test_zero_as_missing_equals_lightgbm():
     (False, -LIGHTGBM_ZERO), (False, LIGHTGBM_ZERO), (True, -LIGHTGBM_ZERO),
     (True, np.nextafter(LIGHTGBM_ZERO, 1.0)), (False, np.nextafter(-LIGHTGBM_ZERO, -1.0))])
 def test_values_lightgbm_reads_as_zero_equal_lightgbm(zero_as_missing, value):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2000, 2))
-    x[rng.random(len(x)) < 0.4, 0] = 0.0
-    y = (x[:, 0] < 0) + x[:, 1] + 0.5 * (x[:, 0] == 0)
-    booster = train(x, y, rounds=5, zero_as_missing=zero_as_missing)
+    booster = zero_threshold_booster(zero_as_missing)
     assert -LIGHTGBM_ZERO in {s["threshold"] for s in splits(booster)}
     assert_equals_lightgbm(booster, np.array([[value, 0.3], [0.0, 0.3], [np.nan, 0.3]]))
 
@@ -161,14 +161,10 @@ def test_infinities_equal_lightgbm():
 
 def test_one_leaf_trees_and_best_iteration_equal_lightgbm():
     rng = np.random.default_rng(12)
-    x = rng.normal(size=(500, 4))
-    constant = train(x, np.full(len(x), 1.5), rounds=5)
-    params = {**BASE, "objective": "regression", "num_leaves": 7, "min_data_in_leaf": 5}
-    mixed = lgb.train(params, lgb.Dataset(x, x[:, 0] - x[:, 1]), num_boost_round=10,
-                      init_model=constant)
-    test = rng.normal(size=(50, 4))
+    constant, mixed, test = one_leaf_boosters(rng)
     assert_equals_lightgbm(constant, test)
     assert_equals_lightgbm(mixed, test)
+    params = {**BASE, "objective": "regression", "num_leaves": 7, "min_data_in_leaf": 5}
 
     x, y = random_data(seed=13)
     y = y + 2 * rng.normal(size=len(y))

@@ -16,7 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boosters import BASE, LIGHTGBM_ZERO, random_data, splits, train, with_missing
+from boosters import (
+    BASE,
+    LIGHTGBM_ZERO,
+    nan_both_ways_booster,
+    one_leaf_boosters,
+    random_data,
+    splits,
+    train,
+    with_missing,
+    zero_as_missing_booster,
+    zero_threshold_booster,
+)
 from iei_match import tree_shap
 from iei_match.candidates import candidate_pairs
 from iei_match.features import build_features
@@ -90,11 +101,7 @@ def test_rows_on_the_split_thresholds_equal_pred_contrib():
 
 def test_nan_splits_both_default_directions_equal_pred_contrib():
     rng = np.random.default_rng(4)
-    x, y = random_data(seed=4)
-    x[:, 0] = with_missing(x[:, :1], rng, 0.3)[:, 0]
-    y = np.where(np.isnan(x[:, 0]), 2.0, y)
-    x[:, 1:] = with_missing(x[:, 1:], rng, 0.15)
-    booster = train(x, y)
+    booster = nan_both_ways_booster(rng)
     assert {("NaN", True), ("NaN", False)} <= split_kinds(booster)
     test = with_missing(random_data(500, seed=5)[0], rng, 0.2)
     test = with_missing(test, rng, 0.1, 0.0)
@@ -103,10 +110,7 @@ def test_nan_splits_both_default_directions_equal_pred_contrib():
 
 def test_zero_as_missing_equals_pred_contrib():
     rng = np.random.default_rng(6)
-    x, y = random_data(seed=6)
-    x = with_missing(x, rng, 0.3, 0.0)
-    y = np.where(x[:, 0] == 0, 3.0, y)
-    booster = train(x, y, zero_as_missing=True)
+    booster = zero_as_missing_booster(rng)
     assert "Zero" in {kind for kind, _ in split_kinds(booster)}
     test = with_missing(random_data(500, seed=7)[0], rng, 0.2, 0.0)
     test = with_missing(test, rng, 0.1)
@@ -120,11 +124,7 @@ def test_zero_as_missing_equals_pred_contrib():
 @pytest.mark.parametrize(("zero_as_missing", "value"), [
     (False, -LIGHTGBM_ZERO), (True, -LIGHTGBM_ZERO), (True, np.nextafter(1e-35, 1.0))])
 def test_values_lightgbm_reads_as_zero_equal_pred_contrib(zero_as_missing, value):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2000, 2))
-    x[rng.random(len(x)) < 0.4, 0] = 0.0
-    y = (x[:, 0] < 0) + x[:, 1] + 0.5 * (x[:, 0] == 0)
-    booster = train(x, y, rounds=5, zero_as_missing=zero_as_missing)
+    booster = zero_threshold_booster(zero_as_missing)
     assert -LIGHTGBM_ZERO in {s["threshold"] for s in splits(booster)}
     assert_matches_lightgbm(booster, np.array([[value, 0.3], [0.0, 0.3]]))
 
@@ -181,18 +181,11 @@ def test_paths_beyond_the_feature_limit_are_unsupported():
 
 
 def test_one_leaf_trees_contribute_nothing():
-    rng = np.random.default_rng(12)
-    x = rng.normal(size=(500, 4))
-    constant = train(x, np.full(len(x), 1.5), rounds=5)
+    constant, mixed, test = one_leaf_boosters(np.random.default_rng(12))
     assert [len(t) for t in leaf_paths(constant)] == [0]
-    test = rng.normal(size=(50, 4))
     tables = shap_tables(constant)
     np.testing.assert_array_equal(contributions(tables, test), np.zeros((50, 4)))
     assert_matches_lightgbm(constant, test)
-
-    params = {**BASE, "objective": "regression", "num_leaves": 7, "min_data_in_leaf": 5}
-    mixed = lgb.train(params, lgb.Dataset(x, x[:, 0] - x[:, 1]), num_boost_round=10,
-                      init_model=constant)
     assert mixed.num_trees() == 11
     assert leaf_paths(mixed)[0] == []
     assert_matches_lightgbm(mixed, test)
