@@ -37,6 +37,27 @@ def test_partners_on_a_need_catalog_equals_partners_on_the_frame(world):
                                   m.partners(programs, new, k=4, explain=2))
 
 
+def test_queries_rank_against_several_catalogs_as_their_frame(world):
+    """Needs vectorised once (``Matcher.queries``) rank like their frame against any
+    program side: the frame, a catalog, a restricted catalog; programs likewise."""
+    m, new, programs = world["matcher"], world["new"], world["programs"]
+    asked = m.queries(new)
+    catalog = m.prepare(programs, "program")
+    half = catalog.restrict(np.arange(len(programs)) % 2 == 0)
+    for side in (programs, catalog, half):
+        for min_fit in (None, 0.01):
+            pd.testing.assert_frame_equal(
+                m.rank(asked, side, k=6, explain=3, min_fit=min_fit),
+                m.rank(new, side, k=6, explain=3, min_fit=min_fit))
+    one = m.queries(new.iloc[[1]])  # one need, as the service asks
+    pd.testing.assert_frame_equal(m.rank(one, half, k=5), m.rank(new.iloc[[1]], half, k=5))
+    asked_programs = m.queries(programs, "program")
+    needs = m.prepare(new, "need")
+    pd.testing.assert_frame_equal(m.partners(asked_programs, needs, k=4, explain=2),
+                                  m.partners(programs, new, k=4, explain=2))
+    assert list(asked.ids) == [str(v) for v in new["need_id"]] and len(asked) == len(new)
+
+
 def test_restricted_catalog_equals_the_filtered_frame(world):
     m, new, programs = world["matcher"], world["new"], world["programs"]
     rng = np.random.default_rng(3)
@@ -87,6 +108,17 @@ def test_misuse_is_refused_with_a_clear_error(zh_world):
     other = build_world("en")["matcher"]
     with pytest.raises(InputError, match="another model"):
         other.rank(new, programs_cat, k=3)
+    asked = m.queries(new)
+    with pytest.raises(InputError, match="queries cannot be searched"):
+        m.partners(programs, asked, k=3)
+    with pytest.raises(InputError, match="holds needs, not programs"):
+        m.partners(asked, new, k=3)
+    with pytest.raises(InputError, match="another model: make it again"):
+        other.rank(asked, programs, k=3)
+    with pytest.raises(InputError, match="kind must be"):
+        m.queries(new, "college")
+    with pytest.raises(InputError, match="must be a pandas DataFrame"):
+        m.queries(needs_cat)
 
 
 def test_blocked_search_equals_a_search_of_the_allowed_documents():

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence, Set
 
 import numpy as np
 
+from iei_match.catalog import Queries
 from iei_match.explanations import describe_feature, is_shown
 from iei_match.matcher import Matcher
 from iei_match.results import Ranking
@@ -42,17 +43,26 @@ def low_fit_below(matcher: Matcher, include_low: bool) -> float | None:
     return None if include_low else float(matcher.fit_model_.thresholds_["medium"])
 
 
+def need_queries(matcher: Matcher, need) -> Callable[[], Queries]:
+    """One need (a stored need or a :class:`MatchIn`) vectorised by ``matcher`` when first
+    asked for, then kept: a request ranks it against the alliance's programs and against
+    the national catalog (the reference majors), and vectorises it once."""
+    return functools.cache(lambda: matcher.queries(
+        need_frame(need, need_key(getattr(need, "id", 0) or 0))))
+
+
 def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarray,
-                  k: int, include_low: bool = False) -> list[dict]:
+                  k: int, include_low: bool = False,
+                  asked: Callable[[], Queries] | None = None) -> list[dict]:
     """The best ``k`` of the ``allowed`` prepared programs for one need (a stored need or a
-    :class:`MatchIn`).
+    :class:`MatchIn`); ``asked``: its :func:`need_queries`, when the request has them.
 
     Returns dicts with ``row`` (the program's :class:`Row`), ``rank``, ``score`` and
     ``explanation``.
     """
     if not allowed.any():
         return []
-    needs = need_frame(need, need_key(getattr(need, "id", 0) or 0))
+    needs = (asked or need_queries(matcher, need))()
     ranked = matcher.rank(needs, programs.catalog.restrict(allowed), k=k, explain=k,
                           min_fit=low_fit_below(matcher, include_low), as_frame=False)
     skills = need.skills or []

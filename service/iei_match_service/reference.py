@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from iei_match.catalog import Catalog
+from iei_match.catalog import Catalog, Queries
 from iei_match.reference import reference_catalog
 from iei_match.taxonomy import major_groups
 
@@ -75,12 +76,14 @@ class ReferenceMajors:
                 self._answers.clear()
             return self._kept[1]
 
-    def best(self, live: LiveModel, need, offered: set[str], k: int = REFERENCE_K
-             ) -> list[dict]:
+    def best(self, live: LiveModel, need, offered: set[str], k: int = REFERENCE_K,
+             asked: Callable[[], Queries] | None = None) -> list[dict]:
         """The ``k`` majors of the catalog that fit ``need`` best (of its level when the
         need states one that the catalog has), highest fit first: what
         :func:`iei_match.reference.reference_majors` gives with ``same_level``, ranked
-        without its tables (a third of its time for one need)."""
+        without its tables (a third of its time for one need). ``asked``: the need's
+        :func:`~.ranking.need_queries` by ``live``'s model, when the request has them
+        (else it is vectorised here)."""
         record = need_record(need, need_key(0))  # the id plays no part in the ranking
         ref = self._prepared(live)
         key = (id(live.matcher), k, *record.values())
@@ -89,7 +92,8 @@ class ReferenceMajors:
             if found is not None:
                 self._answers.move_to_end(key)
         if found is None:
-            found = _best(live.matcher, ref, record, k)
+            needs = asked() if asked is not None else one_row_frame(record)
+            found = _best(live.matcher, ref, needs, record.get("level") or "", k)
             with self._lock:
                 if self._kept is not None and self._kept[0] is live.matcher:
                     self._answers[key] = found
@@ -98,13 +102,13 @@ class ReferenceMajors:
         return [{**m, "offered_in_alliance": m["code"] in offered} for m in found]
 
 
-def _best(matcher, ref: _Reference, record: dict, k: int) -> list[dict]:
-    """The ``k`` majors of highest fit among the ``POOL`` best ranked for one need."""
-    level = record.get("level") or ""
+def _best(matcher, ref: _Reference, needs: pd.DataFrame | Queries, level: str, k: int
+          ) -> list[dict]:
+    """The ``k`` majors of highest fit among the ``POOL`` best ranked for one need (a
+    one-row frame, or its queries), of its ``level`` when the catalog has it."""
     mask = ref.levels == level if level else None
     catalog = ref.catalog if mask is None or not mask.any() else ref.catalog.restrict(mask)
-    ranked = matcher.rank(one_row_frame(record), catalog, k=max(k, POOL), explain=False,
-                          as_frame=False)
+    ranked = matcher.rank(needs, catalog, k=max(k, POOL), explain=False, as_frame=False)
     order = sorted(range(len(ranked)), key=lambda i: (-ranked.fit[i], ranked.rank[i]))[:k]
     return [{"code": (code := str(ranked.program_ids[i])), "title": ref.majors[code]["title"],
              "level": ref.majors[code]["level"], "fit": round(float(ranked.fit[i]), 4),

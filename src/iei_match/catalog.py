@@ -18,7 +18,7 @@ from .errors import InputError
 from .retrieval import PostingIndex
 from .sides import Side
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "Queries"]
 
 KINDS = ("program", "need")
 
@@ -122,6 +122,58 @@ class Catalog:
         """Top ``k`` rows by word and by character TF-IDF for each query (rows, -1 padded)."""
         return (self.word_index.search(word, k, self.blocked)[0],
                 self.char_index.search(char, k, self.blocked)[0])
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Needs (or programs) vectorised once, to be asked about against several catalogs.
+
+    Made by :meth:`Matcher.queries <iei_match.matcher.Matcher.queries>`; pass it in place of
+    the frame being asked about: the needs of :meth:`Matcher.rank`, the programs of
+    :meth:`Matcher.partners`. Rankings are identical to those on the frame itself; what is
+    spared is vectorising the rows (and, for needs, finding their nearest known needs) on
+    every call. A service that ranks one need against an alliance's programs and then
+    against the national catalog does that work once.
+
+    Attributes
+    ----------
+    kind : {"need", "program"}
+    side : Side
+        The rows, vectorised.
+    neighbours : csr_matrix or None
+        ``kind="need"``: each row's nearest known needs; None for programs.
+    vectorizers : tuple
+        The matcher's fitted vectorizers, to check the queries are used with their model.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from iei_match import Matcher
+    >>> needs = pd.DataFrame({"need_id": ["n1", "n2"], "title": ["数控车工", "护士"],
+    ...                       "text": ["操作数控机床加工零件", "临床护理病人"]})
+    >>> programs = pd.DataFrame({"program_id": ["p1", "p2"], "title": ["数控技术", "护理"],
+    ...                          "text": ["数控机床编程与加工", "临床护理与健康照护"]})
+    >>> m = Matcher().fit(needs, programs, links=None)
+    >>> asked = m.queries(needs)
+    >>> m.rank(asked, programs, k=1)["program_id"].tolist()
+    ['p1', 'p2']
+    >>> m.rank(asked, m.prepare(programs, "program").restrict([False, True]), k=1)[
+    ...     ["need_id", "program_id"]].values.tolist()
+    [['n2', 'p2']]
+    """
+
+    kind: str
+    side: Side
+    neighbours: sp.csr_matrix | None
+    vectorizers: tuple
+
+    def __len__(self) -> int:
+        return len(self.side)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The rows' ids, in order."""
+        return self.side.ids
 
 
 def kind_of(kind: str) -> str:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import tree_predict
 from .bridge import bridge_text, detect_language
 from .candidates import candidate_pairs
-from .catalog import Catalog
+from .catalog import Catalog, Queries
 from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
 from .explanations import cached_forms, is_filler, is_shown, spelled_terms
@@ -660,12 +660,14 @@ class Matcher(BaseEstimator):
         return Catalog(kind, side, word_index, char_index, history, (self.word_, self.char_),
                        fingerprints=fingerprints, reused=reused)
 
-    def _check_catalog(self, catalog: Catalog, kind: str, name: str) -> None:
-        """Refuse a catalog of the other kind, or one prepared by another model."""
+    def _check_catalog(self, catalog: Catalog | Queries, kind: str, name: str) -> None:
+        """Refuse a catalog (or queries) of the other kind, or one made by another model."""
         if catalog.kind != kind:
             raise InputError(f"{name} holds {catalog.kind}s, not {kind}s")
         if catalog.vectorizers[0] is not self.word_ or catalog.vectorizers[1] is not self.char_:
-            raise InputError(f"{name} was prepared by another model: prepare it again with "
+            done, again = (("prepared", "prepare") if isinstance(catalog, Catalog)
+                           else ("made", "make"))
+            raise InputError(f"{name} was {done} by another model: {again} it again with "
                              "this one")
 
     def _reusable_rows(self, ids: pd.Series, fingerprints: np.ndarray, kind: str,
@@ -704,19 +706,62 @@ class Matcher(BaseEstimator):
         parts = [old] if len(fresh) == 0 else [old, self.memory_.neighbours(side.take(fresh))]
         return stack_rows(parts, index)
 
-    def _side(self, data, kind: str, searched: bool) -> tuple[Side, Catalog | None]:
+    def queries(self, frame: pd.DataFrame, kind: str = "need") -> Queries:
+        """Vectorise needs (or programs) once, to rank them against several catalogs.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Needs (``kind="need"``) or programs (``kind="program"``), as for :meth:`rank`.
+        kind : {"need", "program"}
+
+        Returns
+        -------
+        Queries
+            Pass it as the ``needs`` of :meth:`rank` (the ``programs`` of
+            :meth:`partners`): results are those on ``frame``, without vectorising it
+            (and finding the needs' nearest known needs) again on every call.
+
+        Raises
+        ------
+        InputError
+            ``kind`` is not ``"need"`` or ``"program"``, or ``frame`` is not a valid table.
+        """
+        self._check_fitted()
+        kind = catalog_kind(kind)
+        side = self._frame_side(frame, kind)
+        nbrs = self.memory_.neighbours(side) if kind == "need" else None
+        return Queries(kind, side, nbrs, (self.word_, self.char_))
+
+    def _side(self, data, kind: str, searched: bool
+              ) -> tuple[Side, Catalog | None, sp.csr_matrix | None]:
+        """The side of ``data`` (a frame, a :class:`Catalog` or :class:`Queries`), its
+        catalog (None unless it is one), and for needs their nearest known needs when
+        ``data`` holds them already."""
         if isinstance(data, Catalog):
             if not searched:
                 searched_side = "programs of rank" if kind == "program" else "needs of partners"
                 raise InputError(f"a Catalog can only be the side being searched (the "
-                                 f"{searched_side}); pass these {kind}s as a DataFrame")
+                                 f"{searched_side}); pass these {kind}s as a DataFrame or "
+                                 f"as queries")
             self._check_catalog(data, kind, "this Catalog")
-            return data.side, data
+            return data.side, data, data.history if kind == "need" else None
+        if isinstance(data, Queries):
+            if searched:
+                searched_side = "programs of rank" if kind == "program" else "needs of partners"
+                raise InputError(f"queries cannot be searched (the {searched_side}): "
+                                 f"prepare these {kind}s as a Catalog")
+            self._check_catalog(data, kind, "these queries")
+            return data.side, None, data.neighbours
+        return self._frame_side(data, kind), None, None
+
+    def _frame_side(self, data, kind: str) -> Side:
+        """The side of a table of needs (bridged and expanded, as in training) or programs."""
         frame = _check_frame(data, f"{kind}_id", f"{kind}s")
         if kind == "need":
             frame = self._bridged(frame)
         return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame),
-                          n_jobs=self.n_jobs), None
+                          n_jobs=self.n_jobs)
 
     def _ranking(self, needs, programs, k: int, direction: str, explain: bool | int,
                  min_fit: float | None) -> Ranking:
@@ -733,11 +778,12 @@ class Matcher(BaseEstimator):
             n_explain = int(explain)
         else:
             raise InputError(f"explain must be True, False or a whole number, got {explain!r}")
-        need_side, need_cat = self._side(needs, "need", searched=direction == "program")
-        prog_side, prog_cat = self._side(programs, "program", searched=direction == "need")
+        need_side, need_cat, nbrs = self._side(needs, "need", searched=direction == "program")
+        prog_side, prog_cat, _ = self._side(programs, "program", searched=direction == "need")
         catalog = need_cat or prog_cat
         memory = self.memory_
-        nbrs = need_cat.history if need_cat is not None else memory.neighbours(need_side)
+        if nbrs is None:
+            nbrs = memory.neighbours(need_side)
         n_rows, p_rows = candidate_pairs(memory, need_side, prog_side, nbrs,
                                          max(self.n_candidates, k), direction, catalog)
         if len(n_rows) == 0:  # nothing shares a term (or everything is filtered out)
@@ -892,7 +938,9 @@ class Matcher(BaseEstimator):
             Columns ``need_id`` / ``program_id``, ``title``, ``text``; optional ``level``,
             ``code``, ``skills``, ``industry``, ``province``, ``city``, ``headcount`` /
             ``graduates_per_year``. ``programs`` may be a :class:`Catalog` made by
-            :meth:`prepare` (same results, much faster for repeated calls).
+            :meth:`prepare` (same results, much faster for repeated calls), and ``needs``
+            :class:`Queries` made by :meth:`queries` (the same, for needs ranked against
+            several catalogs).
         k : int
             How many programs per need (fewer when fewer share anything with the need).
         explain : bool or int, default=True
@@ -931,7 +979,8 @@ class Matcher(BaseEstimator):
         score, fit, fit_level``.
 
         The other direction of :meth:`rank`, with the same parameters and explanations;
-        ``needs`` may be a :class:`Catalog` of needs made by :meth:`prepare`.
+        ``needs`` may be a :class:`Catalog` of needs made by :meth:`prepare`, and
+        ``programs`` :class:`Queries` of programs made by :meth:`queries`.
         """
         out = self._ranking(needs, programs, k, "program", explain, min_fit)
         return out.to_frame() if as_frame else out

@@ -13,7 +13,7 @@ from .. import table_state
 from ..access import get_owned, get_owned_row, needs_visible_owners
 from ..db.tables import Need, Program, TrainingBase
 from ..limits import Admitted
-from ..ranking import rank_needs, rank_programs, skill_gaps
+from ..ranking import need_queries, rank_needs, rank_programs, skill_gaps
 from ..schemas import (
     BaseIn,
     BaseOut,
@@ -58,17 +58,20 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
     city = need.city if city is None else city
     level = need.level if level is None else level
     hits, programs = [], None
+    asked = need_queries(live.matcher, need)  # vectorised once, for both rankings
     state = table_state.read(s, "program", "directory")
     with svc.gate.slot():
         programs = svc.catalogs.programs(s, live, state["program"])
         if programs is not None:
             allowed = programs.mask(level=level, province=province, city=city, near=near,
                                     certificates=need.certificates or [])
-            hits = rank_programs(live.matcher, need, programs, allowed, k, include_low)
+            hits = rank_programs(live.matcher, need, programs, allowed, k, include_low,
+                                 asked)
     # Outside the ranking slots: after a model swap the first call prepares the national
     # catalog (a second or two), which must not hold a slot that other requests wait for.
     known = svc.directory.snapshot(s, state["directory"])
-    majors = svc.reference.best(live, need, known.offered_codes(org_id, programs))
+    majors = svc.reference.best(live, need, known.offered_codes(org_id, programs),
+                                asked=asked)
     bases = known.nearby_bases([h["row"] for h in hits])
     items = [{"id": h["row"].id, "rank": h["rank"], "score": h["score"],
               "fit": h["fit"], "fit_level": h["fit_level"],
