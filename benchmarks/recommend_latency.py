@@ -8,7 +8,9 @@ For each catalog size, an alliance of colleges offering the bundled Chinese cata
 bundled needs, one need per call, as the service does:
 
 - ``engine``: ``Matcher.prepare`` once (reported separately), then per call
-  ``Matcher.rank(need, catalog.restrict(level mask), k=10, explain=10)``.
+  ``Matcher.rank(need, catalog.restrict(level mask), k=10, explain=10, min_fit=...,
+  as_frame=False)``, as the service ranks (``ranking.rank_programs``: pairs below the
+  model's ``medium`` fit left out, the typed result rather than a DataFrame).
 - ``http``: the programs are stored in a SQLite database served by ``iei-match serve``; the
   first ``GET /api/v1/needs/{id}/recommendations`` prepares the catalog (reported
   separately), then each call is one request at a time from one client (closed loop, no
@@ -90,12 +92,14 @@ def engine_level(matcher, alliance, n_requests: int, k: int, seed: int) -> dict:
 
 
 def _engine_calls(matcher, catalog, level, rows, rng, n_requests, k, times) -> None:
+    min_fit = float(matcher.fit_model_.thresholds_["medium"])  # the service's default
     for i in range(n_requests + 3):
         row = rows[rng.randrange(len(rows))]
         need = need_frame(row)
         allowed = level == row.level if row.level else np.ones(len(level), dtype=bool)
         t0 = time.perf_counter()
-        ranked = matcher.rank(need, catalog.restrict(allowed), k=k, explain=k)
+        ranked = matcher.rank(need, catalog.restrict(allowed), k=k, explain=k,
+                              min_fit=min_fit, as_frame=False)
         if i >= 3:  # the first calls compile and warm caches
             times.append(time.perf_counter() - t0)
         assert len(ranked) <= k

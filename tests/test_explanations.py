@@ -114,8 +114,8 @@ def test_surface_terms_equal_the_plain_merge_of_counts(texts):
 
 def test_matched_terms_equal_the_plain_loop_over_pairs(fitted):
     mixed = NEEDS.assign(text=NEEDS["text"] + [" 数控车床 lathes", " 护理 nurses", " CNC lathe"])
-    needs, _ = fitted._side(mixed, "need", searched=False)
-    programs, _ = fitted._side(PROGRAMS, "program", searched=True)
+    needs = fitted._frame_side(mixed, "need")
+    programs = fitted._frame_side(PROGRAMS, "program")
     n_rows, p_rows = (a.ravel() for a in np.meshgrid(np.arange(3), np.arange(3)))
     got = fitted._matched_terms(needs, programs, n_rows, p_rows)
     cols, _ = topk_pair_products(needs.word.full, programs.word.full, n_rows, p_rows, 15)

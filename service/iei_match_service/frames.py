@@ -37,30 +37,6 @@ def need_record(need, key: str) -> dict:
             "city": need.city or "", "headcount": need.headcount}
 
 
-_STR = pd.Series(["x"]).dtype  # the dtype pandas gives a column of strings
-
-
-def one_row_frame(record: dict) -> pd.DataFrame:
-    """``pd.DataFrame([record])``, built column by column: the same frame (columns, dtypes,
-    values) in a third of the time, since no column's type is guessed from its value (a
-    request ranks one need: this is most of what the service spends on pandas).
-
-    Examples
-    --------
-    >>> r = {"need_id": "db-need-1", "title": "焊工", "headcount": 2, "code": ""}
-    >>> one_row_frame(r).equals(pd.DataFrame([r]))
-    True
-    """
-    return pd.DataFrame({name: pd.array([v], dtype=_STR) if type(v) is str else [v]
-                         for name, v in record.items()})
-
-
-def need_frame(need, key: str) -> pd.DataFrame:
-    """One need (a :class:`Need` row or an object with the same fields) as the engine's
-    one-row table: ``pd.DataFrame([need_record(need, key)])``."""
-    return one_row_frame(need_record(need, key))
-
-
 def needs_frame(needs: Iterable[Need]) -> pd.DataFrame:
     rows = [need_record(n, need_key(n.id)) for n in needs]
     return pd.DataFrame(rows, columns=["need_id", "title", "text", "skills", "industry",

@@ -23,7 +23,7 @@ from iei_match.skills import canonical, merge_counts, missing_skills
 from iei_match.text import normalize, tokenize
 
 from .catalogs import Prepared
-from .frames import need_frame, need_key, one_row_frame, program_record
+from .frames import need_key, need_record, program_record
 
 
 def _explanation(match, skills: Sequence[str], text: str, haystack: str,
@@ -48,7 +48,7 @@ def need_queries(matcher: Matcher, need) -> Callable[[], Queries]:
     asked for, then kept: a request ranks it against the alliance's programs and against
     the national catalog (the reference majors), and vectorises it once."""
     return functools.cache(lambda: matcher.queries(
-        need_frame(need, need_key(getattr(need, "id", 0) or 0))))
+        [need_record(need, need_key(getattr(need, "id", 0) or 0))]))
 
 
 def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarray,
@@ -75,7 +75,7 @@ def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
     """The best ``k`` of the ``allowed`` prepared needs for one program (its partner list)."""
     if not allowed.any():
         return []
-    ranked = matcher.partners(one_row_frame(program_record(program)),
+    ranked = matcher.partners([program_record(program)],
                               needs.catalog.restrict(allowed), k=k, explain=k,
                               min_fit=low_fit_below(matcher, include_low), as_frame=False)
     text = " ".join([program.title, program.description or "",

@@ -26,7 +26,7 @@ from iei_match.catalog import Catalog, Queries
 from iei_match.reference import reference_catalog
 from iei_match.taxonomy import major_groups
 
-from .frames import need_key, need_record, one_row_frame
+from .frames import need_key, need_record
 from .model_host import LiveModel
 
 REFERENCE_K = 5  # majors shown
@@ -92,7 +92,7 @@ class ReferenceMajors:
             if found is not None:
                 self._answers.move_to_end(key)
         if found is None:
-            needs = asked() if asked is not None else one_row_frame(record)
+            needs = asked() if asked is not None else [record]
             found = _best(live.matcher, ref, needs, record.get("level") or "", k)
             with self._lock:
                 if self._kept is not None and self._kept[0] is live.matcher:
@@ -102,10 +102,10 @@ class ReferenceMajors:
         return [{**m, "offered_in_alliance": m["code"] in offered} for m in found]
 
 
-def _best(matcher, ref: _Reference, needs: pd.DataFrame | Queries, level: str, k: int
+def _best(matcher, ref: _Reference, needs: list[dict] | Queries, level: str, k: int
           ) -> list[dict]:
-    """The ``k`` majors of highest fit among the ``POOL`` best ranked for one need (a
-    one-row frame, or its queries), of its ``level`` when the catalog has it."""
+    """The ``k`` majors of highest fit among the ``POOL`` best ranked for one need (its
+    record, or its queries), of its ``level`` when the catalog has it."""
     mask = ref.levels == level if level else None
     catalog = ref.catalog if mask is None or not mask.any() else ref.catalog.restrict(mask)
     ranked = matcher.rank(needs, catalog, k=max(k, POOL), explain=False, as_frame=False)

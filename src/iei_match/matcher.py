@@ -13,7 +13,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from numbers import Integral, Real
-from typing import Literal, overload
+from typing import Literal, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,16 @@ from .params import Interval, Options, validate_params
 from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
+from .rows import Rows
 from .short_titles import head_title
-from .sides import BODY_EXTRAS, Side, document_texts, stack_rows, text_fingerprints
+from .sides import (
+    BODY_EXTRAS,
+    Side,
+    column_strings,
+    document_texts,
+    stack_rows,
+    text_fingerprints,
+)
 from .skills import expand_title
 from .text import has_cjk
 from .threads import in_threads
@@ -59,6 +67,9 @@ def _side_text(side: Side):
     return lambda i: f"{side.titles[i]} {side.texts[i]}"
 
 
+T = TypeVar("T", pd.DataFrame, Rows)  # a table: a DataFrame, or Rows
+
+
 def _index(side: Side, previous: Catalog | None, field: str) -> PostingIndex:
     """The retrieval index of ``side``'s ``field`` ("word" or "char") TF-IDF; that of
     ``previous`` when the matrix is the very one it indexed (no row or order changed)."""
@@ -71,22 +82,10 @@ def _index(side: Side, previous: Catalog | None, field: str) -> PostingIndex:
 def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"{what} must be a pandas DataFrame")
-    missing = [c for c in (id_col, "title", "text") if c not in frame]
-    if missing:
-        raise InputError(f"{what} lack the column(s) {missing}")
-    if len(frame) == 0:
-        raise InputError(f"{what} are empty")
-    raw_ids = frame[id_col].tolist()
-    ids = [str(v) for v in raw_ids]
-    seen: set[str] = set()
-    for v in ids:
-        if v in seen:
-            raise InputError(f"{what} have a duplicate {id_col}: {v!r}")
-        seen.add(v)
-    titles, texts = frame["title"].tolist(), frame["text"].tolist()
+    rows = Rows(frame)
+    clean = _clean_columns(rows, id_col, what)
     if (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
-            and frame.index.step == 1 and raw_ids == ids
-            and all(type(v) is str for v in (*titles, *texts))
+            and frame.index.step == 1 and all(clean[c] is rows[c] for c in clean)
             and (len(frame) <= 64 or all(frame[c].dtype == object
                                          for c in (id_col, "title", "text")))):
         return frame  # already what the rest reads (a request's frame): nothing to copy
@@ -94,9 +93,41 @@ def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
     # Kept as Python strings (object columns), which the rest reads without converting
     # pandas' string arrays again (~1 µs a long text each time).
     return frame.reset_index(drop=True).assign(**{
-        c: pd.Series([v if type(v) is str else "" if pd.isna(v) else str(v) for v in vs],
-                     dtype=object)
-        for c, vs in ((id_col, ids), ("title", titles), ("text", texts))})
+        c: pd.Series(vs, dtype=object) for c, vs in clean.items()})
+
+
+def _check_rows(table, id_col: str, what: str) -> Rows:
+    """A table of the rows asked about (a DataFrame or records) as :class:`Rows`, checked
+    as :func:`_check_frame` checks a frame: ids, titles and texts as strings."""
+    if not isinstance(table, (pd.DataFrame, list, tuple)):
+        raise InputError(f"{what} must be a pandas DataFrame or a list of records (dicts)")
+    if len(table) == 0:
+        raise InputError(f"{what} are empty")
+    rows = Rows.of(table)
+    return rows.assign(**_clean_columns(rows, id_col, what))
+
+
+def _clean_columns(rows: Rows, id_col: str, what: str) -> dict[str, list]:
+    """The id, title and text columns as Python strings (ids by ``str``, missing titles and
+    texts ""), each the column itself when it is so already; refuses a table without them,
+    without rows or with a duplicate id."""
+    missing = [c for c in (id_col, "title", "text") if c not in rows]
+    if missing:
+        raise InputError(f"{what} lack the column(s) {missing}")
+    if len(rows) == 0:
+        raise InputError(f"{what} are empty")
+    raw_ids = rows[id_col]
+    ids = [str(v) for v in raw_ids]
+    seen: set[str] = set()
+    for v in ids:
+        if v in seen:
+            raise InputError(f"{what} have a duplicate {id_col}: {v!r}")
+        seen.add(v)
+    out = {id_col: raw_ids if raw_ids == ids else ids}
+    for c in ("title", "text"):
+        vs = rows[c]
+        out[c] = vs if all(type(v) is str for v in vs) else column_strings(vs)
+    return out
 
 
 class Matcher(BaseEstimator):
@@ -371,18 +402,19 @@ class Matcher(BaseEstimator):
             cached = self.__dict__["_language"] = "zh" if chinese else "en"
         return cached
 
-    def _bridged(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _bridged(self, frame: T) -> T:
         """Needs in English for a Chinese model get the Chinese terms of their trades in
         front of their title and text (:func:`~iei_match.bridge.bridge_text`); other rows
         are left as they are. Then every need's title is :func:`_expanded`, as in
-        training."""
+        training. ``frame``: a DataFrame or :class:`Rows`, returned as one."""
         if self.language_ != "zh":
             return _expanded(frame)
-        titles, texts = frame["title"].tolist(), frame["text"].tolist()
+        titles, texts = _values(frame, "title"), _values(frame, "text")
         english = [i for i, (t, x) in enumerate(zip(titles, texts, strict=True))
                    if detect_language(f"{t} {x}") == "en"]
         if not english:
             return _expanded(frame, titles)
+        titles, texts = list(titles), list(texts)  # a copy: Rows hand out their lists
         for i in english:
             titles[i], texts[i] = bridge_text(titles[i]).text, bridge_text(texts[i]).text
         return _expanded(frame.assign(title=titles, text=texts))
@@ -411,7 +443,8 @@ class Matcher(BaseEstimator):
             embeddings.DenseEncoder()  # raises OptionalDependencyError with the install hint
         return bool(self.dense)
 
-    def _embed(self, frame: pd.DataFrame, remember: bool = False) -> np.ndarray | None:
+    def _embed(self, frame: pd.DataFrame | Rows, remember: bool = False
+               ) -> np.ndarray | None:
         """Sentence embeddings of title + text, reusing those of texts seen in training.
 
         Only training (``remember=True``) adds to the cache that is saved with the model.
@@ -420,7 +453,8 @@ class Matcher(BaseEstimator):
             return None
         from .embeddings import DenseEncoder
 
-        docs = (frame["title"].astype(str) + ". " + frame["text"].astype(str)).tolist()
+        docs = [f"{t}. {x}" for t, x in zip(_values(frame, "title"), _values(frame, "text"),
+                                            strict=True)]
         cache = self.dense_cache_ if remember else dict(self.dense_cache_)
         return DenseEncoder(max_seq_length=128).encode_cached(docs, cache)
 
@@ -756,11 +790,12 @@ class Matcher(BaseEstimator):
         return self._frame_side(data, kind), None, None
 
     def _frame_side(self, data, kind: str) -> Side:
-        """The side of a table of needs (bridged and expanded, as in training) or programs."""
-        frame = _check_frame(data, f"{kind}_id", f"{kind}s")
+        """The side of a table of needs (bridged and expanded, as in training) or programs:
+        a DataFrame or records, read as :class:`Rows`."""
+        rows = _check_rows(data, f"{kind}_id", f"{kind}s")
         if kind == "need":
-            frame = self._bridged(frame)
-        return Side.build(frame, f"{kind}_id", self.word_, self.char_, self._embed(frame),
+            rows = self._bridged(rows)
+        return Side.build(rows, f"{kind}_id", self.word_, self.char_, self._embed(rows),
                           n_jobs=self.n_jobs)
 
     def _ranking(self, needs, programs, k: int, direction: str, explain: bool | int,
@@ -986,14 +1021,19 @@ class Matcher(BaseEstimator):
         return out.to_frame() if as_frame else out
 
 
-def _expanded(frame: pd.DataFrame, titles: list | None = None) -> pd.DataFrame:
-    """``frame`` with each Chinese title followed by the catalog's forms of the market's
-    short forms it holds (:func:`~iei_match.skills.expand_title`: "幼师" also says
-    "幼儿教师"); other titles are left as they are. ``titles``: the frame's titles, when
-    read already."""
+def _expanded(frame: T, titles: list | None = None) -> T:
+    """``frame`` (a DataFrame or :class:`Rows`) with each Chinese title followed by the
+    catalog's forms of the market's short forms it holds
+    (:func:`~iei_match.skills.expand_title`: "幼师" also says "幼儿教师"); other titles are
+    left as they are. ``titles``: the frame's titles, when read already."""
     if titles is None:
-        titles = frame["title"].tolist()
+        titles = _values(frame, "title")
     expanded = [expand_title(t) if has_cjk(t) else t for t in titles]
     if expanded == titles:
         return frame
     return frame.assign(title=expanded)
+
+
+def _values(frame: pd.DataFrame | Rows, column: str) -> list:
+    """A column's values as a list, of a DataFrame or of :class:`Rows`."""
+    return frame[column] if isinstance(frame, Rows) else frame[column].tolist()

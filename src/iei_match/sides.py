@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .rows import Rows
+from .rows import series_numbers as _numbers  # noqa: F401 (read by the tests)
 from .runs import RunTable, normalized_run_table
 from .state import get_sparse, put_sparse
 from .taxonomy import code_prefix, level_index
@@ -25,24 +27,32 @@ BODY_EXTRAS = ("skills", "industry", "certificates")  # columns that count as bo
 _MIX = np.uint64(0x100000001B3)  # combines the columns' hashes (FNV-1a's 64-bit prime)
 
 
-def document_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Titles and bodies of a needs or programs table; ``skills``, ``industry`` and
-    ``certificates`` count as body text."""
-    body = column_strings(frame["text"])
+def document_texts(table) -> tuple[list[str], list[str]]:
+    """Titles and bodies of a needs or programs table (a DataFrame, :class:`~.rows.Rows` or
+    records); ``skills``, ``industry`` and ``certificates`` count as body text."""
+    rows = Rows.of(table)
+    body = column_strings(rows["text"])
     for extra in BODY_EXTRAS:
-        if extra in frame:
-            body = [f"{b} {e}" for b, e in zip(body, column_strings(frame[extra]), strict=True)]
-    return [str(v) for v in frame["title"].tolist()], body
+        if extra in rows:
+            body = [f"{b} {e}" for b, e in zip(body, column_strings(rows[extra]), strict=True)]
+    return [str(v) for v in rows["title"]], body
 
 
-def column_strings(column: pd.Series) -> list[str]:
-    """``column.fillna("").astype(str).tolist()``, without building pandas objects (a
-    request's one-row frame spent milliseconds on them)."""
-    values = column.tolist()
-    if len(values) <= 64:  # a request's few rows: pandas' isna costs more than the loop
-        return [v if type(v) is str else "" if pd.isna(v) else str(v) for v in values]
-    missing = column.isna().to_numpy()
-    return ["" if m else str(v) for v, m in zip(values, missing, strict=True)]
+def column_strings(values: pd.Series | list) -> list[str]:
+    """``fillna("").astype(str).tolist()`` of a column (a Series, or its values as a
+    list), without building pandas objects (a request's one-row frame spent milliseconds
+    on them)."""
+    if isinstance(values, pd.Series):
+        if len(values) > 64:  # pandas' isna pays off over many rows
+            missing = values.isna().to_numpy()
+            return ["" if m else str(v) for v, m in zip(values.tolist(), missing, strict=True)]
+        values = values.tolist()
+    return [v if type(v) is str else "" if _missing(v) else str(v) for v in values]
+
+
+def _missing(value) -> bool:
+    """Whether pandas' ``isna`` reads ``value`` (a cell) as missing."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def _hash_strings(values: np.ndarray) -> np.ndarray:
@@ -158,12 +168,14 @@ class Side:
         return found
 
     @classmethod
-    def build(cls, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
+    def build(cls, frame: pd.DataFrame | Rows, id_col: str, word: FieldVectorizer,
               char: FieldVectorizer, dense: np.ndarray | None = None,
               n_jobs: int = 1) -> Side:
-        """The side of ``frame``'s rows; ``n_jobs`` > 1 vectorises a large batch's words
-        and character n-grams in two threads (the sparse arithmetic releases the GIL)."""
-        titles, texts = document_texts(frame)
+        """The side of ``frame``'s rows (a DataFrame or :class:`~.rows.Rows`); ``n_jobs``
+        > 1 vectorises a large batch's words and character n-grams in two threads (the
+        sparse arithmetic releases the GIL)."""
+        rows = Rows.of(frame)
+        titles, texts = document_texts(rows)
         # Normalised and cut once, for both vectorizers and the side; a request's few texts
         # are counted directly.
         small = small_texts(titles, texts)
@@ -181,7 +193,7 @@ class Side:
             dense=dense,
             titles=np.array(titles, dtype=object),
             texts=np.array(texts, dtype=object),
-            **_row_fields(frame, id_col),
+            **_row_fields(rows, id_col),
         )
 
     def update(self, frame: pd.DataFrame, id_col: str, word: FieldVectorizer,
@@ -270,14 +282,14 @@ def _stack_fields(parts: list[FieldMatrices], source: np.ndarray) -> FieldMatric
                             for f in fields(FieldMatrices)})
 
 
-def _normalized(frame: pd.DataFrame, column: str) -> list[str]:
+def _normalized(rows: Rows, column: str) -> list[str]:
     """:func:`normalize` of each value of a column ("" without it); a string that repeats
     (a province, a city) is normalised once."""
-    if column not in frame:
-        return [""] * len(frame)
+    if column not in rows:
+        return [""] * len(rows)
     done: dict[str, str] = {}
     out = []
-    for v in frame[column].tolist():
+    for v in rows[column]:
         if type(v) is str:
             n = done.get(v)
             if n is None:
@@ -288,30 +300,22 @@ def _normalized(frame: pd.DataFrame, column: str) -> list[str]:
     return out
 
 
-def _numbers(column: pd.Series) -> np.ndarray:
-    """``pd.to_numeric(column, errors="coerce")`` as float64 (NaN: missing or not a
-    number); a request's few plain numbers are converted without pandas' machinery."""
-    if len(column) <= 64 and isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
-        return np.array(column.tolist(), dtype=np.float64)
-    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-
-
-def _row_fields(frame: pd.DataFrame, id_col: str) -> dict:
+def _row_fields(table, id_col: str) -> dict:
     """What a :class:`Side` reads from each row besides its texts: id, level, code, attrs."""
-    capacity = next((frame[c] for c in ("headcount", "graduates_per_year") if c in frame),
-                    None)
+    rows = Rows.of(table)
+    capacity = next((c for c in ("headcount", "graduates_per_year") if c in rows), None)
     attrs = {
-        "province": np.array(_normalized(frame, "province"), dtype=object),
-        "city": np.array(_normalized(frame, "city"), dtype=object),
-        "capacity": (np.full(len(frame), np.nan) if capacity is None else
-                     _numbers(capacity)),
+        "province": np.array(_normalized(rows, "province"), dtype=object),
+        "city": np.array(_normalized(rows, "city"), dtype=object),
+        "capacity": (np.full(len(rows), np.nan) if capacity is None else
+                     rows.numbers(capacity)),
     }
-    level = frame["level"].tolist() if "level" in frame else [""] * len(frame)
+    level = rows["level"] if "level" in rows else [""] * len(rows)
     # A ``code`` column, where there is one, is the taxonomy code (empty: unknown);
     # otherwise the id is taken for the code, as in official catalogs.
-    codes = column_strings(frame["code"] if "code" in frame else frame[id_col])
+    codes = column_strings(rows["code"] if "code" in rows else rows[id_col])
     return {
-        "ids": np.array([str(v) for v in frame[id_col].tolist()], dtype=object),
+        "ids": np.array([str(v) for v in rows[id_col]], dtype=object),
         "level": level_index(level),
         "codes": np.array(codes, dtype=object),
         "attrs": attrs,
