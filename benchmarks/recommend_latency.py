@@ -36,7 +36,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 from alliance_data import (
     Service,
     engine_programs,
@@ -52,12 +51,12 @@ from alliance_data import (
 from iei_match.artifacts import load_model
 
 
-def need_frame(row) -> pd.DataFrame:
+def need_records(row) -> list[dict]:
     """One stored need as the service hands it to the engine (``frames.need_record``)."""
-    return pd.DataFrame([{"need_id": "db-need-0", "title": row.title, "text": row.description,
-                          "skills": " ".join(row.skills), "industry": "", "certificates": "",
-                          "code": row.code, "level": row.level, "province": row.province,
-                          "city": row.city, "headcount": int(row.headcount)}])
+    return [{"need_id": "db-need-0", "title": row.title, "text": row.description,
+             "skills": " ".join(row.skills), "industry": "", "certificates": "",
+             "code": row.code, "level": row.level, "province": row.province,
+             "city": row.city, "headcount": int(row.headcount)}]
 
 
 def engine_level(matcher, alliance, n_requests: int, k: int, seed: int) -> dict:
@@ -95,7 +94,7 @@ def _engine_calls(matcher, catalog, level, rows, rng, n_requests, k, times) -> N
     min_fit = float(matcher.fit_model_.thresholds_["medium"])  # the service's default
     for i in range(n_requests + 3):
         row = rows[rng.randrange(len(rows))]
-        need = need_frame(row)
+        need = need_records(row)
         allowed = level == row.level if row.level else np.ones(len(level), dtype=bool)
         t0 = time.perf_counter()
         ranked = matcher.rank(need, catalog.restrict(allowed), k=k, explain=k,
