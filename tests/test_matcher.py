@@ -477,6 +477,54 @@ def test_neighbours_are_the_straightforward_matrix(zh_world):
     assert sides[-2].word.full.shape[0] > 50 and want.nnz > 0
 
 
+def test_code_priors_are_the_plain_shares_of_past_links(zh_world):
+    """The prior features (share of the past links of needs with a code prefix that went to
+    a program category) equal a plain count over the links, pair by pair: NaN for a need
+    prefix no linked need had, 0 for a category its links never reached."""
+    from iei_match.bundled import catalog_dir
+    from iei_match.features import _prior, _side_arrays
+    from iei_match.io import load_links, load_needs, load_programs
+    from iei_match.memory import Memory
+
+    matcher = zh_world["matcher"]
+    d = catalog_dir("cn-vocational")
+    needs, programs = load_needs(d / "needs.csv").iloc[:400], load_programs(d / "programs.csv")
+    links = load_links(d / "links.csv")
+    links = links[links["need_id"].isin(set(needs["need_id"]))]
+    build = functools.partial(Side.build, word=matcher.word_, char=matcher.char_)
+    n_side, p_side = build(needs, "need_id"), build(programs, "program_id")
+    index = {v: i for i, v in enumerate(p_side.ids)}
+    rows = links["need_id"].map({v: i for i, v in enumerate(n_side.ids)}).to_numpy()
+    matrix = np.zeros((len(needs), len(programs)), np.float32)
+    matrix[rows, links["program_id"].map(index).to_numpy()] = links["grade"].to_numpy()
+    memory = Memory(n_side, p_side, matrix, matcher.word_.idf_)
+    rng = np.random.default_rng(0)
+    asked = load_needs(d / "needs.csv").iloc[400:700]
+    codes = asked["need_id"].astype(str).tolist()  # an official need's code is its id
+    asked = asked.assign(code=[c if rng.random() < 0.7 else ("" if rng.random() < 0.5
+                                                              else "9" + c) for c in codes])
+    queries = build(asked, "need_id")
+    n_rows = rng.integers(0, len(asked), 3000)
+    p_rows = rng.integers(0, len(programs), 3000)
+    got = _prior(memory, _side_arrays(memory, queries, "need"),
+                 _side_arrays(memory, p_side, "program"), n_rows, p_rows)
+    ln_, lp_ = memory.need_prefix_len, memory.program_prefix_len
+    for ln in ln_:
+        past = n_side.code_prefixes(ln)
+        for lp in lp_:
+            cat = p_side.code_prefixes(lp)
+            share: dict = {}
+            total: dict = {}
+            for i, j in zip(*np.nonzero(matrix), strict=True):
+                share[past[i], cat[j]] = share.get((past[i], cat[j]), 0.0) + matrix[i, j]
+                total[past[i]] = total.get(past[i], 0.0) + matrix[i, j]
+            want = [share.get((a, b), 0.0) / total[a] if a in total else np.nan for a, b in
+                    zip(queries.code_prefixes(ln)[n_rows], cat[p_rows], strict=True)]
+            np.testing.assert_allclose(got[f"prior_n{ln}_p{lp}"], want, rtol=1e-6)
+            values = got[f"prior_n{ln}_p{lp}"]
+            assert np.isnan(values).any() and (values == 0).any() and (values > 0).sum() > 10
+
+
 def test_collaborative_candidates_without_blocked_columns_as_scipy_leaves_them():
     """The collaborative candidates of a restricted catalog are taken from the product's
     arrays: the top k of scipy's matrix with the blocked columns' entries zeroed and

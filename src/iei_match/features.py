@@ -46,7 +46,8 @@ def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
 def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
     """What the pair features read of each row of ``side`` beyond its vectors: binary term
     counts, BM25 weights (with the memory's average length of its ``kind``), the sizes of
-    its titles and bodies, and for programs their column in the links and their categories.
+    its titles and bodies, for needs the index of their code prefixes among those of past
+    needs, and for programs their column in the links and their categories.
     Made once per side and memory (:meth:`Side.derived`): a catalog's rows are asked about
     on every request, and each row's values depend on that row only."""
     def make() -> dict:
@@ -66,6 +67,10 @@ def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
         if kind == "need":
             out["title_idf"], out["title_unknown_words"] = _title_word_stats(
                 side, memory.word_idf)
+            for length, seen in memory.seen_prefixes.items():
+                out[f"prefix_n{length}"] = np.array(
+                    [seen.get(c, -1) for c in side.code_prefixes(length).tolist()],
+                    dtype=np.int64)
         if kind == "program":
             known = memory.program_columns(side)
             out["known"] = known
@@ -137,18 +142,13 @@ def _title_word_stats(side: Side, idf: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return rarest.astype(np.float32), unknown.astype(np.float32)
 
 
-def _prior(memory: Memory, needs: Side, programs: Side, n_rows, p_rows) -> dict[str, np.ndarray]:
+def _prior(memory: Memory, na: dict, pa: dict, n_rows, p_rows) -> dict[str, np.ndarray]:
     """Share of the links of past needs with the same code prefix that went to the program's
-    prefix; NaN when no past need had the need's prefix."""
-    out = {}
-    nan = float("nan")
-    for (ln, lp), (share, seen) in memory.priors.items():
-        n_pre = needs.code_prefixes(ln)[n_rows].tolist()
-        p_pre = programs.code_prefixes(lp)[p_rows].tolist()
-        val = [share.get(pair, 0.0) if pair[0] in seen else nan
-               for pair in zip(n_pre, p_pre, strict=True)]
-        out[f"prior_n{ln}_p{lp}"] = np.array(val, dtype=np.float64).astype(np.float32)
-    return out
+    prefix; NaN when no past need had the need's prefix. ``na``, ``pa``: the sides' arrays
+    (:func:`_side_arrays`: the rows' prefix and category indexes)."""
+    return {f"prior_n{ln}_p{lp}": prior.shares(na[f"prefix_n{ln}"][n_rows],
+                                               pa[f"category_p{lp}"][p_rows]).astype(np.float32)
+            for (ln, lp), prior in memory.priors.items()}
 
 
 def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, given: np.ndarray,
@@ -248,7 +248,7 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     for length in memory.program_prefix_len:
         f[f"category_share_p{length}"] = _category_collab(
             memory, neighbour_links, pa[f"category_p{length}"][p_rows], q_rows, length)
-    f.update(_prior(memory, needs, programs, n_rows, p_rows))
+    f.update(_prior(memory, na, pa, n_rows, p_rows))
     # How much the need says: a bare title ("电工") carries far less evidence than an
     # occupation's definition and tasks, and the ranker and the fit learn to weigh the
     # other features by it (training lists hold title-only copies of needs).

@@ -21,6 +21,42 @@ __all__ = ["Memory", "links_to_programs", "dense_topk"]
 SPREAD_K = 10  # the rank whose similarity tells how generic a row is (:meth:`Memory.reach`)
 
 
+@dataclass(frozen=True)
+class Prior:
+    """Shares of past links between need code prefixes and program categories, looked up
+    for many pairs at once (:meth:`shares`).
+
+    ``keys`` (sorted) are ``need prefix index * n_categories + category index`` of the
+    (prefix, category) pairs that have links; ``values`` their shares of the links of the
+    need prefix.
+    """
+
+    n_categories: int
+    keys: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, seen: dict[str, int], categories: dict[str, int], share: pd.Series) -> Prior:
+        """From the shares by (need prefix, program prefix) (a Series with that index)."""
+        keys = np.array([seen[n] * len(categories) + categories[p] for n, p in share.index],
+                        dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        return cls(len(categories), keys[order], share.to_numpy(np.float64)[order])
+
+    def shares(self, need: np.ndarray, category: np.ndarray) -> np.ndarray:
+        """The share of each pair (need prefix index, category index; -1: not known):
+        NaN where the need prefix had no past links, 0 where its links went elsewhere."""
+        key = need * self.n_categories + category
+        at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
+        hit = (need >= 0) & (category >= 0)
+        if len(self.keys):
+            hit &= self.keys[at] == key
+            found = np.where(hit, self.values[at], 0.0)
+        else:
+            found = np.zeros(len(key))
+        return np.where(need >= 0, found, np.nan)
+
+
 @dataclass
 class Memory:
     """What the ranker may consult about the past: known needs, known programs, their links.
@@ -57,7 +93,18 @@ class Memory:
             dense = np.asarray(self.links.T @ self.needs.dense, dtype=np.float32)
             norm = np.linalg.norm(dense, axis=1, keepdims=True)
             self.program_dense_centroid = dense / np.where(norm > 0, norm, 1)
-        self.priors = {}
+        # Known programs' categories (code prefixes): index of each, and program -> category.
+        self.categories = {}
+        for length in self.program_prefix_len:
+            cats, idx = np.unique(self.programs.code_prefixes(length), return_inverse=True)
+            onehot = sp.csr_matrix((np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
+                                   shape=(len(idx), len(cats)))
+            self.categories[length] = ({c: i for i, c in enumerate(cats)}, onehot)
+        # The share of the links of past needs with a code prefix that went to each program
+        # category: the need prefixes seen (prefix -> index) by length, and per pair of
+        # lengths a :class:`Prior`.
+        self.seen_prefixes: dict[int, dict[str, int]] = {}
+        self.priors: dict[tuple[int, int], Prior] = {}
         linked = self.links.tocoo()
         for ln in self.need_prefix_len:
             need_pre = self.needs.code_prefixes(ln)[linked.row]
@@ -67,16 +114,8 @@ class Memory:
                 counts = table.groupby(["n", "p"])["g"].sum()
                 totals = table.groupby("n")["g"].sum()
                 prob = (counts / totals.reindex(counts.index.get_level_values(0)).to_numpy())
-                # (need prefix, program prefix) -> share; the need prefixes seen
-                self.priors[(ln, lp)] = (dict(zip(prob.index, prob.to_numpy(np.float64).tolist(),
-                                                  strict=True)), set(totals.index))
-        # Known programs' categories (code prefixes): index of each, and program -> category.
-        self.categories = {}
-        for length in self.program_prefix_len:
-            cats, idx = np.unique(self.programs.code_prefixes(length), return_inverse=True)
-            onehot = sp.csr_matrix((np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
-                                   shape=(len(idx), len(cats)))
-            self.categories[length] = ({c: i for i, c in enumerate(cats)}, onehot)
+                seen = self.seen_prefixes[ln] = {n: i for i, n in enumerate(totals.index)}
+                self.priors[(ln, lp)] = Prior.of(seen, self.categories[lp][0], prob)
 
     def get_state(self, arrays: dict, prefix: str = "memory") -> dict:
         """Put the known needs, programs and links into ``arrays``; returns the JSON part.
