@@ -145,6 +145,28 @@ def test_single_need_equals_batch(zh_world):
         assert_same_rows(single, batch, "need_id", "program_id")
 
 
+def test_a_lists_fit_floor_gives_the_lists_of_the_fit_of_every_row(zh_world):
+    """One need's ranking with ``min_fit`` computes the fit of its best rows only, until
+    ``k`` reach the floor; a batch computes every row's. The lists are the same, and they
+    are the full ranking's rows above the floor, in order."""
+    matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
+    everything = matcher.rank(new, programs, k=len(programs), explain=False)
+    values = np.unique(everything["fit"])
+    assert len(values) > 8
+    for at in np.linspace(0, len(values) - 2, 5).astype(int):
+        floor = float(values[at] + values[at + 1]) / 2  # no pair sits on the floor
+        batch = matcher.rank(new, programs, k=4, explain=False, min_fit=floor)
+        assert len(batch) > 0
+        for i in range(0, len(new), 3):
+            single = matcher.rank(new.iloc[[i]], programs, k=4, explain=False, min_fit=floor)
+            above = everything[(everything["need_id"] == new["need_id"].iloc[i])
+                               & (everything["fit"] >= floor)].head(4)
+            assert single["program_id"].tolist() == above["program_id"].tolist()
+            assert single["fit"].tolist() == above["fit"].tolist()
+            if len(single):
+                assert_same_rows(single, batch, "need_id", "program_id")
+
+
 def test_single_program_equals_batch(zh_world):
     matcher, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
     batch = matcher.partners(programs, new, k=5, explain=False)

@@ -829,11 +829,11 @@ class Matcher(BaseEstimator):
         score = self.rankers_[direction].score(x)
         absolute = self._absolute_columns()
         rows = np.arange(len(x))
+        other = p_rows if direction == "need" else n_rows
         fit_all = None
         if min_fit is not None:
-            fit_all = self.fit_model_.predict(x[:, absolute], n_threads=self.n_jobs)
-            rows = np.flatnonzero(fit_all >= min_fit)
-        other = p_rows if direction == "need" else n_rows
+            fit_all = self._fit_of_best(x, score, other, groups, k, min_fit)
+            rows = np.flatnonzero(fit_all >= min_fit)  # NaN: not needed, not listed
         order = rows[np.lexsort((other[rows], -score[rows], groups[rows]))]
         g_sorted = groups[order]
         start = np.r_[0, np.flatnonzero(np.diff(g_sorted)) + 1] if len(order) else np.zeros(
@@ -854,6 +854,26 @@ class Matcher(BaseEstimator):
         return Ranking(direction, need_side.ids[n_rows[keep]], prog_side.ids[p_rows[keep]],
                        rank.astype(np.int64), score[keep].astype(np.float64),
                        np.round(fit, 6), self.fit_model_.level(fit), terms, contributions)
+
+    def _fit_of_best(self, x: np.ndarray, score: np.ndarray, other: np.ndarray,
+                     groups: np.ndarray, k: int, min_fit: float) -> np.ndarray:
+        """The fit of the rows a ranking with ``min_fit`` needs: of every row, or, for one
+        list (a request), of its rows in rank order until ``k`` of them reach ``min_fit``
+        (NaN for the rows below, which cannot be listed), in batches that double. A
+        row's fit depends on that row alone, so the list is the one the fit of every row
+        gives; most requests need a batch or two, not the ~150 candidates."""
+        absolute = self._absolute_columns()
+        if not (groups == groups[0]).all():
+            return self.fit_model_.predict(x[:, absolute], n_threads=self.n_jobs)
+        fit = np.full(len(x), np.nan)
+        order = np.lexsort((other, -score))  # rank order, as the lists are cut
+        done, found, step = 0, 0, 2 * k
+        while done < len(order) and found < k:
+            at = order[done:done + step]
+            fit[at] = self.fit_model_.predict(x[at][:, absolute], n_threads=self.n_jobs)
+            found += int((fit[at] >= min_fit).sum())
+            done, step = done + len(at), 2 * step
+        return fit
 
     @staticmethod
     def _empty(direction: str, n_explain: int) -> Ranking:
