@@ -1,6 +1,6 @@
 """Where a request's time goes in the service, and what it costs beyond the engine.
 
-    python benchmarks/profile_requests.py (DATA_DIR | --work DIR) [--path match|recs]
+    python benchmarks/profile_requests.py (DATA_DIR | --work DIR) [--path match|recs|write]
                                           [--mode sample|cpu|cprofile] [--requests 300]
                                           [--top 40]
 
@@ -54,6 +54,12 @@ with httpx.Client(base_url=url, timeout=60) as c:
         if path == "match":
             r = c.post("/api/v1/match", headers=h, json={"title": title, "description": text,
                        "skills": json.loads(skills or "[]")})
+        elif path == "write":  # a new need, then a change of it (as the replicas test)
+            r = c.post("/api/v1/needs", headers=h, json={"title": f"{title}（新）",
+                       "description": text, "skills": json.loads(skills or "[]"),
+                       "headcount": 2})
+            assert r.status_code == 201, r.text
+            r = c.patch(f"/api/v1/needs/{r.json()['id']}", headers=h, json={"headcount": 3})
         else:
             r = c.get(f"/api/v1/needs/{nid}/recommendations", headers=h, params={"k": 10})
         assert r.status_code == 200, r.text
@@ -178,7 +184,8 @@ def main() -> int:
     ap.add_argument("data", type=Path, nargs="?")
     ap.add_argument("--work", type=Path, default=None,
                     help="make (or reuse) WORK/data as service_vs_naive.py --work does")
-    ap.add_argument("--path", choices=("match", "recs"), default="match")
+    ap.add_argument("--path", choices=("match", "recs", "write"), default="match",
+                    help="write: a new need and a change of it (two requests a round)")
     ap.add_argument("--mode", choices=("sample", "cpu", "cprofile"), default="sample")
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3, help="runs of --requests (cpu mode)")
