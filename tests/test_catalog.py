@@ -184,7 +184,7 @@ def test_group_max_and_rank_of_one_list_is_that_of_many():
 def test_a_requests_capacity_is_read_as_pandas_reads_it():
     """A need's headcount is converted without pandas for a few plain numbers, with it
     otherwise: always what ``pd.to_numeric(errors="coerce")`` gives, as float64."""
-    from iei_match.sides import _numbers
+    from iei_match.rows import series_numbers as _numbers
 
     columns = [pd.Series([17]), pd.Series([3, 2**60 + 1]), pd.Series([2.5, np.nan]),
                pd.Series([np.nan]), pd.Series(["12", "x", None]), pd.Series([None]),

@@ -13,7 +13,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from numbers import Integral, Real
-from typing import Literal, TypeVar, overload
+from typing import Literal, TypeAlias, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,7 @@ def _side_text(side: Side):
 
 
 T = TypeVar("T", pd.DataFrame, Rows)  # a table: a DataFrame, or Rows
+Table: TypeAlias = pd.DataFrame | list[dict]  # what rank, partners, queries take: frame, records
 
 
 def _index(side: Side, previous: Catalog | None, field: str) -> PostingIndex:
@@ -740,12 +741,12 @@ class Matcher(BaseEstimator):
         parts = [old] if len(fresh) == 0 else [old, self.memory_.neighbours(side.take(fresh))]
         return stack_rows(parts, index)
 
-    def queries(self, frame: pd.DataFrame, kind: str = "need") -> Queries:
+    def queries(self, frame: Table, kind: str = "need") -> Queries:
         """Vectorise needs (or programs) once, to rank them against several catalogs.
 
         Parameters
         ----------
-        frame : DataFrame
+        frame : DataFrame or list of dict
             Needs (``kind="need"``) or programs (``kind="program"``), as for :meth:`rank`.
         kind : {"need", "program"}
 
@@ -973,26 +974,28 @@ class Matcher(BaseEstimator):
         return self
 
     @overload
-    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = ...,
+    def rank(self, needs: Table | Queries, programs: Table | Catalog, k: int = ...,
              explain: bool | int = ..., *, min_fit: float | None = ...,
              as_frame: Literal[True] = ...) -> pd.DataFrame: ...
 
     @overload
-    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = ...,
+    def rank(self, needs: Table | Queries, programs: Table | Catalog, k: int = ...,
              explain: bool | int = ..., *, min_fit: float | None = ...,
              as_frame: Literal[False]) -> Ranking: ...
 
-    def rank(self, needs: pd.DataFrame, programs: pd.DataFrame | Catalog, k: int = 10,
+    def rank(self, needs: Table | Queries, programs: Table | Catalog, k: int = 10,
              explain: bool | int = True, *, min_fit: float | None = None,
              as_frame: bool = True) -> pd.DataFrame | Ranking:
         """The best ``k`` programs for each need.
 
         Parameters
         ----------
-        needs, programs : DataFrame
+        needs, programs : DataFrame or list of dict
             Columns ``need_id`` / ``program_id``, ``title``, ``text``; optional ``level``,
             ``code``, ``skills``, ``industry``, ``province``, ``city``, ``headcount`` /
-            ``graduates_per_year``. ``programs`` may be a :class:`Catalog` made by
+            ``graduates_per_year``. A list of records (one dict a row) gives the same
+            results as a DataFrame of object columns holding them, without building one
+            (a request's need). ``programs`` may be a :class:`Catalog` made by
             :meth:`prepare` (same results, much faster for repeated calls), and ``needs``
             :class:`Queries` made by :meth:`queries` (the same, for needs ranked against
             several catalogs).
@@ -1018,16 +1021,16 @@ class Matcher(BaseEstimator):
         return out.to_frame() if as_frame else out
 
     @overload
-    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = ...,
+    def partners(self, programs: Table | Queries, needs: Table | Catalog, k: int = ...,
              explain: bool | int = ..., *, min_fit: float | None = ...,
              as_frame: Literal[True] = ...) -> pd.DataFrame: ...
 
     @overload
-    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = ...,
+    def partners(self, programs: Table | Queries, needs: Table | Catalog, k: int = ...,
              explain: bool | int = ..., *, min_fit: float | None = ...,
              as_frame: Literal[False]) -> Ranking: ...
 
-    def partners(self, programs: pd.DataFrame, needs: pd.DataFrame | Catalog, k: int = 10,
+    def partners(self, programs: Table | Queries, needs: Table | Catalog, k: int = 10,
                  explain: bool | int = True, *, min_fit: float | None = None,
                  as_frame: bool = True) -> pd.DataFrame | Ranking:
         """The best ``k`` needs for each program: columns ``program_id, need_id, rank,

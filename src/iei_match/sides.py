@@ -12,7 +12,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .rows import Rows
-from .rows import series_numbers as _numbers  # noqa: F401 (read by the tests)
 from .runs import RunTable, normalized_run_table
 from .state import get_sparse, put_sparse
 from .taxonomy import code_prefix, level_index
