@@ -530,10 +530,9 @@ def test_code_priors_are_the_plain_shares_of_past_links(zh_world):
     p_rows = rng.integers(0, len(programs), 3000)
     got = _prior(memory, _side_arrays(memory, queries, "need"),
                  _side_arrays(memory, p_side, "program"), n_rows, p_rows)
-    ln_, lp_ = memory.need_prefix_len, memory.program_prefix_len
-    for ln in ln_:
+    for ln in memory.need_prefix_len:
         past = n_side.code_prefixes(ln)
-        for lp in lp_:
+        for lp in memory.program_prefix_len:
             cat = p_side.code_prefixes(lp)
             share: dict = {}
             total: dict = {}

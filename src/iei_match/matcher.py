@@ -410,7 +410,8 @@ class Matcher(BaseEstimator):
         training. ``frame``: a DataFrame or :class:`Rows`, returned as one."""
         if self.language_ != "zh":
             return _expanded(frame)
-        titles, texts = _values(frame, "title"), _values(frame, "text")
+        rows = Rows.of(frame)  # the frame's columns, each read once
+        titles, texts = rows["title"], rows["text"]
         english = [i for i, (t, x) in enumerate(zip(titles, texts, strict=True))
                    if detect_language(f"{t} {x}") == "en"]
         if not english:
@@ -454,8 +455,8 @@ class Matcher(BaseEstimator):
             return None
         from .embeddings import DenseEncoder
 
-        docs = [f"{t}. {x}" for t, x in zip(_values(frame, "title"), _values(frame, "text"),
-                                            strict=True)]
+        rows = Rows.of(frame)
+        docs = [f"{t}. {x}" for t, x in zip(rows["title"], rows["text"], strict=True)]
         cache = self.dense_cache_ if remember else dict(self.dense_cache_)
         return DenseEncoder(max_seq_length=128).encode_cached(docs, cache)
 
@@ -1050,13 +1051,8 @@ def _expanded(frame: T, titles: list | None = None) -> T:
     (:func:`~iei_match.skills.expand_title`: "幼师" also says "幼儿教师"); other titles are
     left as they are. ``titles``: the frame's titles, when read already."""
     if titles is None:
-        titles = _values(frame, "title")
+        titles = Rows.of(frame)["title"]
     expanded = [expand_title(t) if has_cjk(t) else t for t in titles]
     if expanded == titles:
         return frame
     return frame.assign(title=expanded)
-
-
-def _values(frame: pd.DataFrame | Rows, column: str) -> list:
-    """A column's values as a list, of a DataFrame or of :class:`Rows`."""
-    return frame[column] if isinstance(frame, Rows) else frame[column].tolist()
