@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +31,7 @@ from .jobs import JobRunner
 from .limits import Gate, RateLimiter, SharedRateLimiter
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
-from .model_host import ModelHost
+from .model_host import LiveModel, ModelHost
 from .openapi import install as install_openapi
 from .reference import ReferenceMajors
 from .retrain import train_first
@@ -112,6 +113,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", "an unexpected error occurred; it has been logged")
 
 
+def _warm(svc: Services, live: LiveModel) -> None:
+    """Prepare the stored tables and the reference catalog for ``live``'s model, before it
+    replaces the live one."""
+    svc.reference.warm(live)
+    with svc.db.session() as s:
+        svc.catalogs.warm(s, live)
+
+
 def _start_model(svc: Services) -> None:
     """Load the live model, or train the first one in the background."""
     if svc.models.load_current() is not None:
@@ -159,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                            5 * settings.queue_timeout_s),
                        reference=ReferenceMajors(settings.catalog))
         app.state.services = svc
+        models.warm = partial(_warm, svc)
         _start_model(svc)
         models.watch(settings.model_poll_s)
         jobs.start()

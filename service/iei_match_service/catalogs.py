@@ -137,10 +137,15 @@ def _need_row(n: Need) -> Row:
 
 
 class Catalogs:
-    """The prepared programs and needs of the live model (one of each is kept).
+    """The prepared programs and needs of the live model.
 
     One preparation runs at a time; requests that need it wait for it (after a write, the
     time to load and vectorise the written rows) and then share it.
+
+    The tables prepared by two models are kept: the live one's, and the one's before or
+    after it. A model is warmed (:meth:`warm`) before it is made live, and a request still
+    running on the model it replaced keeps finding that one's tables: a swap of models
+    prepares nothing while requests wait.
 
     With ``refresh_s`` > 0 (``IEI_MATCH_CATALOG_REFRESH_S``), a request takes the kept
     catalog of the live model as it is when the table was looked at less than
@@ -150,47 +155,61 @@ class Catalogs:
     CPU however few rows changed).
     """
 
+    MODELS = 2  # the models whose tables are kept
+
     def __init__(self, refresh_s: float = 0.0):
         self._lock = threading.Lock()
-        self._kept: dict[str, tuple[tuple, Prepared]] = {}
+        # kind: [(key, prepared, looked at)], the latest prepared first, one per model
+        self._kept: dict[str, list[tuple[tuple, Prepared, float]]] = {}
         self.refresh_s = refresh_s
-        self._looked: dict[str, tuple[tuple, float]] = {}  # kind: (kept entry, looked at)
+
+    def _of(self, kind: str, live: LiveModel) -> tuple[tuple, Prepared, float] | None:
+        """The kept entry of ``kind`` prepared by ``live``'s model (None if there is none)."""
+        for entry in self._kept.get(kind, ()):
+            if entry[0][:2] == (live.version, id(live.matcher)) and _same_model(entry[1], live):
+                return entry
+        return None
+
+    def _keep(self, kind: str, entry: tuple[tuple, Prepared, float]) -> None:
+        others = [e for e in self._kept.get(kind, ()) if e[0][:2] != entry[0][:2]]
+        self._kept[kind] = [entry, *others[:self.MODELS - 1]]
 
     def _get(self, kind: str, s: Session, live: LiveModel, state: tuple | None) -> Prepared:
-        kept = self._kept.get(kind)
-        if self.refresh_s > 0 and kept is not None:
-            looked = self._looked.get(kind)
-            if (looked is not None and looked[0] is kept
-                    and kept[0][:2] == (live.version, id(live.matcher))
-                    and _same_model(kept[1], live)
-                    and time.monotonic() - looked[1] < self.refresh_s):
-                return kept[1]
+        kept = self._of(kind, live)
+        if (self.refresh_s > 0 and kept is not None
+                and time.monotonic() - kept[2] < self.refresh_s):
+            return kept[1]
         now = time.monotonic()
         if state is None:
             state = table_state.read(s, kind)[kind]
         key = (live.version, id(live.matcher), state)
         if kept is not None and kept[0] == key:
-            self._looked[kind] = (kept, now)
+            self._keep(kind, (key, kept[1], now))
             return kept[1]
         with self._lock:  # one preparation at a time; the others wait and reuse it
-            kept = self._kept.get(kind)
+            kept = self._of(kind, live)
             if kept is not None and kept[0] == key:
                 return kept[1]
-            previous = kept[1] if kept is not None and _same_model(kept[1], live) else None
             started = time.perf_counter()
-            prepared = _build(kind, s, live, previous)
+            prepared = _build(kind, s, live, None if kept is None or kept[1].catalog is None
+                              else kept[1])
             if prepared.rows:
                 log.info("prepared %d %ss in %.2f s, %d of them unchanged", len(prepared.rows),
                          kind, time.perf_counter() - started, prepared.catalog.reused)
-            self._kept[kind] = entry = (key, prepared)
-            self._looked[kind] = (entry, now)
+            self._keep(kind, (key, prepared, now))
             _settle_heap()
             return prepared
 
     def kept(self, kind: str) -> Prepared | None:
         """The ``"program"`` or ``"need"`` table as last prepared (None before the first)."""
         kept = self._kept.get(kind)
-        return None if kept is None else kept[1]
+        return kept[0][1] if kept else None
+
+    def warm(self, s: Session, live: LiveModel) -> None:
+        """Prepare both tables for ``live``'s model before it is made live (requests on the
+        model still live keep its tables)."""
+        for kind in ("program", "need"):
+            self._get(kind, s, live, None)
 
     def programs(self, s: Session, live: LiveModel, state: tuple | None = None
                  ) -> Prepared | None:
@@ -231,10 +250,11 @@ def _settle_heap() -> None:
 
 
 def _same_model(prepared: Prepared, live: LiveModel) -> bool:
-    """Whether ``prepared`` was made by the live model (the key's ``id`` may be reused)."""
+    """Whether ``prepared`` was made by ``live``'s model (the key's ``id`` may be reused;
+    an empty table is the same for every model)."""
     catalog, m = prepared.catalog, live.matcher
-    return (catalog is not None and catalog.vectorizers[0] is m.word_
-            and catalog.vectorizers[1] is m.char_)
+    return catalog is None or (catalog.vectorizers[0] is m.word_
+                               and catalog.vectorizers[1] is m.char_)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +60,11 @@ class LiveModel:
 class ModelHost:
     """Holds the live model of a models root."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, warm: Callable[[LiveModel], None] | None = None):
         self.root = Path(root)
+        # Called with a model replacing the live one, before it is made live (the service
+        # prepares its catalogs for it), so that no request waits for that after a swap.
+        self.warm = warm
         self._live: LiveModel | None = None
         self._swap = threading.Lock()
         self.last_error: str | None = None
@@ -158,6 +162,7 @@ class ModelHost:
                                   path.name)
                         activate_version(self.root, path.name)
             else:
+                self._warmed(live)
                 activate_version(self.root, path.name)
             self._live, self.fallback_from, self._refused = live, None, None
         return live
@@ -179,7 +184,7 @@ class ModelHost:
             return self.load_current() is not None
         try:
             path = resolve_model_dir(self.root)
-            new = LiveModel(path.name, load_model(path))
+            new = self._warmed(LiveModel(path.name, load_model(path)))
         except IeiMatchError as exc:
             self._refused, self.last_error = named, str(exc)
             log.error("model %r refused, keeping %s: %s", named[:100], live.version, exc)
@@ -217,7 +222,7 @@ class ModelHost:
             if Path(version).name != version:
                 raise ModelNotFoundError(f"no version {version!r}")
             try:
-                live = LiveModel(version, load_model(self.root / version))
+                live = self._warmed(LiveModel(version, load_model(self.root / version)))
             except (ModelIntegrityError, ModelCompatibilityError) as exc:
                 log.error("version %s refused, keeping the live one: %s", version, exc)
                 # The client hears what is wrong, not where the models are kept.
@@ -225,6 +230,16 @@ class ModelHost:
                 raise type(exc)(f"version {version!r} is refused: {why}") from None
             activate_version(self.root, version)
             self._live, self.fallback_from, self._refused = live, None, None
+        return live
+
+    def _warmed(self, live: LiveModel) -> LiveModel:
+        """``live`` after :attr:`warm` (whose failure is logged: the first requests then
+        prepare what it did not)."""
+        if self.warm is not None and self._live is not None:
+            try:
+                self.warm(live)
+            except Exception:
+                log.exception("warming %s failed", live.version)
         return live
 
     def versions(self) -> list[dict]:

@@ -7,9 +7,9 @@ vocational majors by default), so it can also rank that catalog for the need: th
 that fit best tell the enterprise and the coordinator what kind of program to look for,
 and ``offered_in_alliance`` whether a program of the alliance already has that code
 (:meth:`.directory.Snapshot.offered_codes`).
-The catalog is prepared once per live model (about a second) and kept, and the majors of
-the needs asked for last are kept too (a stored need is looked at again and again; its
-majors change only with its text or the model).
+The catalog is prepared once per model (about a second, before the model is made live) and
+kept, and the majors of the needs asked for last are kept too (a stored need is looked at
+again and again; its majors change only with its text or the model).
 """
 
 from __future__ import annotations
@@ -61,20 +61,43 @@ class _Reference:
 class ReferenceMajors:
     """The bundled catalog prepared for the live model, and the best majors for a need."""
 
+    MODELS = 2  # the models whose prepared catalogs are kept (the live one and another)
+
     def __init__(self, catalog: str):
         self.catalog = catalog
         self._lock = threading.Lock()
+        self._preparing = threading.Lock()
         # Keyed by the model object, not its version name: activating a version again loads
-        # a new object, and a catalog is prepared for one object.
-        self._kept: tuple[object, _Reference] | None = None
+        # a new object, and a catalog is prepared for one object. The latest first.
+        self._kept: list[tuple[object, _Reference]] = []
         self._answers: OrderedDict[tuple, list[dict]] = OrderedDict()
 
+    def _found(self, live: LiveModel) -> _Reference | None:
+        for matcher, ref in self._kept:
+            if matcher is live.matcher:
+                return ref
+        return None
+
     def _prepared(self, live: LiveModel) -> _Reference:
-        with self._lock:
-            if self._kept is None or self._kept[0] is not live.matcher:
-                self._kept = (live.matcher, _Reference.of(live.matcher, self.catalog))
-                self._answers.clear()
-            return self._kept[1]
+        ref = self._found(live)
+        if ref is not None:
+            return ref
+        # One preparation at a time, outside ``_lock``: the answers of the other model kept
+        # are still given while a new one's catalog is prepared.
+        with self._preparing:
+            ref = self._found(live)
+            if ref is None:
+                ref = _Reference.of(live.matcher, self.catalog)
+                with self._lock:
+                    self._kept = [(live.matcher, ref), *self._kept[:self.MODELS - 1]]
+                    kept = {id(m) for m, _ in self._kept}
+                    for key in [key for key in self._answers if key[0] not in kept]:
+                        del self._answers[key]
+            return ref
+
+    def warm(self, live: LiveModel) -> None:
+        """Prepare the catalog for ``live``'s model before it is made live."""
+        self._prepared(live)
 
     def best(self, live: LiveModel, need, offered: set[str], k: int = REFERENCE_K,
              asked: Callable[[], Queries] | None = None) -> list[dict]:
@@ -95,7 +118,7 @@ class ReferenceMajors:
             needs = asked() if asked is not None else [record]
             found = _best(live.matcher, ref, needs, record.get("level") or "", k)
             with self._lock:
-                if self._kept is not None and self._kept[0] is live.matcher:
+                if any(m is live.matcher for m, _ in self._kept):
                     self._answers[key] = found
                     while len(self._answers) > KEPT_NEEDS:
                         self._answers.popitem(last=False)

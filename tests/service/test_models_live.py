@@ -13,6 +13,8 @@ import psutil
 import pytest
 
 from iei_match.bundled import catalog_dir
+from iei_match_service import catalogs
+from iei_match_service.reference import _Reference as Reference
 
 from .conftest import SMALL_MODEL, make_world
 
@@ -34,7 +36,8 @@ def test_model_swap_under_concurrent_requests_loses_none(tmp_path, model_root):
     (first,) = [p.name for p in root.iterdir() if p.is_dir()]
     second = first + "-b"
     shutil.copytree(root / first, root / second)
-    world = make_world(tmp_path, root)
+    # The four clients ask faster than a key's rate limit allows; that is not tested here.
+    world = make_world(tmp_path, root, rate_limit_per_minute=100_000)
     try:
         stop = threading.Event()
         seen: list[tuple[int, str]] = []
@@ -50,7 +53,7 @@ def test_model_swap_under_concurrent_requests_loses_none(tmp_path, model_root):
             for _ in range(4):
                 pool.submit(hammer)
             with world.client("admin") as c:
-                for i in range(10):
+                for i in range(6):
                     r = c.post(f"/api/v1/models/{(second, first)[i % 2]}/activate")
                     assert r.status_code == 200, r.text
                     time.sleep(0.15)
@@ -62,6 +65,64 @@ def test_model_swap_under_concurrent_requests_loses_none(tmp_path, model_root):
         with world.client("nanhai") as c:
             live = [v["version"] for v in c.get("/api/v1/models").json()["items"] if v["live"]]
         assert live == [first]
+    finally:
+        world.server.stop()
+
+
+def test_a_model_is_warmed_before_it_is_made_live(tmp_path, model_root, monkeypatch):
+    # Every preparation the service makes, counted (the real ones run).
+    made: list[str] = []
+    build, reference = catalogs._build, Reference.of.__func__
+
+    def counted_build(kind, *args):
+        made.append(kind)
+        return build(kind, *args)
+
+    def counted_reference(cls, *args):
+        made.append("reference")
+        return reference(cls, *args)
+
+    monkeypatch.setattr(catalogs, "_build", counted_build)
+    monkeypatch.setattr(Reference, "of", classmethod(counted_reference))
+    root = tmp_path / "two"
+    shutil.copytree(model_root, root)
+    (first,) = [p.name for p in root.iterdir() if p.is_dir()]
+    shutil.copytree(root / first, root / (first + "-b"))
+    world = make_world(tmp_path, root)
+    try:
+        with world.client("herbal") as c:
+            need = c.post("/api/v1/needs", json={"title": "中药制剂技术员",
+                                                 "description": "中药提取浓缩与制粒"}).json()
+        ask = [("herbal", "post", "/api/v1/match", {"description": "中药提取浓缩与制粒"}),
+               ("herbal", "get", f"/api/v1/needs/{need['id']}/recommendations", None),
+               ("fsvc", "get", "/api/v1/programs", None)]
+        programs = None
+
+        def requests() -> None:
+            nonlocal programs
+            for who, method, url, body in ask:
+                with world.client(who) as c:
+                    r = c.request(method, url, json=body)
+                    assert r.status_code == 200, r.text
+                    if url.endswith("programs"):
+                        programs = r.json()["items"]
+            with world.client("fsvc") as c:
+                r = c.get(f"/api/v1/programs/{programs[0]['id']}/partners")
+                assert r.status_code == 200, r.text
+
+        requests()
+        assert {"program", "need", "reference"} <= set(made)
+        for version in (first + "-b", first, first + "-b"):
+            made.clear()
+            with world.client("admin") as c:
+                r = c.post(f"/api/v1/models/{version}/activate")
+                assert r.status_code == 200, r.text
+            # Activating prepared the tables and the catalog for the new model ...
+            assert sorted(made) == ["need", "program", "reference"], made
+            made.clear()
+            requests()
+            # ... so that its first requests prepare nothing.
+            assert made == [], made
     finally:
         world.server.stop()
 

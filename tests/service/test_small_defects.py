@@ -126,7 +126,10 @@ def _leftovers() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("iei-*")}
 
 
-def test_a_request_that_dies_leaves_no_file(sw):
+def test_a_request_that_dies_leaves_no_file(sw, tmp_path, monkeypatch):
+    # The server runs in this process: its request folders go to a temp dir of this test's
+    # own (the shared one also holds those of the tests run by other workers).
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     before = _leftovers()
     boundary = "x1x2x3"
     rows = "need_id,title,text\n" + "".join(f"N{i},焊工,焊接\n" for i in range(3000))
@@ -137,8 +140,14 @@ def test_a_request_that_dies_leaves_no_file(sw):
             f"Authorization: Bearer {sw.keys['herbal']}\r\n"
             f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
             f"Content-Length: {len(part)}\r\n\r\n").encode()
-    for cut in (len(part) // 2, len(part)):  # mid-body, and right after the whole body
+    for cut in (len(part) // 2, len(part)):  # mid-body, and while the import runs
         with socket.create_connection(("127.0.0.1", sw.server.settings.port)) as s:
             s.sendall(head + part[:cut])
-        time.sleep(1.5)
-    assert _leftovers() <= before
+            deadline = time.monotonic() + 10
+            while cut == len(part) and not _leftovers() - before:
+                assert time.monotonic() < deadline, "the import made no folder"
+                time.sleep(0.005)
+        deadline = time.monotonic() + 10
+        while _leftovers() - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _leftovers() <= before
