@@ -18,7 +18,11 @@ load average. ``--check`` also asserts that each incremental catalog ranks the b
 needs exactly like a fresh ``prepare`` of the same table. The model is trained once and
 kept in ``--work`` (as for ``recommend_latency.py``).
 
-``--service`` times the service's own preparation too (``Catalogs.programs``: loading the
+``--kind need`` times a table of ``--size`` stored needs instead (the bundled needs, again
+and again under new ids): a need's texts are also checked for English and bridged, and
+matched with the nearest known needs; ``--check`` then compares partner lists.
+
+``--service`` (programs) times the service's own preparation too (``Catalogs.programs``: loading the
 rows from a SQLite database filled with the alliance, the hard-rule arrays, the engine's
 table and its catalog) the first time and after each write of the same cases, one after
 another.
@@ -40,9 +44,11 @@ import pandas as pd
 from alliance_data import engine_programs, machine, make_alliance, train_model
 
 from iei_match.artifacts import load_model
+from iei_match.bundled import catalog_dir
 
 
-def cases(frame: pd.DataFrame, edits: list[int], rng) -> dict[str, pd.DataFrame]:
+def cases(frame: pd.DataFrame, edits: list[int], rng, kind: str = "program"
+          ) -> dict[str, pd.DataFrame]:
     out = {}
     for n in edits:
         edited = frame.copy()
@@ -50,7 +56,7 @@ def cases(frame: pd.DataFrame, edits: list[int], rng) -> dict[str, pd.DataFrame]
         edited.loc[rows, "text"] = edited.loc[rows, "text"] + " 新增校企共建实训基地，订单培养。"
         out[f"{n} edited"] = edited
     added = frame.iloc[[int(rng.integers(0, len(frame)))]].assign(
-        program_id="db-program-new", title=lambda f: f["title"] + "（订单班）")
+        **{f"{kind}_id": f"db-{kind}-new"}, title=lambda f: f["title"] + "（订单班）")
     out["1 added"] = pd.concat([frame, added], ignore_index=True)
     out["1 deleted"] = frame.drop(index=int(rng.integers(0, len(frame)))).reset_index(drop=True)
     return out
@@ -107,6 +113,14 @@ def service_rows(args, work: Path, matcher, version: str, alliance) -> list[tupl
     return out
 
 
+def stored_needs(size: int) -> pd.DataFrame:
+    """``size`` needs: the bundled ones again and again, each time under new ids."""
+    bundled = pd.read_csv(catalog_dir("cn-vocational") / "needs.csv", dtype=str).fillna("")
+    frame = pd.concat([bundled] * -(-size // len(bundled)), ignore_index=True).head(size)
+    return pd.DataFrame({"need_id": [f"db-need-{i}" for i in range(len(frame))],
+                         "title": frame["title"].to_numpy(), "text": frame["text"].to_numpy()})
+
+
 def timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -115,7 +129,9 @@ def timed(fn):
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=int, default=10000, help="programs in the alliance")
+    p.add_argument("--size", type=int, default=10000, help="rows of the table")
+    p.add_argument("--kind", choices=("program", "need"), default="program",
+                   help="the table prepared (default: the alliance's programs)")
     p.add_argument("--edits", default="1,100", help="edited rows, comma-separated")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--work", type=Path, help="working directory (the model is kept there "
@@ -135,40 +151,48 @@ def main(argv=None) -> None:
         train_model(models, quick=args.quick_model)
         version = (models / "CURRENT").read_text().strip()
         matcher = load_model(models / version)
-        alliance = make_alliance(args.size, seed=args.seed)
-        frame = engine_programs(alliance)
+        kind = args.kind
+        alliance = make_alliance(args.size if kind == "program" else 200, seed=args.seed)
+        programs = engine_programs(alliance)
+        frame = programs if kind == "program" else stored_needs(args.size)
         needs = alliance.needs.head(50)
         needs = pd.DataFrame({"need_id": [f"n{i}" for i in range(len(needs))],
                               "title": needs["title"].to_numpy(),
                               "text": needs["description"].to_numpy()})
         rng = np.random.default_rng(args.seed)
         load0 = os.getloadavg()[0]
-        matcher.prepare(frame.head(50), "program")  # compile the kernels, warm the caches
+        matcher.prepare(frame.head(50), kind)  # compile the kernels, warm the caches
         full_times, base = [], None
         for _ in range(args.repeat):
-            seconds, base = timed(lambda: matcher.prepare(frame, "program"))
+            seconds, base = timed(lambda: matcher.prepare(frame, kind))
             full_times.append(seconds)
         rows = [("full", statistics.median(full_times), 0)]
         print(f"full: {rows[0][1]:.2f} s", flush=True)
         for name, table in cases(frame, [int(e) for e in args.edits.split(",") if e],
-                                 rng).items():
+                                 rng, kind).items():
             times = []
             for _ in range(args.repeat):
                 seconds, catalog = timed(
-                    lambda t=table: matcher.prepare(t, "program", previous=base))
+                    lambda t=table: matcher.prepare(t, kind, previous=base))
                 times.append(seconds)
-            if args.check:
-                fresh = matcher.prepare(table, "program")
+            if args.check and kind == "program":
+                fresh = matcher.prepare(table, kind)
                 pd.testing.assert_frame_equal(matcher.rank(needs, catalog, k=10),
                                               matcher.rank(needs, fresh, k=10))
+            elif args.check:
+                fresh = matcher.prepare(table, kind)
+                asked = programs.head(50)
+                pd.testing.assert_frame_equal(matcher.partners(asked, catalog, k=10),
+                                              matcher.partners(asked, fresh, k=10))
             rows.append((name, statistics.median(times), catalog.reused))
             print(f"{name}: {rows[-1][1]:.3f} s ({catalog.reused:,} rows reused)", flush=True)
-        served = service_rows(args, work, matcher, version, alliance) if args.service else []
+        served = (service_rows(args, work, matcher, version, alliance)
+                  if args.service and kind == "program" else [])
         load = (load0 + os.getloadavg()[0]) / 2
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\nMachine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}; {len(frame):,} programs, "
+    print(f"\nMachine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}; {len(frame):,} {kind}s, "
           f"median of {args.repeat}; load average {load:.1f}"
           f"{'; checked against fresh catalogs' if args.check else ''}.\n")
     print("| preparation | engine (s) | rows reused |" + (" service (s) |" if served else "")

@@ -283,6 +283,29 @@ def assert_same_catalog(got, expected) -> None:
     np.testing.assert_array_equal(got.fingerprints, expected.fingerprints)
 
 
+def test_english_needs_of_a_chinese_model_are_bridged_once_and_copied_after(zh_world):
+    # A Chinese model bridges English needs to Chinese terms and expands short titles; a
+    # copied row is not bridged again, and the result equals a fresh preparation.
+    m, new, programs = zh_world["matcher"], zh_world["new"], zh_world["programs"]
+    english = pd.DataFrame({"need_id": ["e1", "e2", "e3"],
+                            "title": ["CNC machinist", "Registered nurse", "幼师"],
+                            "text": ["Turning and milling parts on CNC lathes",
+                                     "Ward care of patients", ""]})
+    frame = pd.concat([new, english], ignore_index=True)
+    first = m.prepare(frame, "need")
+    edited = frame.copy()
+    edited.loc[edited.need_id == "e1", "text"] = "Programming CNC lathes"
+    edited = pd.concat([edited, english.iloc[[1]].assign(need_id="e4")], ignore_index=True)
+    again = m.prepare(edited, "need", previous=first)
+    assert again.reused == len(frame) - 1
+    assert_same_catalog(again, m.prepare(edited, "need"))
+    pd.testing.assert_frame_equal(m.partners(programs, again, k=5, explain=2),
+                                  m.partners(programs, edited, k=5, explain=2))
+    # the bridged rows read as bridged: the Chinese terms of their trades come first
+    texts = dict(zip(again.side.ids, again.side.titles, strict=True))
+    assert "数控" in texts["e1"] and "cnc machinist" in texts["e1"], texts["e1"]
+
+
 @pytest.mark.parametrize("kind", ["program", "need"])
 def test_incremental_prepare_equals_a_fresh_prepare_after_random_edits(world, kind):
     m, new, programs = world["matcher"], world["new"], world["programs"]

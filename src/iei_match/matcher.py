@@ -403,17 +403,18 @@ class Matcher(BaseEstimator):
             cached = self.__dict__["_language"] = "zh" if chinese else "en"
         return cached
 
-    def _bridged(self, frame: T) -> T:
+    def _bridged(self, frame: T, rows: np.ndarray | None = None) -> T:
         """Needs in English for a Chinese model get the Chinese terms of their trades in
         front of their title and text (:func:`~iei_match.bridge.bridge_text`); other rows
         are left as they are. Then every need's title is :func:`_expanded`, as in
-        training. ``frame``: a DataFrame or :class:`Rows`, returned as one."""
+        training. ``frame``: a DataFrame or :class:`Rows`, returned as one; ``rows``: a
+        mask of the rows to bridge (default all; the others are left unbridged)."""
         if self.language_ != "zh":
             return _expanded(frame)
-        rows = Rows.of(frame)  # the frame's columns, each read once
-        titles, texts = rows["title"], rows["text"]
-        english = [i for i, (t, x) in enumerate(zip(titles, texts, strict=True))
-                   if detect_language(f"{t} {x}") == "en"]
+        columns = Rows.of(frame)  # the frame's columns, each read once
+        titles, texts = columns["title"], columns["text"]
+        at = range(len(titles)) if rows is None else np.flatnonzero(rows).tolist()
+        english = [i for i in at if detect_language(f"{titles[i]} {texts[i]}") == "en"]
         if not english:
             return _expanded(frame, titles)
         titles, texts = list(titles), list(texts)  # a copy: Rows hand out their lists
@@ -671,10 +672,13 @@ class Matcher(BaseEstimator):
         kind = catalog_kind(kind)
         id_col = f"{kind}_id"
         frame = _check_frame(frame, id_col, f"{kind}s")
-        if kind == "need":
-            frame = self._bridged(frame)
+        # Of the texts as given: a need's bridged and expanded texts follow from them (for
+        # this model), so a copied row is not looked at again (detecting the language of
+        # every need was most of the time of preparing a table again for a few new rows).
         fingerprints = text_fingerprints(frame)
         source = self._reusable_rows(frame[id_col], fingerprints, kind, previous)
+        if kind == "need":
+            frame = self._bridged(frame, None if source is None else source < 0)
         memory = self.memory_
         if source is None or previous is None:
             side = Side.build(frame, id_col, self.word_, self.char_, self._embed(frame),

@@ -59,6 +59,9 @@ def test_prepare_incremental_runs_and_checks(work):
     out = _run("prepare_incremental.py", "--size", "200", "--edits", "1,10", "--repeat", "1",
                "--work", str(work), "--check", "--service")
     assert "| 10 edited | " in out and "| 1 deleted | " in out and "service (s)" in out, out
+    out = _run("prepare_incremental.py", "--kind", "need", "--size", "300", "--edits", "1",
+               "--repeat", "1", "--work", str(work), "--check")
+    assert "300 needs" in out and "| 1 added | " in out, out
 
 
 @pytest.mark.slow
