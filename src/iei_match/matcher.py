@@ -408,19 +408,21 @@ class Matcher(BaseEstimator):
         front of their title and text (:func:`~iei_match.bridge.bridge_text`); other rows
         are left as they are. Then every need's title is :func:`_expanded`, as in
         training. ``frame``: a DataFrame or :class:`Rows`, returned as one; ``rows``: a
-        mask of the rows to bridge (default all; the others are left unbridged)."""
+        mask of the rows to bridge and expand (default all; the others are left as they
+        are)."""
+        at = None if rows is None else np.flatnonzero(rows).tolist()
         if self.language_ != "zh":
-            return _expanded(frame)
+            return _expanded(frame, rows=at)
         columns = Rows.of(frame)  # the frame's columns, each read once
         titles, texts = columns["title"], columns["text"]
-        at = range(len(titles)) if rows is None else np.flatnonzero(rows).tolist()
-        english = [i for i in at if detect_language(f"{titles[i]} {texts[i]}") == "en"]
+        english = [i for i in (range(len(titles)) if at is None else at)
+                   if detect_language(f"{titles[i]} {texts[i]}") == "en"]
         if not english:
-            return _expanded(frame, titles)
+            return _expanded(frame, titles, at)
         titles, texts = list(titles), list(texts)  # a copy: Rows hand out their lists
         for i in english:
             titles[i], texts[i] = bridge_text(titles[i]).text, bridge_text(texts[i]).text
-        return _expanded(frame.assign(title=titles, text=texts))
+        return _expanded(frame.assign(title=titles, text=texts), rows=at)
 
     def _absolute_names(self) -> list[str]:
         return [n for n in self.feature_names_ if not is_relative(n)]
@@ -1049,14 +1051,20 @@ class Matcher(BaseEstimator):
         return out.to_frame() if as_frame else out
 
 
-def _expanded(frame: T, titles: list | None = None) -> T:
+def _expanded(frame: T, titles: list | None = None, rows: list[int] | None = None) -> T:
     """``frame`` (a DataFrame or :class:`Rows`) with each Chinese title followed by the
     catalog's forms of the market's short forms it holds
     (:func:`~iei_match.skills.expand_title`: "幼师" also says "幼儿教师"); other titles are
-    left as they are. ``titles``: the frame's titles, when read already."""
+    left as they are. ``titles``: the frame's titles, when read already; ``rows``: the
+    positions of the titles to expand (default all)."""
     if titles is None:
         titles = Rows.of(frame)["title"]
-    expanded = [expand_title(t) if has_cjk(t) else t for t in titles]
+    if rows is None:
+        expanded = [expand_title(t) if has_cjk(t) else t for t in titles]
+    else:
+        expanded = list(titles)
+        for i in rows:
+            expanded[i] = expand_title(expanded[i]) if has_cjk(expanded[i]) else expanded[i]
     if expanded == titles:
         return frame
     return frame.assign(title=expanded)
