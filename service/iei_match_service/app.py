@@ -28,7 +28,7 @@ from .errors import ServiceError, body, from_engine, unreadable_body
 from .gatekeeper import KeyCheck
 from .housekeeping import start_housekeeping
 from .jobs import JobRunner
-from .limits import Gate, RateLimiter, SharedRateLimiter
+from .limits import Gate, RateLimiter, SharedRateLimiter, WriteSlots
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from .model_host import LiveModel, ModelHost
@@ -166,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                  "this address (failed authentication)"),
                        uploads=UploadSlots(settings.upload_parsers, settings.uploads_per_key,
                                            5 * settings.queue_timeout_s),
+                       writes=WriteSlots(settings.writes_at_once, 5 * settings.queue_timeout_s),
                        reference=ReferenceMajors(settings.catalog))
         app.state.services = svc
         models.warm = partial(_warm, svc)

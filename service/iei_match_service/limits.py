@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -163,6 +164,38 @@ class Gate:
             yield
         finally:
             self._sem.release()
+
+
+class WriteSlots:
+    """At most ``limit`` small writes at once in a process; the others wait their turn.
+
+    A write (a need, program, base or outcome created, changed or deleted; a job
+    submitted) waits on the event loop, holding no worker thread and no database
+    connection, for up to ``timeout`` seconds, then gets a 503 ``overloaded``. Its key was
+    checked first (:class:`~.gatekeeper.KeyCheck`), so a flood without a valid key never
+    takes a turn.
+
+    Why: each request in progress gets about the same share of the CPU. With four clients
+    writing and four ranking, the writes (a few ms each, and PostgreSQL's work for them)
+    took more than half of the rankings' throughput; one write at a time per process leaves
+    the rankings most of the CPU and still commits hundreds of writes a second
+    (``tests/service/test_replicas.py``).
+    """
+
+    def __init__(self, limit: int, timeout: float):
+        self.limit, self.timeout = limit, timeout
+        self._sem = asyncio.Semaphore(limit)  # bound to the loop of its first wait
+
+    async def acquire(self) -> None:
+        """Wait for a turn (503 ``overloaded`` after ``timeout`` seconds); :meth:`release`
+        it when the write is answered."""
+        try:
+            await asyncio.wait_for(self._sem.acquire(), self.timeout)
+        except TimeoutError:
+            raise Unavailable("the service is busy; retry shortly", code="overloaded") from None
+
+    def release(self) -> None:
+        self._sem.release()
 
 
 async def admission(request: Request) -> AsyncIterator[None]:

@@ -99,6 +99,12 @@ class Settings:
         Uploaded files parsed at once by the whole service (``IEI_MATCH_UPLOAD_PARSERS``,
         default 1; others wait up to ``queue_timeout_s`` x 5, then 503) and by one key
         (``IEI_MATCH_UPLOADS_PER_KEY``, default 2; 429 beyond).
+    writes_at_once : int
+        Small writes (needs, programs, bases, outcomes, organisations or keys created,
+        changed or deleted; a job cancelled) handled at once by each process
+        (``IEI_MATCH_WRITES_AT_ONCE``, default 1); the others wait their turn on the event
+        loop up to ``queue_timeout_s`` x 5, then 503 (:class:`~.limits.WriteSlots`), so that
+        writing clients leave the rankings most of the CPU.
     max_rows_per_org : int
         Needs, programs or training bases one organisation may hold
         (``IEI_MATCH_MAX_ROWS_PER_ORG``, default 5,000 of each; 422 ``quota_exceeded``).
@@ -201,6 +207,7 @@ class Settings:
     max_unpacked_bytes: int = 100_000_000
     upload_parsers: int = 1
     uploads_per_key: int = 2
+    writes_at_once: int = 1
     max_rows_per_org: int = 5_000
     max_labels_per_org: int = 500
     auth_failures_per_minute: int = 60
@@ -285,6 +292,7 @@ class Settings:
             "max_unpacked_bytes": _int(env, "MAX_UNPACKED_BYTES", 100_000_000),
             "upload_parsers": _int(env, "UPLOAD_PARSERS", 1),
             "uploads_per_key": _int(env, "UPLOADS_PER_KEY", 2),
+            "writes_at_once": _int(env, "WRITES_AT_ONCE", 1),
             "max_rows_per_org": _int(env, "MAX_ROWS_PER_ORG", 5_000),
             "max_labels_per_org": _int(env, "MAX_LABELS_PER_ORG", 500),
             "auth_failures_per_minute": _int(env, "AUTH_FAILURES_PER_MINUTE", 60),

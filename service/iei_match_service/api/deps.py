@@ -19,7 +19,7 @@ from ..db.engine import Database
 from ..directory import Directory
 from ..errors import Forbidden
 from ..jobs import JobRunner
-from ..limits import Gate, RateLimiter, SharedRateLimiter
+from ..limits import Gate, RateLimiter, SharedRateLimiter, WriteSlots
 from ..model_host import ModelHost
 from ..reference import ReferenceMajors
 from ..settings import Settings
@@ -39,6 +39,7 @@ class Services:
     gate: Gate
     auth_failures: RateLimiter
     uploads: UploadSlots
+    writes: WriteSlots = field(default_factory=lambda: WriteSlots(1, 10.0))
     catalogs: Catalogs = field(default_factory=Catalogs)
     reference: ReferenceMajors = field(default_factory=lambda: ReferenceMajors("cn-vocational"))
     directory: Directory = field(default_factory=Directory)
