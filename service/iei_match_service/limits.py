@@ -169,11 +169,13 @@ class Gate:
 class WriteSlots:
     """At most ``limit`` small writes at once in a process; the others wait their turn.
 
-    A write (a need, program, base or outcome created, changed or deleted; a job
-    submitted) waits on the event loop, holding no worker thread and no database
-    connection, for up to ``timeout`` seconds, then gets a 503 ``overloaded``. Its key was
-    checked first (:class:`~.gatekeeper.KeyCheck`), so a flood without a valid key never
-    takes a turn.
+    A small write (a need, program, base, outcome, organisation or key created, changed or
+    deleted; a job cancelled) waits on the event loop, holding no worker thread and no
+    database connection, for up to ``timeout`` seconds, then gets a 503 ``overloaded``.
+    :class:`~.gatekeeper.KeyCheck` gives it a turn for its key check (a malformed key past
+    its address's failure budget is refused before), then, once its whole body has arrived,
+    another for its work: a client that sends its body slowly holds no turn. Rankings,
+    uploads, batch submissions and model changes take none.
 
     Why: each request in progress gets about the same share of the CPU. With four clients
     writing and four ranking, the writes (a few ms each, and PostgreSQL's work for them)
