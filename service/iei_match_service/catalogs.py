@@ -142,10 +142,11 @@ class Catalogs:
     One preparation runs at a time; requests that need it wait for it (after a write, the
     time to load and vectorise the written rows) and then share it.
 
-    The tables prepared by two models are kept: the live one's, and the one's before or
-    after it. A model is warmed (:meth:`warm`) before it is made live, and a request still
-    running on the model it replaced keeps finding that one's tables: a swap of models
-    prepares nothing while requests wait.
+    The tables of a second model are kept too while it is in use: a model is warmed
+    (:meth:`warm`) before it is made live, and a request still running on the model it
+    replaced keeps finding that one's tables, so a swap of models prepares nothing while
+    requests wait. A model's tables that no request looked at for ``OTHER_MODEL_S``
+    seconds (or twice ``refresh_s``) are let go when another model's are looked at.
 
     With ``refresh_s`` > 0 (``IEI_MATCH_CATALOG_REFRESH_S``), a request takes the kept
     catalog of the live model as it is when the table was looked at less than
@@ -156,6 +157,7 @@ class Catalogs:
     """
 
     MODELS = 2  # the models whose tables are kept
+    OTHER_MODEL_S = 60.0  # how long another model's tables are kept unused
 
     def __init__(self, refresh_s: float = 0.0):
         self._lock = threading.Lock()
@@ -171,8 +173,15 @@ class Catalogs:
         return None
 
     def _keep(self, kind: str, entry: tuple[tuple, Prepared, float]) -> None:
-        others = [e for e in self._kept.get(kind, ()) if e[0][:2] != entry[0][:2]]
+        unused = max(self.OTHER_MODEL_S, 2 * self.refresh_s)
+        others = [e for e in self._kept.get(kind, ())
+                  if e[0][:2] != entry[0][:2] and entry[2] - e[2] < unused]
         self._kept[kind] = [entry, *others[:self.MODELS - 1]]
+
+    def models(self, kind: str) -> list[str]:
+        """The versions whose ``kind`` table is kept, the latest prepared or looked at
+        first."""
+        return [e[0][0] for e in self._kept.get(kind, ())]
 
     def _get(self, kind: str, s: Session, live: LiveModel, state: tuple | None) -> Prepared:
         kept = self._of(kind, live)

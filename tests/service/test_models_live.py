@@ -123,6 +123,13 @@ def test_a_model_is_warmed_before_it_is_made_live(tmp_path, model_root, monkeypa
             requests()
             # ... so that its first requests prepare nothing.
             assert made == [], made
+        # The replaced model's tables are kept for requests still running on it, and let
+        # go once no request has looked at them for a while.
+        kept = world.server.app.state.services.catalogs
+        assert len(kept.models("program")) == 2 and kept.models("program")[0] == version
+        kept.OTHER_MODEL_S = 0.0
+        requests()
+        assert kept.models("program") == kept.models("need") == [version]
     finally:
         world.server.stop()
 
