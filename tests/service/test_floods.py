@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from iei_match_service.auth import create_key
+from iei_match_service.db.engine import Database
+
 from .faultkit import ServiceProcess, prepare
 
 FLOODER = Path(__file__).with_name("flooder.py")
@@ -21,11 +24,20 @@ MATCH = {"title": "中药制剂工", "description": "中药提取浓缩与制粒
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, model_root):
     prep = prepare(tmp_path_factory.mktemp("floods") / "data", model_root)
+    # The measuring enterprise gets a key of its own for each flood: one client ranking in
+    # a closed loop spends 300-400 of its key's 600 a minute in a flood's 9 s, and a key
+    # that ran dry in an earlier flood would be refused for its own rate, not the flood.
+    db = Database(prep.database_url)
+    try:
+        with db.session() as s:
+            measuring = [create_key(s, prep.orgs["herbal"], "enterprise") for _ in range(4)]
+    finally:
+        db.dispose()
     svc = ServiceProcess(prep, IEI_MATCH_RATE_LIMIT_PER_MINUTE="600",
                          IEI_MATCH_AUTH_FAILURES_PER_MINUTE="30",
                          IEI_MATCH_HEADER_TIMEOUT_S="2")
     svc.start()
-    yield svc, prep.keys
+    yield svc, {**prep.keys, "measuring": measuring}
     svc.stop()
 
 
@@ -60,10 +72,11 @@ def finish(proc) -> dict:
 def test_a_flood_leaves_an_enterprise_its_rankings(served, flood_key, body):
     svc, keys = served
     time.sleep(2)  # let earlier floods' buckets refill a little
-    alone_ok, alone_sent = measure(svc, keys["herbal"], 4)
+    herbal = keys["measuring"].pop()
+    alone_ok, alone_sent = measure(svc, herbal, 4)
     proc = flooding(svc, 16, 8, keys[flood_key] if flood_key else "", body)
     time.sleep(1.5)
-    ok, sent = measure(svc, keys["herbal"], 5)
+    ok, sent = measure(svc, herbal, 5)
     counts = finish(proc)
     assert alone_ok >= 0.9 * alone_sent
     assert ok >= 0.9 * sent, (ok, sent, counts)
