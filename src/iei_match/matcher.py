@@ -36,7 +36,7 @@ from .params import Interval, Options, validate_params
 from .rankers import ContentRanker, LambdaRanker, Ranker
 from .results import Match, Ranking
 from .retrieval import PostingIndex
-from .rows import Rows
+from .rows import SMALL, Rows
 from .short_titles import head_title
 from .sides import (
     BODY_EXTRAS,
@@ -87,7 +87,7 @@ def _check_frame(frame: pd.DataFrame, id_col: str, what: str) -> pd.DataFrame:
     clean = _clean_columns(rows, id_col, what)
     if (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
             and frame.index.step == 1 and all(clean[c] is rows[c] for c in clean)
-            and (len(frame) <= 64 or all(frame[c].dtype == object
+            and (len(frame) <= SMALL or all(frame[c].dtype == object
                                          for c in (id_col, "title", "text")))):
         return frame  # already what the rest reads (a request's frame): nothing to copy
     # Built from lists: a request's one-row frame spent milliseconds in pandas' string ops.

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .rows import Rows
+from .rows import SMALL, Rows
 from .runs import RunTable, normalized_run_table
 from .state import get_sparse, put_sparse
 from .taxonomy import code_prefix, level_index
@@ -42,7 +42,7 @@ def column_strings(values: pd.Series | list) -> list[str]:
     list), without building pandas objects (a request's one-row frame spent milliseconds
     on them)."""
     if isinstance(values, pd.Series):
-        if len(values) > 64:  # pandas' isna pays off over many rows
+        if len(values) > SMALL:  # pandas' isna pays off over many rows
             missing = values.isna().to_numpy()
             return ["" if m else str(v) for v, m in zip(values.tolist(), missing, strict=True)]
         values = values.tolist()

@@ -67,8 +67,9 @@ def recommend(svc, s, need, *, k: int, level: str | None, province: str | None,
                                     certificates=need.certificates or [])
             hits = rank_programs(live.matcher, need, programs, allowed, k, include_low,
                                  asked)
-    # Outside the ranking slots: after a model swap the first call prepares the national
-    # catalog (a second or two), which must not hold a slot that other requests wait for.
+    # Outside the ranking slots: after the first model is loaded (a swapped-in model is
+    # warmed before it is live) the first call prepares the national catalog (a second or
+    # two), which must not hold a slot that other requests wait for.
     known = svc.directory.snapshot(s, state["directory"])
     majors = svc.reference.best(live, need, known.offered_codes(org_id, programs),
                                 asked=asked)
