@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/title_sets.py --model-dir M [--train D] [--sets zh,zh2,en] [--output F]
+    python benchmarks/title_sets.py --model-dir M [--train D] [--sets zh,zh2,zh3,en] [--output F]
 
 ``M`` is a model trained on the benchmark's training split of cn-vocational (``iei-match
 train --needs D/needs.csv --programs D/programs.csv --links D/links.csv --model-dir M``);
@@ -12,8 +12,11 @@ when its title is one of the title's expected majors (at any level). The sets:
 
 - ``zh``: ``benchmarks/data/recruitment_titles_zh.csv``, recruitment-style Chinese titles
   (the engine was developed while looking at it);
-- ``zh2``: ``benchmarks/data/recruitment_titles_zh_2.csv``, a second, blind set of the
-  same kind, written before any model was scored on it;
+- ``zh2``: ``benchmarks/data/recruitment_titles_zh_2.csv``, a second set of the same
+  kind, written before any model was scored on it (blind until 2026-12-07, when the
+  engine's errors on it were read);
+- ``zh3``: ``benchmarks/data/recruitment_titles_zh_3.csv``, a third set of the same kind,
+  the blind one since 2026-12-07;
 - ``en``: ``benchmarks/data/job_titles_en.csv``, English job titles.
 
 Each Chinese set is also scored in two parts: the titles the engine's table of the
@@ -45,6 +48,7 @@ from iei_match.text import has_cjk
 HERE = Path(__file__).resolve().parent
 SETS = {"zh": HERE / "data" / "recruitment_titles_zh.csv",
         "zh2": HERE / "data" / "recruitment_titles_zh_2.csv",
+        "zh3": HERE / "data" / "recruitment_titles_zh_3.csv",
         "en": HERE / "data" / "job_titles_en.csv"}
 K = 100
 
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", help="benchmark folder to train the model on first")
     ap.add_argument("--programs", help="programs file (default: TRAIN/programs.csv or the "
                                        "bundled cn-vocational catalog)")
-    ap.add_argument("--sets", default="zh,zh2,en")
+    ap.add_argument("--sets", default="zh,zh2,zh3,en")
     ap.add_argument("--output")
     args = ap.parse_args(argv)
     if args.train:
