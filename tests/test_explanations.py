@@ -26,6 +26,7 @@ from iei_match.explanations import (
 )
 from iei_match.kernels import topk_pair_products
 from iei_match.matcher import Matcher
+from iei_match.spellings import spell_pairs
 from test_matcher import PARAMS, build_world
 
 NEEDS = pd.DataFrame({
@@ -130,6 +131,34 @@ def test_matched_terms_equal_the_plain_loop_over_pairs(fitted):
     assert got == want
     assert any(re.search(r"[a-z]", t) for terms in got for t in terms)  # both kinds shown
     assert any(re.search(r"[\u4e00-\u9fff]", t) for terms in got for t in terms)
+
+
+SPELLINGS = ["nurse", "nurses", "nursing", "nursed", "lathe", "lathes", "operator",
+             "operators", "operate", "cnc", "护理"]
+TERMS = ["nurs", "lath", "oper", "cnc", "护理", "machin", "weld"]  # none is filler
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(SPELLINGS), max_size=6), min_size=1, max_size=4),
+       st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3),
+                          st.lists(st.integers(0, len(TERMS) - 1), max_size=6)),
+                min_size=1, max_size=8),
+       st.integers(1, 5))
+def test_spell_pairs_equal_the_plain_merge_of_counts(words, pairs, n_terms):
+    texts = [" ".join(w) for w in words]
+    pairs = [(a % len(texts), b % len(texts), t) for a, b, t in pairs]
+    width = max(len(t) for _, _, t in pairs) or 1
+    terms = np.full((len(pairs), width), -1)
+    for i, (_, _, t) in enumerate(pairs):
+        terms[i, :len(t)] = t
+    got = spell_pairs(terms, np.array([len(t) for _, _, t in pairs]), TERMS,
+                      {t: j for j, t in enumerate(TERMS)}, texts.__getitem__,
+                      np.array([a for a, _, _ in pairs]), texts.__getitem__,
+                      np.array([b for _, b, _ in pairs]), n_terms)
+    want = [plain_surface_terms([TERMS[j] for j in t],
+                                [surface_forms(texts[a]), surface_forms(texts[b])], n_terms)
+            for a, b, t in pairs]
+    assert got == want
 
 
 def test_labels_are_plain_and_say_which_way_the_factor_went():

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .text import _stem, has_cjk
 
-__all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES", "cached_forms",
+__all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES",
            "describe_feature", "is_filler", "is_shown", "spelled_terms", "surface_forms",
            "surface_terms"]
 
@@ -260,7 +260,11 @@ def surface_forms(text: str) -> dict[str, Counter]:
     """
     out: dict[str, Counter] = {}
     for word in _LATIN_WORD.findall(text):
-        out.setdefault(_stem(word), Counter())[word] += 1
+        stem = _stem(word)
+        forms = out.get(stem)
+        if forms is None:
+            forms = out[stem] = Counter()
+        forms[word] += 1
     return out
 
 
@@ -310,14 +314,3 @@ def _spelling(term: str, hits: list[Counter]) -> str:
     if len(counts) == 1:
         return next(iter(counts))
     return min((-c, len(w), w) for w, c in counts.items())[2]
-
-
-def cached_forms(texts: Callable[[int], str]) -> Callable[[int], dict[str, Counter]]:
-    """:func:`surface_forms` of ``texts(i)``, computed once per ``i``."""
-    memo: dict[int, dict[str, Counter]] = {}
-
-    def get(i: int) -> dict[str, Counter]:
-        if i not in memo:
-            memo[i] = surface_forms(texts(i))
-        return memo[i]
-    return get

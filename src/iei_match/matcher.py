@@ -27,7 +27,7 @@ from .candidates import candidate_pairs
 from .catalog import Catalog, Queries
 from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
-from .explanations import cached_forms, is_filler, is_shown, spelled_terms
+from .explanations import is_filler, is_shown
 from .features import build_features, is_relative
 from .fit import FitModel, SimilarityFit
 from .kernels import topk_pair_products
@@ -47,6 +47,7 @@ from .sides import (
     text_fingerprints,
 )
 from .skills import expand_title
+from .spellings import spell_pairs
 from .text import has_cjk
 from .threads import in_threads
 from .vectorize import FieldVectorizer
@@ -917,17 +918,25 @@ class Matcher(BaseEstimator):
         shown = valid & ~filler[safe]
         spelled = (shown & latin[safe]).any(axis=1)
         packed = np.take_along_axis(safe, np.argsort(~shown, axis=1, kind="stable"), axis=1)
-        counts = np.minimum(shown.sum(axis=1), n_terms).tolist()
-        out = [row[:c] for row, c in zip(words[packed[:, :n_terms]].tolist(), counts,
-                                         strict=True)]
-        if spelled.any():
-            need_forms, prog_forms = (cached_forms(_side_text(side))
-                                      for side in (needs, programs))
-            at = np.flatnonzero(spelled)
-            for i, terms, c, n, p in zip(at.tolist(), words[packed[at]].tolist(),
-                                         shown[at].sum(axis=1).tolist(), n_rows[at].tolist(),
-                                         p_rows[at].tolist(), strict=True):
-                out[i] = spelled_terms(terms[:c], (need_forms(n), prog_forms(p)), n_terms)
+        n_shown = shown.sum(axis=1)
+        plain = np.flatnonzero(~spelled)
+        listed = [row[:c] for row, c in zip(words[packed[plain, :n_terms]].tolist(),
+                                            np.minimum(n_shown[plain], n_terms).tolist(),
+                                            strict=True)]
+        if len(plain) == len(cols):
+            return listed
+        at = np.flatnonzero(spelled)
+        self.word_._check_fitted()
+        read = spell_pairs(packed[at], n_shown[at], self.word_.vocabulary_, self.word_._index,
+                           _side_text(needs), n_rows[at], _side_text(programs), p_rows[at],
+                           n_terms)
+        if not listed:
+            return read
+        out: list[list[str]] = [[]] * len(cols)
+        for i, terms in zip(plain.tolist(), listed, strict=True):
+            out[i] = terms
+        for i, terms in zip(at.tolist(), read, strict=True):
+            out[i] = terms
         return out
 
     def _term_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
