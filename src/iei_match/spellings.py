@@ -106,18 +106,6 @@ def spell_pairs(terms: np.ndarray, shown: np.ndarray, vocabulary: Sequence[str],
     return [row[:c] for row, c in zip(text[np.maximum(out, 0)].tolist(), counts, strict=True)]
 
 
-@numba.njit(cache=True, inline="always")
-def _first(stem, lo, hi, t):
-    """The first position in ``stem[lo:hi]`` (sorted) holding ``t``, or ``hi``."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if stem[mid] < t:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @numba.njit(cache=True)
 def _spell(terms, shown, a_at, a_ptr, a_stem, a_word, a_count, b_at, b_ptr, b_stem, b_word,
            b_count, own, order, out):
@@ -127,11 +115,11 @@ def _spell(terms, shown, a_at, a_ptr, a_stem, a_word, a_count, b_at, b_ptr, b_st
         ra, rb = a_at[i], b_at[i]
         for j in range(shown[i]):
             t = terms[i, j]
-            x = _first(a_stem, a_ptr[ra], a_ptr[ra + 1], t)
+            x = a_ptr[ra] + np.searchsorted(a_stem[a_ptr[ra]:a_ptr[ra + 1]], t)
             x_end = x
             while x_end < a_ptr[ra + 1] and a_stem[x_end] == t:
                 x_end += 1
-            y = _first(b_stem, b_ptr[rb], b_ptr[rb + 1], t)
+            y = b_ptr[rb] + np.searchsorted(b_stem[b_ptr[rb]:b_ptr[rb + 1]], t)
             y_end = y
             while y_end < b_ptr[rb + 1] and b_stem[y_end] == t:
                 y_end += 1
