@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from numbers import Integral, Real
 from typing import Literal, TypeAlias, TypeVar, overload
@@ -528,23 +529,41 @@ class Matcher(BaseEstimator):
         n = len(needs)
         n_folds = max(2, min(self.n_folds, n))
         fold_of = rng.permutation(n) % n_folds
-        parts: dict[str, list] = {"need": [], "program": []}
-        fit_parts: list[tuple] = []
-        names: list[str] | None = None
         g_rng = np.random.default_rng(self.random_state + 1)  # leaves rng's draws as they were
-        for f in tqdm(range(n_folds), desc="out-of-fold features", disable=not progress):
+        # Every random draw is made here, fold by fold in the order of a loop over the folds,
+        # so that the folds can then be computed in any order (two at a time) with the same
+        # rows.
+        all_programs = programs
+        draws = []
+        for f in range(n_folds):
             held = np.flatnonzero(fold_of == f)
+            hide = rng.random(len(held)) < self.code_dropout
+            generic_draw = g_rng.random(len(held)) if generic is not None else None
+            asked = short_hide = None
+            if short is not None:
+                asked = held[rng.random(len(held)) < self.short_queries]
+                short_hide = rng.random(len(asked)) < self.code_dropout
+            draws.append((held, hide, generic_draw, asked, short_hide))
+
+        def fold_rows(f: int) -> tuple[dict[str, list], list[tuple], list[str] | None]:
+            held, hide, generic_draw, asked, short_hide = draws[f]
             kept = np.flatnonzero(fold_of != f)
+            # The programs with caches of their own: what a fold derives from them depends
+            # on its memory, and another fold may run beside it.
+            programs = replace(all_programs, _prefixes=dict(all_programs._prefixes),
+                               _reach={}, _derived={})
             memory = self._memory(needs.take(kept), programs, matrix[kept])
             queries = needs.take(held)
             # Some new needs come without a taxonomy code: hide it for a share of the
             # training needs so the ranker learns to do without the code priors.
-            hide = rng.random(len(held)) < self.code_dropout
             queries.codes = np.where(hide, "", queries.codes).astype(object)
             queries._prefixes = {}  # the prefixes of the codes as they were
             nbrs = memory.neighbours(queries)
             labels = matrix[held]
             seen: dict[int, None] = {}
+            out: dict[str, list] = {"need": [], "program": []}
+            fits: list[tuple] = []
+            names = None
             for direction in DIRECTIONS:
                 n_rows, p_rows = candidate_pairs(memory, queries, programs, nbrs,
                                                  self.train_candidates, direction)
@@ -552,33 +571,40 @@ class Matcher(BaseEstimator):
                 groups = held[n_rows] if direction == "need" else p_rows + f * len(programs)
                 x, names = build_features(memory, queries, programs, nbrs, n_rows, p_rows,
                                           groups)
-                parts[direction].append((x, y, groups))
+                out[direction].append((x, y, groups))
                 key = n_rows * len(programs) + p_rows
                 new = np.array([k not in seen for k in key.tolist()], dtype=bool)
                 seen.update(dict.fromkeys(key[new].tolist()))
-                fit_parts.append((x[new], y[new], np.full(int(new.sum()), f)))
+                fits.append((x[new], y[new], np.full(int(new.sum()), f)))
             if generic is not None:
-                fit_parts += self._generic_rows(generic, held, memory, programs, matrix, f,
-                                                g_rng)
-            if short is not None:
-                asked = held[rng.random(len(held)) < self.short_queries]
-                if len(asked) == 0:
-                    continue
+                fits += self._generic_rows(generic, held, memory, programs, matrix, f,
+                                           generic_draw)
+            if asked is not None and len(asked):
                 bare = short.take(asked)
-                bare.codes = np.where(rng.random(len(asked)) < self.code_dropout, "",
-                                      bare.codes).astype(object)
+                bare.codes = np.where(short_hide, "", bare.codes).astype(object)
                 bare._prefixes = {}
                 b_nbrs = memory.neighbours(bare)
                 n_rows, p_rows = candidate_pairs(memory, bare, programs, b_nbrs,
                                                  self.train_candidates, "need")
-                if len(n_rows) == 0:
-                    continue
-                y = np.asarray(matrix[asked][n_rows, p_rows]).ravel()
-                groups = asked[n_rows] + n  # lists of their own, after the full needs'
-                x, names = build_features(memory, bare, programs, b_nbrs, n_rows, p_rows,
-                                          groups)
-                parts["need"].append((x, y, groups))
-                fit_parts.append((x, y, np.full(len(y), f)))
+                if len(n_rows):
+                    y = np.asarray(matrix[asked][n_rows, p_rows]).ravel()
+                    groups = asked[n_rows] + n  # lists of their own, after the full needs'
+                    x, names = build_features(memory, bare, programs, b_nbrs, n_rows, p_rows,
+                                              groups)
+                    out["need"].append((x, y, groups))
+                    fits.append((x, y, np.full(len(y), f)))
+            return out, fits, names
+
+        parts: dict[str, list] = {"need": [], "program": []}
+        fit_parts: list[tuple] = []
+        names: list[str] | None = None
+        folds = in_threads([partial(fold_rows, f) for f in range(n_folds)], self.n_jobs)
+        for out, fits, fold_names in tqdm(folds, desc="out-of-fold features",
+                                          disable=not progress):
+            for direction in DIRECTIONS:
+                parts[direction] += out[direction]
+            fit_parts += fits
+            names = fold_names or names
         assert names is not None
         self.feature_names_ = names
         tables = {}
@@ -594,10 +620,11 @@ class Matcher(BaseEstimator):
 
     def _generic_rows(self, generic: tuple[Side, np.ndarray], held: np.ndarray,
                       memory: Memory, programs: Side, matrix: sp.csr_matrix, fold: int,
-                      rng: np.random.Generator) -> list[tuple]:
-        """Fit rows of fold ``fold``'s needs asked by the head words of their titles."""
+                      draw: np.ndarray) -> list[tuple]:
+        """Fit rows of fold ``fold``'s needs asked by the head words of their titles
+        (``draw``: a uniform draw per held need; below ``generic_queries``, it is asked)."""
         side, has_head = generic
-        asked = held[has_head[held] & (rng.random(len(held)) < self.generic_queries)]
+        asked = held[has_head[held] & (draw < self.generic_queries)]
         if len(asked) == 0:
             return []
         heads = side.take(asked)
