@@ -10,24 +10,11 @@ from typing import Any
 from distributed import Client, LocalCluster, as_completed
 
 from .errors import InputError
+from .threads import numba_threadsafe
 
 __all__ = ["DaskRunner", "LOCAL_SCHEDULERS"]
 
 LOCAL_SCHEDULERS = ("threads", "processes")
-
-
-def _numba_threadsafe() -> bool:
-    """Whether numba's threading layer lets two threads launch parallel kernels at once
-    (``omp`` and ``tbb`` do; ``workqueue`` aborts the process)."""
-    import numba
-    import numpy as np
-    import scipy.sparse as sp
-
-    from .retrieval import PostingIndex
-
-    PostingIndex(sp.identity(2, dtype=np.float32, format="csr")).search(
-        sp.identity(2, dtype=np.float32, format="csr"), 1)  # starts the threading layer
-    return numba.threading_layer() != "workqueue"
 
 
 class DaskRunner:
@@ -58,7 +45,7 @@ class DaskRunner:
             self.client = s
             return self
         if s is None or s in LOCAL_SCHEDULERS:
-            processes = s == "processes" or (self.n_workers > 1 and not _numba_threadsafe())
+            processes = s == "processes" or (self.n_workers > 1 and not numba_threadsafe())
             self.task_threads = max(1, (os.cpu_count() or 1) // self.n_workers)
             cluster = LocalCluster(
                 n_workers=self.n_workers if processes else 1,

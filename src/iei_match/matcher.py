@@ -50,7 +50,7 @@ from .sides import (
 from .skills import expand_title
 from .spellings import spell_pairs
 from .text import has_cjk
-from .threads import in_threads
+from .threads import in_threads, numba_threadsafe
 from .vectorize import FieldVectorizer
 
 __all__ = ["Matcher", "Match", "Ranking"]
@@ -598,7 +598,9 @@ class Matcher(BaseEstimator):
         parts: dict[str, list] = {"need": [], "program": []}
         fit_parts: list[tuple] = []
         names: list[str] | None = None
-        folds = in_threads([partial(fold_rows, f) for f in range(n_folds)], self.n_jobs)
+        # Two folds at once only where numba lets two threads launch its parallel kernels.
+        folds = in_threads([partial(fold_rows, f) for f in range(n_folds)],
+                           self.n_jobs if numba_threadsafe() else 1)
         for out, fits, fold_names in tqdm(folds, desc="out-of-fold features",
                                           disable=not progress):
             for direction in DIRECTIONS:
@@ -957,13 +959,10 @@ class Matcher(BaseEstimator):
         read = spell_pairs(packed[at], n_shown[at], self.word_.vocabulary_, self.word_._index,
                            _side_text(needs), n_rows[at], _side_text(programs), p_rows[at],
                            n_terms)
-        if not listed:
-            return read
-        out: list[list[str]] = [[]] * len(cols)
-        for i, terms in zip(plain.tolist(), listed, strict=True):
-            out[i] = terms
-        for i, terms in zip(at.tolist(), read, strict=True):
-            out[i] = terms
+        out: list = [None] * len(cols)
+        for rows, terms in ((plain, listed), (at, read)):
+            for i, t in zip(rows.tolist(), terms, strict=True):
+                out[i] = t
         return out
 
     def _term_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
