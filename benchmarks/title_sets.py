@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="zh,zh2,zh3,en")
     ap.add_argument("--output")
     args = ap.parse_args(argv)
+    names = args.sets.split(",")
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        raise SystemExit(f"--sets: unknown set(s) {', '.join(unknown)}; "
+                         f"expected some of {', '.join(SETS)}")
     if args.train:
         from iei_match.cli import main as cli
 
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     programs = pd.read_csv(path, dtype=str, keep_default_na=False)
     matcher = load_model(args.model_dir)
     rows = []
-    for name in args.sets.split(","):
+    for name in names:
         needs, qrels = title_set(name, programs)
         rows += [{"set": name, **r} for r in score_set(matcher, needs, programs, qrels)]
     report = pd.DataFrame(rows)
