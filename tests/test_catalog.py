@@ -160,9 +160,10 @@ def test_group_max_and_rank_agree_with_pandas():
 
 
 def test_group_max_and_rank_of_one_list_is_that_of_many():
-    """A request's one list takes a shorter way: the same bests and ranks, bit for bit, as
-    the general way gives that list among others (ties, NaN, infinities, all NaN)."""
-    from iei_match.features import _group_max_and_rank
+    """A request's one list takes a shorter way, all its features at once: the same bests
+    and ranks, bit for bit, as the general way gives that list among others (ties, NaN,
+    infinities, all NaN)."""
+    from iei_match.features import _group_max_and_rank, _one_list_max_and_rank
 
     rng = np.random.default_rng(1)
     for trial in range(300):
@@ -173,12 +174,15 @@ def test_group_max_and_rank_of_one_list_is_that_of_many():
         values[rng.random(n) < 0.03] = -np.inf
         if trial % 9 == 0:
             values[:] = np.nan
-        one = _group_max_and_rank(values, np.full(n, 4))
-        other = rng.random(5)
-        many = _group_max_and_rank(np.r_[values, other], np.r_[np.full(n, 4), np.full(5, 9)])
-        for got, want in zip(one, many, strict=True):
-            assert got.dtype == want.dtype
-            np.testing.assert_array_equal(got, want[:n])
+        second = rng.permutation(values)
+        found = _one_list_max_and_rank(np.stack([values, second]))
+        for column, one in zip((values, second), found, strict=True):
+            other = rng.random(5)
+            many = _group_max_and_rank(np.r_[column, other],
+                                       np.r_[np.full(n, 4), np.full(5, 9)])
+            for got, want in zip(one, many, strict=True):
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want[:n])
 
 
 def test_a_requests_capacity_is_read_as_pandas_reads_it():

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
+from .csr import csr_of
 from .kernels import PairRows, matmul_rows, neighbour_link_stats, pair_dots, row_max_sum
 from .memory import Memory
 from .sides import Side
@@ -37,10 +38,15 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
     """``m`` with every stored value 1, sharing ``m``'s index arrays (not copied)."""
-    out = sp.csr_matrix((np.ones_like(m.data), m.indices, m.indptr), shape=m.shape,
-                        copy=False)
+    out = csr_of(np.ones_like(m.data), m.indices, m.indptr, m.shape)
     out.has_sorted_indices = m.has_sorted_indices
     return out
+
+
+def _row_sizes(binary: sp.csr_matrix) -> np.ndarray:
+    """``binary.sum(axis=1)`` of a matrix of ones (:func:`_binary`): its rows' lengths, in
+    its dtype (exact: small whole numbers)."""
+    return np.diff(binary.indptr).astype(binary.dtype)
 
 
 def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
@@ -58,9 +64,9 @@ def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
                "word_binary": _binary(word.counts),
                "char_title_binary": char_title,
                "char_binary": _binary(char.counts),
-               "char_title_size": np.asarray(char_title.sum(axis=1)).ravel(),
+               "char_title_size": _row_sizes(char_title),
                "word_title_binary": word_title,
-               "word_title_size": np.asarray(word_title.sum(axis=1)).ravel(),
+               "word_title_size": _row_sizes(word_title),
                "terms": np.log1p(np.diff(word.counts.indptr)).astype(np.float32),
                "body_terms": np.log1p(np.diff(word.body.indptr)).astype(np.float32),
                "title_chars": np.log1p(np.diff(char.title.indptr)).astype(np.float32)}
@@ -160,12 +166,24 @@ def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, given: np.n
     """
     onehot = memory.categories[length][1]
     per_cat = matmul_rows(neighbour_links, np.arange(neighbour_links.shape[0]), onehot)
-    total = row_max_sum(per_cat, np.arange(per_cat.shape[0]))[1]
+    n_q = per_cat.shape[0]
     val = np.zeros(len(q_rows), np.float32)
     ok = given >= 0
-    if per_cat.shape[0] * per_cat.shape[1] <= 4_000_000:  # a few queries: look up densely
-        val[ok] = per_cat.toarray()[q_rows[ok], given[ok]]
+    if n_q * per_cat.shape[1] <= 4_000_000:  # a few queries: look up densely
+        # Each row's values summed in column order (np.add.reduceat, as row_max_sum sums
+        # the sorted matrix), without scipy sorting a copy of it.
+        ptr, ind, data = per_cat.indptr, per_cat.indices, per_cat.data
+        lengths = np.diff(ptr)
+        row = np.repeat(np.arange(n_q), lengths)
+        total = np.zeros(n_q, dtype=data.dtype)
+        full = lengths > 0
+        if full.any():
+            total[full] = np.add.reduceat(data[np.lexsort((ind, row))], ptr[:-1][full])
+        dense = np.zeros(per_cat.shape, dtype=data.dtype)
+        dense[row, ind] = data
+        val[ok] = dense[q_rows[ok], given[ok]]
     else:
+        total = row_max_sum(per_cat, np.arange(n_q))[1]
         val[ok] = np.asarray(per_cat[q_rows[ok], given[ok]]).ravel()
     return np.where(total[q_rows] > 0, val / np.maximum(total[q_rows], 1e-9), 0.0)
 
@@ -283,12 +301,6 @@ def _group_max_and_rank(values: np.ndarray, groups: np.ndarray
     n = len(values)
     ok = ~np.isnan(values)
     key = np.where(ok, -values, np.inf)  # NaN last within its group
-    if n and groups[0] == groups[-1] and (groups == groups[0]).all():  # one list (a request)
-        ranked = np.sort(key)
-        rank = np.searchsorted(ranked, key, side="left") + 1.0  # ties: the smallest rank
-        rank[~ok] = np.nan
-        best = np.full(n, np.nan if np.isinf(ranked[0]) else -ranked[0])
-        return best, rank
     order = np.lexsort((key, groups))
     g, v = groups[order], key[order]
     new_group = np.r_[True, g[1:] != g[:-1]]
@@ -304,16 +316,37 @@ def _group_max_and_rank(values: np.ndarray, groups: np.ndarray
     return best, rank
 
 
+def _one_list_max_and_rank(values: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_group_max_and_rank` of each row of ``values`` (one feature per row) when the
+    pairs are all of one list, for all the features at once."""
+    ok = ~np.isnan(values)
+    key = np.where(ok, -values, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")
+    ranked = np.take_along_axis(key, order, axis=1)
+    n = values.shape[1]
+    new_value = np.ones(ranked.shape, dtype=bool)
+    new_value[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    first = np.maximum.accumulate(np.where(new_value, np.arange(n), 0), axis=1)
+    rank = np.empty(values.shape, dtype=np.float64)
+    np.put_along_axis(rank, order, first + 1.0, axis=1)  # ties: the smallest rank
+    rank[~ok] = np.nan
+    top = ranked[:, 0]
+    return [(np.full(n, np.nan if np.isinf(t) else -t), r) for t, r in zip(top, rank)]
+
+
 def relative_columns(columns: dict[str, np.ndarray], groups: np.ndarray
                      ) -> dict[str, np.ndarray]:
     """Each :data:`RELATIVE` feature's share of the best in its group, and its rank there."""
     groups = np.asarray(groups)
+    names = [name for name in RELATIVE if name in columns]
+    cols = [np.asarray(columns[name]).astype(np.float32, copy=False) for name in names]
+    n = len(groups)
+    if n and names and groups[0] == groups[-1] and (groups == groups[0]).all():
+        found = _one_list_max_and_rank(np.stack(cols).astype(np.float64))  # a request
+    else:
+        found = [_group_max_and_rank(col.astype(np.float64), groups) for col in cols]
     extra = {}
-    for name in RELATIVE:
-        if name not in columns:
-            continue
-        col = np.asarray(columns[name]).astype(np.float32, copy=False)
-        best, rank = _group_max_and_rank(col.astype(np.float64), groups)
+    for name, col, (best, rank) in zip(names, cols, found, strict=True):
         best = best.astype(np.float32)
         extra[f"{name}_rel"] = np.where(best > 0, col / np.where(best > 0, best, 1), 0.0)
         extra[f"{name}_rank"] = rank

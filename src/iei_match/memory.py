@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize as l2_normalize
 
+from .csr import csr_of
 from .kernels import pair_dots, topk_stored
 from .retrieval import PostingIndex
 from .sides import Side
@@ -194,8 +195,7 @@ class Memory:
         index = np.int32 if max(n_k, int(ok.sum())) <= np.iinfo(np.int32).max else np.int64
         out_ptr = np.zeros(n_q + 1, dtype=index)
         np.cumsum(counts, out=out_ptr[1:])
-        out = sp.csr_matrix((top_sim[ok][order], top_cols[ok][order].astype(index), out_ptr),
-                            shape=(n_q, n_k), copy=False)
+        out = csr_of(top_sim[ok][order], top_cols[ok][order].astype(index), out_ptr, (n_q, n_k))
         out.has_sorted_indices = True
         return out
 

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
+from .csr import csr_of
 from .errors import InputError, NotFittedError
 from .ngram_counts import NgramKeys, char_ngram_counts
 from .runs import RunTable, normalized_run_table, run_table
@@ -122,10 +123,7 @@ def _count_matrix(token_lists: Sequence[list[str]], index: dict[str, int]) -> sp
 def _raw_csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
              shape: tuple[int, int]) -> sp.csr_matrix:
     """A CSR matrix of canonical arrays (sorted, no duplicates), flagged as such."""
-    m = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
-    m.has_sorted_indices = True
-    m.has_canonical_format = True
-    return m
+    return csr_of(data, indices, indptr, shape, canonical=True)
 
 
 def _sub_ptr(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
@@ -336,12 +334,21 @@ def bm25_weights(
         Average document length to normalise by; by default that of ``counts``. Pass the
         training corpus's so that a document's weights do not depend on its batch.
     """
-    counts = counts.tocsr().astype(np.float32)
-    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    counts = counts.tocsr()
+    data, indptr = counts.data.astype(np.float32, copy=False), counts.indptr
+    sizes = np.diff(indptr)
+    # Row sums as scipy's ``sum(axis=1)`` makes them (np.add.reduceat over each non-empty
+    # row's stored values, in float32), without its copies of the matrix.
+    lengths = np.zeros(counts.shape[0], dtype=np.float32)
+    full = sizes > 0
+    if full.any():
+        lengths[full] = np.add.reduceat(data[:indptr[-1]], indptr[:-1][full])
     avg = avgdl if avgdl is not None else (lengths.mean() if len(lengths) else 1.0)
     avg = avg if avg > 0 else 1.0
     norm = k1 * (1.0 - b + b * lengths / avg)
-    row_norm = np.repeat(norm, np.diff(counts.indptr)).astype(np.float32)
-    w = counts.copy()
-    w.data = w.data * (k1 + 1.0) / (w.data + row_norm) * idf[w.indices]
+    row_norm = np.repeat(norm, sizes).astype(np.float32)
+    weights = data * (k1 + 1.0) / (data + row_norm) * idf[counts.indices]
+    w = csr_of(weights, counts.indices, indptr, counts.shape)
+    if counts.__dict__.get("_has_canonical_format"):
+        w.has_sorted_indices = w.has_canonical_format = True
     return w
