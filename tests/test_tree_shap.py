@@ -364,3 +364,15 @@ def test_an_infinite_threshold_reads_values_above_1e300_as_lightgbm():
     test = np.array([[1.5e300, 0.0], [np.nextafter(1e300, np.inf), 1.0], [np.inf, 0.0],
                      [np.nan, 0.0], [-1.5e300, 0.0]])
     assert_matches_lightgbm(booster, test)
+
+
+def test_rows_explained_together_equal_rows_explained_alone():
+    """Rows walk the trees in blocks: each row's values are those it gets alone, bit for
+    bit, whatever block (or partial block) it falls in."""
+    x, y = random_data(seed=30)
+    booster = train(x, y)
+    tables = tree_shap.shap_tables(booster)
+    test = with_missing(random_data(37, seed=31)[0], np.random.default_rng(32), 0.1)
+    together = tree_shap.contributions(tables, test)
+    for i in range(len(test)):
+        assert np.array_equal(tree_shap.contributions(tables, test[i:i + 1])[0], together[i])

@@ -254,43 +254,56 @@ def _fill_tables(r, slot_start, table_start, weights, table):  # pragma: no cove
             table[base + t] = h * rest[t]
 
 
+ROW_BLOCK = 16  # rows that walk the trees together (their node tables read once)
+
+
 @numba.njit(cache=True)
 def _contrib_rows(x, parent, is_left, feature, threshold, default_left, missing, slot, leaf,
                   value, slot_start, slot_feature, slot_coef, table_start, table,
                   out):  # pragma: no cover (numba)
     # Branch-free where the branch depends on the row: a mispredicted branch per node
-    # cost more than all the arithmetic.
+    # cost more than all the arithmetic. Rows go through the nodes a block at a time, each
+    # node's split or leaf read once for the block; each row still adds its leaves' terms
+    # in node order, so its sums are those of one row at a time, to the bit.
     n_nodes = len(parent)
-    goes_left = np.zeros(n_nodes, dtype=np.int64)
-    follows = np.empty(n_nodes, dtype=np.int64)  # bit s: the row follows the path on slot s
-    for row in range(x.shape[0]):
+    goes_left = np.zeros((n_nodes, ROW_BLOCK), dtype=np.int32)
+    follows = np.empty((n_nodes, ROW_BLOCK), dtype=np.int32)  # bit s: follows slot s
+    for lo in range(0, x.shape[0], ROW_BLOCK):
+        n = min(ROW_BLOCK, x.shape[0] - lo)
         for node in range(n_nodes):
             p = parent[node]
             if p < 0:
-                follows[node] = -1
+                for r in range(n):
+                    follows[node, r] = -1
             else:
-                off = goes_left[p] ^ is_left[node]
-                follows[node] = follows[p] & ~(off << slot[p])
+                left, shift = is_left[node], slot[p]
+                for r in range(n):
+                    off = goes_left[p, r] ^ left
+                    follows[node, r] = follows[p, r] & ~(off << shift)
             lf = leaf[node]
             if lf < 0:
-                f = x[row, feature[node]]
-                miss = missing[node]
-                nan = np.isnan(f)
-                if (nan and miss != MISSING_NAN) or abs(f) <= ZERO_THRESHOLD:
-                    f = 0.0
-                is_missing = (miss == MISSING_ZERO and f == 0.0) or (
-                    miss == MISSING_NAN and nan)
-                goes_left[node] = default_left[node] if is_missing else f <= threshold[node]
+                feat, miss = feature[node], missing[node]
+                cut, default = threshold[node], default_left[node]
+                for r in range(n):
+                    f = x[lo + r, feat]
+                    nan = np.isnan(f)
+                    if (nan and miss != MISSING_NAN) or abs(f) <= ZERO_THRESHOLD:
+                        f = 0.0
+                    is_missing = (miss == MISSING_ZERO and f == 0.0) or (
+                        miss == MISSING_NAN and nan)
+                    goes_left[node, r] = default if is_missing else f <= cut
                 continue
             a, u = slot_start[lf], slot_start[lf + 1] - slot_start[lf]
-            z = follows[node] & ((1 << u) - 1)
             v = value[lf]
             base = table_start[lf]
-            for s in range(u):
-                on = (z >> s) & 1
-                # on: v·(1 − r)/r·G(Z ∖ {s}); off: −v·G(Z)
-                factor = v * (on * (slot_coef[a + s] + 1.0) - 1.0)
-                out[row, slot_feature[a + s]] += factor * table[base + (z ^ (on << s))]
+            mask = (1 << u) - 1
+            for r in range(n):
+                z = follows[node, r] & mask
+                for s in range(u):
+                    on = (z >> s) & 1
+                    # on: v·(1 − r)/r·G(Z ∖ {s}); off: −v·G(Z)
+                    factor = v * (on * (slot_coef[a + s] + 1.0) - 1.0)
+                    out[lo + r, slot_feature[a + s]] += factor * table[base + (z ^ (on << s))]
 
 
 @numba.njit(parallel=True, cache=True)
