@@ -15,6 +15,15 @@ from iei_match.kernels import neighbour_link_stats, pair_dots, topk_rows
 from iei_match.retrieval import PostingIndex, topk_sparse
 
 
+@pytest.fixture(autouse=True, params=["lists", "dense"])
+def accumulator(request, monkeypatch):
+    """Every search of these tests runs both ways: each query's touched documents kept in
+    a list (no query is dense enough) and every query read from the whole accumulator."""
+    monkeypatch.setattr(retrieval_module, "DENSE_SHARE", 1e30 if request.param == "lists"
+                        else 0.0)
+    return request.param
+
+
 def random_sparse(rng, shape, density, integer=False, empty_rows=()):
     """A random CSR matrix with non-negative values; small integers make ties frequent."""
     n_rows, n_cols = shape
