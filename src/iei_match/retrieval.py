@@ -154,7 +154,7 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
     # that its document is not taken for new again. Either way each document's score is
     # the same sum, added in the same order.
     acc = np.zeros(n_docs, dtype=np.float32)
-    touched = np.empty(n_docs, dtype=np.int64)
+    touched = np.empty(n_docs + 1, dtype=np.int64)  # one spare: written before it is kept
     kept = np.empty(n_docs, dtype=np.int64)
     any_blocked = blocked.any()
     tiny = np.float32(1e-38)
@@ -184,12 +184,13 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
                 d = p_ind[b]
                 v = acc[d]
                 c = w * p_val[b]
-                if v == 0.0:
-                    touched[n_touched] = d
-                    n_touched += 1
-                    acc[d] = c if c > 0.0 else tiny
-                else:
-                    acc[d] = v + c
+                # Written every time, kept when new: no branch on whether d is new.
+                touched[n_touched] = d
+                n_touched += v == 0.0
+                if c > 0.0:
+                    acc[d] = v + c  # c itself when new
+                elif v == 0.0:  # an underflow (rare)
+                    acc[d] = tiny
         if any_blocked:
             n_kept = 0
             for i in range(n_touched):
