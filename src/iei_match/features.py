@@ -331,7 +331,7 @@ def _one_list_max_and_rank(values: np.ndarray) -> list[tuple[np.ndarray, np.ndar
     np.put_along_axis(rank, order, first + 1.0, axis=1)  # ties: the smallest rank
     rank[~ok] = np.nan
     top = ranked[:, 0]
-    return [(np.full(n, np.nan if np.isinf(t) else -t), r) for t, r in zip(top, rank)]
+    return [(np.full(n, np.nan if np.isinf(t) else -t), r) for t, r in zip(top, rank, strict=True)]
 
 
 def relative_columns(columns: dict[str, np.ndarray], groups: np.ndarray
