@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from .csr import csr_of
+from .fused_dots import dots_many, mark_ones
 from .kernels import PairRows, matmul_rows, neighbour_link_stats, pair_dots, row_max_sum
 from .memory import Memory
 from .sides import Side
@@ -38,7 +39,20 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
     """``m`` with every stored value 1, sharing ``m``'s index arrays (not copied)."""
-    out = csr_of(np.ones_like(m.data), m.indices, m.indptr, m.shape)
+    out = csr_of(mark_ones(np.ones_like(m.data)), m.indices, m.indptr, m.shape)
+    out.has_sorted_indices = m.has_sorted_indices
+    return out
+
+
+def _on_arrays_of(m: sp.csr_matrix, like: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` on ``like``'s index arrays when its columns are the same (a side's counts and
+    its TF-IDF), so that :func:`~.fused_dots.dots_many` reads them once for both."""
+    same = (m.shape == like.shape and m.indices.dtype == like.indices.dtype
+            and m.indptr.dtype == like.indptr.dtype and np.array_equal(m.indptr, like.indptr)
+            and np.array_equal(m.indices, like.indices))
+    if not same:
+        return m
+    out = csr_of(m.data, like.indices, like.indptr, m.shape)
     out.has_sorted_indices = m.has_sorted_indices
     return out
 
@@ -60,10 +74,11 @@ def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
         word, char = side.word, side.char
         avgdl = memory.need_avgdl if kind == "need" else memory.program_avgdl
         char_title, word_title = _binary(char.title), _binary(word.title)
-        out = {"bm25": bm25_weights(word.counts, memory.word_idf, avgdl=avgdl),
-               "word_binary": _binary(word.counts),
+        word_counts = _on_arrays_of(word.counts, word.full)
+        out = {"bm25": bm25_weights(word_counts, memory.word_idf, avgdl=avgdl),
+               "word_binary": _binary(word_counts),
                "char_title_binary": char_title,
-               "char_binary": _binary(char.counts),
+               "char_binary": _binary(_on_arrays_of(char.counts, char.full)),
                "char_title_size": _row_sizes(char_title),
                "word_title_binary": word_title,
                "word_title_size": _row_sizes(word_title),
@@ -93,13 +108,10 @@ def _side_arrays(memory: Memory, side: Side, kind: str) -> dict:
     return side.derived(f"pair_features.{kind}", memory, make)
 
 
-def _coverage(title: sp.csr_matrix, size: np.ndarray, doc: sp.csr_matrix, pairs: PairRows
-              ) -> np.ndarray:
-    """Share of a title's distinct char n-grams found in the other document (both binary),
-    for the pairs (title row, document row)."""
-    rows = pairs.rows
-    hit = pairs.dots(title, doc)
-    return np.where(size[rows] > 0, hit / np.maximum(size[rows], 1), 0.0).astype(np.float32)
+def _coverage(hits: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Share of a title's distinct terms found in the other document: ``hits``, the dots
+    of the binary title and document of each pair; ``size``, the title's size in each."""
+    return np.where(size > 0, hits / np.maximum(size, 1), 0.0).astype(np.float32)
 
 
 def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -> np.ndarray:
@@ -111,7 +123,8 @@ def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -
                        dtype=np.float32, count=len(rows))
 
 
-def _title_words(na: dict, pa: dict, pairs: PairRows) -> dict[str, np.ndarray]:
+def _title_words(na: dict, n_rows: np.ndarray, in_program: np.ndarray,
+                 in_title: np.ndarray) -> dict[str, np.ndarray]:
     """How a need's title matches as whole words, and how specific its words are.
 
     Character n-grams find "护工" in 道路养护与管理's "养护工程" and "文员" in any text that
@@ -119,14 +132,14 @@ def _title_words(na: dict, pa: dict, pairs: PairRows) -> dict[str, np.ndarray]:
     short title above all: the share of the title's words that are words of the program
     (anywhere, and in its title), the idf of the title's rarest word (a generic title, "经理",
     has common words only; 0 when none is known) and how many of its words the model has
-    never seen (NaN when the need's title is not kept). ``na``, ``pa``: the sides' arrays
-    (:func:`_side_arrays`); ``pairs``: the (need row, program row) pairs.
+    never seen (NaN when the need's title is not kept). ``na``: the needs' arrays
+    (:func:`_side_arrays`); ``n_rows``: the pairs' need rows; ``in_program``,
+    ``in_title``: the dots of the binary words of the need's title and of the program's
+    text and title.
     """
-    title, size = na["word_title_binary"], na["word_title_size"]
-    n_rows = pairs.rows
-    return {"need_title_words_in_program": _coverage(title, size, pa["word_binary"], pairs),
-            "need_title_words_in_program_title": _coverage(title, size,
-                                                           pa["word_title_binary"], pairs),
+    size = na["word_title_size"][n_rows]
+    return {"need_title_words_in_program": _coverage(in_program, size),
+            "need_title_words_in_program_title": _coverage(in_title, size),
             "need_title_idf": na["title_idf"][n_rows],
             "need_title_unknown_words": na["title_unknown_words"][n_rows]}
 
@@ -209,14 +222,18 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     known_cols = pa["known"][p_rows]
     ok = known_cols >= 0
     pairs = PairRows(n_rows, p_rows)  # checked once for the dot products below
-    back = pairs.swapped()
-    f["word_full"] = pairs.dots(nw.full, pw.full)
-    f["char_full"] = pairs.dots(nc.full, pc.full)
-    f["word_title"] = pairs.dots(nw.title, pw.title)
-    f["char_title"] = pairs.dots(nc.title, pc.title)
-    f["need_title_prog_body"] = pairs.dots(nw.title, pw.body)
-    f["need_body_prog_title"] = pairs.dots(nw.body, pw.title)
-    f["word_body"] = pairs.dots(nw.body, pw.body)
+    # The dots of the pairs, those that walk the same rows in one pass (fused_dots.py).
+    (f["word_full"], f["char_full"], f["word_title"], f["char_title"],
+     f["need_title_prog_body"], f["need_body_prog_title"], f["word_body"], bm25_need,
+     bm25_prog, need_title_hits, prog_title_hits, title_words_hits, title_words_title_hits
+     ) = dots_many(pairs, [
+        (nw.full, pw.full), (nc.full, pc.full), (nw.title, pw.title), (nc.title, pc.title),
+        (nw.title, pw.body), (nw.body, pw.title), (nw.body, pw.body),
+        (na["word_binary"], pa["bm25"]), (na["bm25"], pa["word_binary"]),
+        (na["char_title_binary"], pa["char_binary"]),
+        (na["char_binary"], pa["char_title_binary"]),
+        (na["word_title_binary"], pa["word_binary"]),
+        (na["word_title_binary"], pa["word_title_binary"])])
     # The pair against the best each side finds among everything the model knows.
     for j, name in enumerate(("word_full", "char_full")):
         f[f"{name}_vs_need_best"] = _ratio(f[name], n_reach[:, j])
@@ -226,12 +243,10 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     # How generic the need is: its 10th best known program against its best.
     f["need_spread_word"] = _ratio(n_reach[:, 2], n_reach[:, 0])
     f["need_spread_char"] = _ratio(n_reach[:, 3], n_reach[:, 1])
-    f["bm25_need_query"] = pairs.dots(na["word_binary"], pa["bm25"])
-    f["bm25_prog_query"] = back.dots(pa["word_binary"], na["bm25"])
-    f["need_title_coverage"] = _coverage(na["char_title_binary"], na["char_title_size"],
-                                         pa["char_binary"], pairs)
-    f["prog_title_coverage"] = _coverage(pa["char_title_binary"], pa["char_title_size"],
-                                         na["char_binary"], back)
+    f["bm25_need_query"] = bm25_need
+    f["bm25_prog_query"] = bm25_prog
+    f["need_title_coverage"] = _coverage(need_title_hits, na["char_title_size"][n_rows])
+    f["prog_title_coverage"] = _coverage(prog_title_hits, pa["char_title_size"][p_rows])
     f["need_title_in_prog_text"] = _contains(needs.titles, programs.texts, n_rows, p_rows)
     f["prog_title_in_need_text"] = _contains(programs.titles, needs.texts, p_rows, n_rows)
     if needs.dense is not None and programs.dense is not None:
@@ -273,7 +288,7 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     f["need_terms"] = na["terms"][n_rows]
     f["need_body_terms"] = na["body_terms"][n_rows]
     f["need_title_chars"] = na["title_chars"][n_rows]
-    f.update(_title_words(na, pa, pairs))
+    f.update(_title_words(na, n_rows, title_words_hits, title_words_title_hits))
     f["need_level"] = needs.level[n_rows].astype(np.float32)
     f["program_level"] = programs.level[p_rows].astype(np.float32)
     same = (needs.level[n_rows] == programs.level[p_rows]) & (needs.level[n_rows] >= 0)

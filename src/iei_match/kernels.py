@@ -107,7 +107,7 @@ def _pair_dots_scatter(a_ptr, a_ind, a_val, b_ptr, b_ind, b_val, rows, cols, out
             bits[a_ind[x] >> 6] = 0
 
 
-_buffers = threading.local()  # a zeroed row and bitset per thread for _pair_dots_scatter
+_buffers = threading.local()  # a zeroed row and bitset per thread (pair dots, fused_dots)
 
 
 def _zeroed(size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -577,9 +577,11 @@ class Matcher(BaseEstimator):
                 seen.update(dict.fromkeys(key[new].tolist()))
                 fits.append((x[new], y[new], np.full(int(new.sum()), f)))
             if generic is not None:
+                assert generic_draw is not None  # drawn for every fold when generic is
                 fits += self._generic_rows(generic, held, memory, programs, matrix, f,
                                            generic_draw)
             if asked is not None and len(asked):
+                assert short is not None and short_hide is not None  # drawn with asked
                 bare = short.take(asked)
                 bare.codes = np.where(short_hide, "", bare.codes).astype(object)
                 bare._prefixes = {}
