@@ -107,3 +107,13 @@ def test_no_pairs():
     empty = np.zeros(0, dtype=np.int64)
     got = dots_many(PairRows(empty, empty), _dots(need, programs))
     assert [g.shape for g in got] == [(0,)] * 7
+
+
+def test_rows_at_places_each_row_and_leaves_the_others_empty():
+    from iei_match.features import _rows_at
+
+    m = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
+    out = _rows_at(m, np.array([1, 3]), 5)
+    assert out.shape == (5, 3)
+    assert out.toarray().tolist() == [[0, 0, 0], [1, 0, 2], [0, 0, 0], [0, 3, 0], [0, 0, 0]]
+    assert out.data is m.data and out.indices is m.indices

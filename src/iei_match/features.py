@@ -114,6 +114,18 @@ def _coverage(hits: np.ndarray, size: np.ndarray) -> np.ndarray:
     return np.where(size > 0, hits / np.maximum(size, 1), 0.0).astype(np.float32)
 
 
+def _rows_at(m: sp.csr_matrix, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
+    """A matrix of ``n_rows`` rows whose row ``rows[i]`` is row ``i`` of ``m`` (``rows``
+    sorted and distinct), the others empty; ``m``'s data and indices, not copied."""
+    lengths = np.zeros(n_rows, dtype=np.int64)
+    lengths[rows] = np.diff(m.indptr)
+    indptr = np.zeros(n_rows + 1, dtype=m.indptr.dtype)
+    np.cumsum(lengths, out=indptr[1:])
+    out = csr_of(m.data, m.indices, indptr, (n_rows, m.shape[1]))
+    out.has_sorted_indices = m.has_sorted_indices
+    return out
+
+
 def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -> np.ndarray:
     """1 where the whole (normalised) title occurs verbatim in the other side's text."""
     if titles is None or texts is None:
@@ -222,18 +234,26 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     known_cols = pa["known"][p_rows]
     ok = known_cols >= 0
     pairs = PairRows(n_rows, p_rows)  # checked once for the dot products below
+    # The needs' neighbour-weighted links, for the needs of the pairs only, and the word
+    # profile of the programs they link to.
+    nbrs = sp.csr_matrix(nbrs) if type(nbrs) is not sp.csr_matrix else nbrs
+    used_n, q_rows = np.unique(n_rows, return_inverse=True)
+    neighbour_links = matmul_rows(nbrs, used_n, memory.links)  # computed once, used below
+    profile = matmul_rows(neighbour_links, np.arange(len(used_n)), memory.programs.word.full)
+    inplace_csr_row_normalize_l2(profile)  # sklearn's normalize(), without its checks
     # The dots of the pairs, those that walk the same rows in one pass (fused_dots.py).
     (f["word_full"], f["char_full"], f["word_title"], f["char_title"],
      f["need_title_prog_body"], f["need_body_prog_title"], f["word_body"], bm25_need,
-     bm25_prog, need_title_hits, prog_title_hits, title_words_hits, title_words_title_hits
-     ) = dots_many(pairs, [
+     bm25_prog, need_title_hits, prog_title_hits, title_words_hits, title_words_title_hits,
+     neighbour_programs) = dots_many(pairs, [
         (nw.full, pw.full), (nc.full, pc.full), (nw.title, pw.title), (nc.title, pc.title),
         (nw.title, pw.body), (nw.body, pw.title), (nw.body, pw.body),
         (na["word_binary"], pa["bm25"]), (na["bm25"], pa["word_binary"]),
         (na["char_title_binary"], pa["char_binary"]),
         (na["char_binary"], pa["char_title_binary"]),
         (na["word_title_binary"], pa["word_binary"]),
-        (na["word_title_binary"], pa["word_title_binary"])])
+        (na["word_title_binary"], pa["word_title_binary"]),
+        (_rows_at(profile, used_n, nw.full.shape[0]), pw.full)])
     # The pair against the best each side finds among everything the model knows.
     for j, name in enumerate(("word_full", "char_full")):
         f[f"{name}_vs_need_best"] = _ratio(f[name], n_reach[:, j])
@@ -257,7 +277,6 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
                                  memory.program_dense_centroid[known_cols[ok]])
         f["dense_need_vs_program_history"] = hist
     # How close the nearest known needs come (a bare title borrows from far ones).
-    nbrs = sp.csr_matrix(nbrs) if type(nbrs) is not sp.csr_matrix else nbrs
     nb_best, nb_sum = row_max_sum(nbrs, n_rows)
     f["need_neighbour_best"] = nb_best.astype(np.float32)
     f["need_neighbour_mean"] = (nb_sum / np.maximum(np.diff(nbrs.indptr)[n_rows], 1)
@@ -272,12 +291,7 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     centroid = np.zeros(len(n_rows), np.float32)
     centroid[ok] = pair_dots(nw.full, memory.program_centroid, n_rows[ok], known_cols[ok])
     f["need_vs_program_history"] = centroid
-    # The needs' neighbour-weighted links, for the needs of the pairs only.
-    used_n, q_rows = np.unique(n_rows, return_inverse=True)
-    neighbour_links = matmul_rows(nbrs, used_n, memory.links)  # computed once, used below
-    profile = matmul_rows(neighbour_links, np.arange(len(used_n)), memory.programs.word.full)
-    inplace_csr_row_normalize_l2(profile)  # sklearn's normalize(), without its checks
-    f["neighbour_programs_vs_program"] = pair_dots(profile, pw.full, q_rows, p_rows)
+    f["neighbour_programs_vs_program"] = neighbour_programs
     for length in memory.program_prefix_len:
         f[f"category_share_p{length}"] = _category_collab(
             memory, neighbour_links, pa[f"category_p{length}"][p_rows], q_rows, length)

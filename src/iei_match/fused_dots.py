@@ -29,7 +29,7 @@ _ONES: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionar
 
 # At most this many dots are walked together (the spread rows take a table of this many
 # columns per term).
-MAX_SLOTS = 4
+MAX_SLOTS = 6
 _F64, _F32, _ONE = 0, 1, 2  # where a slot's walked values come from
 
 
