@@ -36,6 +36,14 @@ def test_recommend_latency_runs(work):
 
 
 @pytest.mark.slow
+def test_engine_stages_runs(work):
+    out = _run("engine_stages.py", "--size", "200", "--requests", "5", "--work", str(work))
+    assert "| pair features |" in out and "| **whole call** |" in out, out
+    shares = [int(m) for m in re.findall(r"\| (\d+)% \|", out)]
+    assert len(shares) == 10 and shares[-1] == 100, out
+
+
+@pytest.mark.slow
 def test_shap_speed_runs_and_agrees_with_lightgbm(work):
     out = _run("shap_speed.py", "--rows", "5,50", "--work", str(work),
                "--output", str(work / "shap.md"))
