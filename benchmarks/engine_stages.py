@@ -10,12 +10,13 @@ caches) and, in a second pass over the same needs, called once more at once with
 arguments ("repeated": the same work with warm caches and warm code), to show how much of
 a stage's cost is the work and how much is reaching cold memory and code.
 
-Stages (nested ones indented): the need read, vectorised and its neighbours found
-(``Matcher._side``), the candidates (retrieval by words and character n-grams), the pair
-features (and within them the dot products), the rankers' scores, the fit of the rows
-listed, the matched terms, the top factors (TreeSHAP); "rest" is what ``rank`` spends
-outside them. Prints a markdown table with the median and mean of each stage over the
-requests and the load average.
+Stages (nested ones indented): the need read and vectorised (``Matcher._side``), its
+nearest known needs, the candidates (retrieval by words and character n-grams), the pair
+features (and within them the dot products of ``fused_dots.dots_many``: all but the one
+with the programs' link history), the rankers' scores, the fit of the rows listed, the
+matched terms, the top factors (TreeSHAP); "rest" is what ``rank`` spends outside them.
+Prints a markdown table with the median and mean of each stage over the requests and the
+load average.
 """
 
 from __future__ import annotations
@@ -35,13 +36,16 @@ import iei_match.features as features_module
 import iei_match.matcher as matcher_module
 from iei_match.artifacts import load_model
 from iei_match.matcher import Matcher
+from iei_match.memory import Memory
 
 # (label, module or class, attribute, nested)
 STAGES = [
-    ("the need read and vectorised, its neighbours", Matcher, "_side", False),
+    ("the need read and vectorised", Matcher, "_side", False),
+    ("its nearest known needs", Memory, "neighbours", False),
     ("candidates (retrieval)", matcher_module, "candidate_pairs", False),
     ("pair features", matcher_module, "build_features", False),
-    ("… of which the dot products", features_module, "dots_many", True),
+    ("… of which the dot products in one pass (14 of 15)", features_module, "dots_many",
+     True),
     ("rankers' scores", None, "score", False),
     ("fit of the listed rows", Matcher, "_fit_of_best", False),
     ("matched terms", Matcher, "_matched_terms", False),
@@ -49,12 +53,16 @@ STAGES = [
 ]
 
 
+CACHES = ("_derived", "_reach", "_prefixes")  # what a side keeps of its first use
+
+
 class Timer:
     """Wraps the stages' functions: each call's time added to its stage for the request.
     With ``repeat``, each call of a stage is made a second time at once and that one is
-    timed (what the first call kept on a side, its derived arrays, dropped first so that
-    the work is the same); a nested stage is not repeated but timed within the second
-    call of the stage around it."""
+    timed (what the first call kept on a side, its derived arrays, reach and code
+    prefixes, dropped first so that the work is the same; caches beyond the sides, such
+    as the catalog's own, stay warm); a nested stage is not repeated but timed within the
+    second call of the stage around it."""
 
     def __init__(self):
         self.now: dict[str, float] = defaultdict(float)
@@ -62,19 +70,19 @@ class Timer:
 
     def wrap(self, label, func, nested=False):
         def timed(*args, **kwargs):
-            sides = [a for a in args if hasattr(a, "_derived") and hasattr(a, "_reach")]
-            kept = [(set(a._derived), set(a._reach)) for a in sides]
+            sides = [a for a in args if all(hasattr(a, c) for c in CACHES)]
+            kept = [[set(getattr(a, c)) for c in CACHES] for a in sides]
             t0 = time.perf_counter()
             out = func(*args, **kwargs)
             if self.repeat and nested:
                 self.now[label] = time.perf_counter() - t0  # the last call: the warm one
                 return out
             if self.repeat:
-                for side, (derived, reach) in zip(sides, kept, strict=True):
-                    for key in set(side._derived) - derived:
-                        del side._derived[key]
-                    for key in set(side._reach) - reach:
-                        del side._reach[key]
+                for side, before in zip(sides, kept, strict=True):
+                    for name, keys in zip(CACHES, before, strict=True):
+                        cache = getattr(side, name)
+                        for key in set(cache) - keys:
+                            del cache[key]
                 t0 = time.perf_counter()
                 out = func(*args, **kwargs)
             self.now[label] += time.perf_counter() - t0

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from iei_match import kernels
+from iei_match import fused_dots, kernels
 from iei_match.csr import csr_of
+from iei_match.errors import InputError
 from iei_match.fused_dots import MAX_SLOTS, dots_many, mark_ones
 from iei_match.kernels import PairRows, pair_dots
 
@@ -40,8 +41,22 @@ def _dots(a: dict, b: dict) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
             (a["title_binary"], b["title_binary"]), (a["full"], b["title"])]
 
 
-def _same_as_one_by_one(pairs: PairRows, dots) -> None:
+def _same_as_one_by_one(pairs: PairRows, dots, fused: int | None = None,
+                        monkeypatch=None) -> None:
+    """Each dot of ``dots_many`` equals ``pair_dots``; with ``fused``, that many dots were
+    computed in passes of several (not one at a time)."""
+    passes: list[int] = []
+    if monkeypatch is not None:
+        walk = fused_dots._walk
+
+        def counted(spread, w, taken, *rest):
+            passes.append(len(taken))
+            return walk(spread, w, taken, *rest)
+
+        monkeypatch.setattr(fused_dots, "_walk", counted)
     got = dots_many(pairs, dots)
+    if fused is not None:
+        assert sum(passes) == fused
     assert len(got) == len(dots)
     for (a, b), g in zip(dots, got, strict=True):
         want = pair_dots(a, b, pairs.rows, pairs.cols)
@@ -52,11 +67,12 @@ def _same_as_one_by_one(pairs: PairRows, dots) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_one_need_against_its_candidates(seed):
+def test_one_need_against_its_candidates(seed, monkeypatch):
     rng = np.random.default_rng(seed)
     need, programs = _side(rng, 1, 2000, 0.05), _side(rng, 300, 2000, 0.04)
     cols = rng.choice(300, 150, replace=False)
-    _same_as_one_by_one(PairRows(np.zeros(150, dtype=np.int64), cols), _dots(need, programs))
+    _same_as_one_by_one(PairRows(np.zeros(150, dtype=np.int64), cols), _dots(need, programs),
+                        fused=7, monkeypatch=monkeypatch)  # the 4 on full, 3 on title
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -75,7 +91,7 @@ def test_many_lists_serial_and_in_threads(monkeypatch):
     pairs = PairRows(rows, cols)
     _same_as_one_by_one(pairs, _dots(needs, programs))
     monkeypatch.setattr(kernels, "SERIAL_BELOW", 0)  # chunks of pairs in threads
-    _same_as_one_by_one(pairs, _dots(needs, programs))
+    _same_as_one_by_one(pairs, _dots(needs, programs), fused=7, monkeypatch=monkeypatch)
     shuffled = rng.permutation(len(rows))  # no runs: every pair merged on its own
     _same_as_one_by_one(PairRows(rows[shuffled], cols[shuffled]), _dots(needs, programs))
 
@@ -117,3 +133,11 @@ def test_rows_at_places_each_row_and_leaves_the_others_empty():
     assert out.shape == (5, 3)
     assert out.toarray().tolist() == [[0, 0, 0], [1, 0, 2], [0, 0, 0], [0, 3, 0], [0, 0, 0]]
     assert out.data is m.data and out.indices is m.indices
+
+
+def test_matrices_of_different_widths_are_refused():
+    rng = np.random.default_rng(1)
+    need, programs = _side(rng, 1, 100, 0.1), _side(rng, 10, 120, 0.1)
+    pairs = PairRows(np.zeros(3, dtype=np.int64), np.arange(3))
+    with pytest.raises(InputError, match="100 columns with one of 120"):
+        dots_many(pairs, [(need["full"], programs["full"])])

@@ -45,7 +45,7 @@ def csr_of(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
     are already valid: 1-d, ``indptr`` of ``shape[0] + 1`` non-decreasing offsets ending at
     ``len(indices) == len(data)``, columns below ``shape[1]``, and both index arrays of one
     integer dtype that holds them. The arrays are shared, as with ``copy=False``; index
-arrays other than int32 go through the constructor, which may narrow them.
+    arrays other than int32 go through the constructor, which may narrow them.
 
     ``canonical=True`` says each row's columns are sorted and distinct, and flags the
     matrix so (scipy then never sorts or sums it again).

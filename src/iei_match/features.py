@@ -46,7 +46,9 @@ def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
 
 def _on_arrays_of(m: sp.csr_matrix, like: sp.csr_matrix) -> sp.csr_matrix:
     """``m`` on ``like``'s index arrays when its columns are the same (a side's counts and
-    its TF-IDF), so that :func:`~.fused_dots.dots_many` reads them once for both."""
+    its TF-IDF), so that :func:`~.fused_dots.dots_many` reads them once for both. The
+    matrices made from it (BM25 weights, binary counts) share them too: none of them may be
+    sorted, summed or pruned in place."""
     same = (m.shape == like.shape and m.indices.dtype == like.indices.dtype
             and m.indptr.dtype == like.indptr.dtype and np.array_equal(m.indptr, like.indptr)
             and np.array_equal(m.indices, like.indices))

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import kernels
+from .errors import InputError
 from .kernels import PairRows, _csr, _zeroed, pair_dots
 
 __all__ = ["dots_many", "mark_ones"]
@@ -66,7 +67,7 @@ def _dots_walked(t_ptr, t_col, t_slot, t_val, n_slots, w_ptr, w_ind, w64, w32, s
     # once for every slot: slot k adds dense[col, k] * (its walked value) where the bit is
     # set, in the walked row's column order, as _pair_dots_scatter adds the products of
     # one dot (a slot whose spread row lacks the column adds an exact 0.0 * value, which
-    # leaves a sum of non-negative finite products as it is).
+    # leaves the sum as it is when the value is finite).
     acc = np.zeros(n_slots)
     current = -1
     for n in range(len(rows)):
@@ -136,10 +137,16 @@ def dots_many(pairs: PairRows, dots: Sequence[tuple[sp.spmatrix, sp.spmatrix]]
     on its arrays) go together, up to :data:`MAX_SLOTS` at a time and up to one float64
     and one float32 data array besides ones (:func:`mark_ones`); the others, and pairs
     that :func:`~.kernels.pair_dots` would merge row by row, are computed one dot at a
-    time. Every stored value must be finite and non-negative (TF-IDF, BM25, counts): a
-    dot adds an exact 0.0 where another dot of its pass has a column it lacks.
+    time. The walked values must be finite (TF-IDF, BM25 weights, counts are): a dot adds
+    an exact 0.0 times the walked value where another dot of its pass has a column it
+    lacks, which leaves its sum as it is (the sum starts at +0.0), where ``0.0 * inf``
+    would make it NaN.
     """
     mats = [(_csr(a), _csr(b)) for a, b in dots]
+    for a, b in mats:
+        if a.shape[1] != b.shape[1]:
+            raise InputError(f"the dot of a matrix of {a.shape[1]} columns with one of "
+                             f"{b.shape[1]}")
     rows, cols = pairs.rows, pairs.cols
     n = len(rows)
     spread_b = pairs.col_runs < pairs.row_runs

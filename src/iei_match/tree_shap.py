@@ -42,6 +42,7 @@ ZERO_THRESHOLD = float(np.float32(1e-35))
 # A leaf whose path splits on more distinct features than this would need a 2^u table;
 # such models are explained by LightGBM itself.
 MAX_PATH_FEATURES = 20
+assert MAX_PATH_FEATURES < 31  # _contrib_rows keeps a path's slots as bits of an int32
 CHUNK_ROWS = 256  # rows per task when several threads share the work
 
 

@@ -335,6 +335,9 @@ def bm25_weights(
         training corpus's so that a document's weights do not depend on its batch.
     """
     counts = counts.tocsr()
+    if not counts.has_canonical_format:  # summed and sorted, as a conversion of dtype would
+        counts = counts.copy()
+        counts.sum_duplicates()
     data, indptr = counts.data.astype(np.float32, copy=False), counts.indptr
     sizes = np.diff(indptr)
     # Row sums as scipy's ``sum(axis=1)`` makes them (np.add.reduceat over each non-empty

@@ -40,7 +40,7 @@ def test_engine_stages_runs(work):
     out = _run("engine_stages.py", "--size", "200", "--requests", "5", "--work", str(work))
     assert "| pair features |" in out and "| **whole call** |" in out, out
     shares = [int(m) for m in re.findall(r"\| (\d+)% \|", out)]
-    assert len(shares) == 10 and shares[-1] == 100, out
+    assert len(shares) == 11 and shares[-1] == 100, out
 
 
 @pytest.mark.slow
