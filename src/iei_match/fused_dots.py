@@ -3,10 +3,10 @@
 A request's pair features are a dozen :func:`~.kernels.pair_dots` over the same (need,
 program) pairs, and several of them read the programs' rows of one index pattern: the
 TF-IDF of the whole text, its BM25 weights and its binary counts share their columns. The
-candidates' rows are cold in the cache on a request (they are rows of the whole catalog),
-so reading them once instead of four times is most of what those dots cost.
-:func:`dots_many` gives the same values, to the bit, as one :func:`~.kernels.pair_dots`
-per dot.
+candidates' rows are rows of the whole catalog, mostly cold in the cache on a request, and
+each pass reads their columns again: :func:`dots_many` computes the dots that walk one
+pattern in one pass (a request's 14 dots in 5), with the same values, to the bit, as one
+:func:`~.kernels.pair_dots` per dot.
 """
 
 from __future__ import annotations
