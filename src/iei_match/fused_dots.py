@@ -32,6 +32,7 @@ _ONES: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionar
 # columns per term).
 MAX_SLOTS = 6
 _F64, _F32, _ONE = 0, 1, 2  # where a slot's walked values come from
+_KIND = {np.dtype(np.float64): _F64, np.dtype(np.float32): _F32}
 
 
 def mark_ones(data: np.ndarray) -> np.ndarray:
@@ -120,7 +121,7 @@ def _source(data: np.ndarray, slots: dict) -> int | None:
     (``slots``: source -> array), or None when they do not fit beside them."""
     if _is_ones(data):
         return _ONE
-    kind = {np.dtype(np.float64): _F64, np.dtype(np.float32): _F32}.get(data.dtype)
+    kind = _KIND.get(data.dtype)
     if kind is None or slots.get(kind, data) is not data:
         return None
     return kind
