@@ -85,6 +85,45 @@ def test_matmul_rows_is_scipys_product_entry_for_entry(dtypes):
         kernels.matmul_rows(a, np.array([0]), a)
 
 
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float32, np.float64),
+                                    (np.float64, np.float64)])
+def test_matmul_rows_l2_is_sklearns_normalize_of_the_product_sorted(dtypes):
+    """The values of sklearn's in-place L2 normalisation of scipy's product (its norm
+    summed in the product's order), to the bit, with each row's columns sorted."""
+    from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
+
+    a = sp.random(30, 700, density=0.04, random_state=3, format="csr", dtype=dtypes[0])
+    b = sp.random(700, 1300, density=0.01, random_state=4, format="csr", dtype=dtypes[1])
+    a = sp.vstack([a, sp.csr_matrix((1, 700), dtype=dtypes[0])]).tocsr()  # an empty row
+    for rows in (np.array([3]), np.array([5, 1, 5, 29]), np.arange(31), np.array([30, 2]),
+                 np.array([], int)):
+        want = a[rows] @ b
+        inplace_csr_row_normalize_l2(want)
+        want.sort_indices()
+        got = kernels.matmul_rows_l2(a, rows, b)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert got.has_canonical_format
+        for name in ("indptr", "indices", "data"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    with pytest.raises(ValueError):
+        kernels.matmul_rows_l2(a, np.array([0]), a)
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float32, np.float64)])
+def test_group_sums_are_the_product_with_a_one_hot_matrix(dtypes):
+    """Each row's values summed by group in the product's order and dtype: the dense
+    ``m @ onehot`` of scipy, to the bit (columns of group -1 left out)."""
+    rng = np.random.default_rng(5)
+    m = sp.random(20, 300, density=0.1, random_state=6, format="csr", dtype=dtypes[0])
+    group = rng.integers(-1, 12, 300)
+    has = group >= 0
+    onehot = sp.csr_matrix((np.ones(has.sum(), dtypes[1]), (np.flatnonzero(has), group[has])),
+                           shape=(300, 12))
+    got = kernels.group_sums(m, group, 12, np.result_type(*dtypes))
+    want = (m @ onehot).toarray()
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
 def test_row_max_sum_is_scipys_max_and_sum():
     m = sp.random(50, 300, density=0.05, random_state=3, format="csr", dtype=np.float32)
     m = sp.vstack([m, sp.csr_matrix((1, 300), dtype=np.float32)]).tocsr()  # an empty row

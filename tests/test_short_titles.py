@@ -65,6 +65,22 @@ def test_whole_word_features_tell_a_word_from_a_piece_of_one():
     assert f.loc["care", "need_title_unknown_words"] == 0
 
 
+def test_title_in_text_is_the_same_for_one_text_and_for_many():
+    """A request's pairs share one need: its text is searched once per distinct title."""
+    import numpy as np
+
+    from iei_match.features import _contains
+
+    titles = np.array(["护工", "电工", "护工", "工", "", "道路养护"], dtype=object)
+    texts = np.array(["道路养护工程", "照护病人的护工", "电工"], dtype=object)
+    rows = np.array([0, 1, 2, 3, 4, 5, 0, 5])
+    for cols in (np.full(8, 1), np.full(8, 0), np.array([0, 1, 2, 0, 1, 2, 2, 0])):
+        want = [float(len(titles[r]) > 1 and titles[r] in texts[c])
+                for r, c in zip(rows, cols, strict=True)]
+        assert _contains(titles, texts, rows, cols).tolist() == want
+    assert np.isnan(_contains(None, texts, rows[:2], rows[:2])).all()
+
+
 @pytest.fixture(scope="module")
 def national():
     """A model of the bundled Chinese catalog (its links), and its programs."""

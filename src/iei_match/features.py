@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from .csr import csr_of
 from .fused_dots import dots_many, mark_ones
-from .kernels import PairRows, matmul_rows, neighbour_link_stats, pair_dots, row_max_sum
+from .kernels import (
+    PairRows,
+    group_sums,
+    matmul_rows,
+    matmul_rows_l2,
+    neighbour_link_stats,
+    pair_dots,
+    row_max_sum,
+)
 from .memory import Memory
 from .sides import Side
 from .text import tokenize
@@ -130,11 +137,19 @@ def _rows_at(m: sp.csr_matrix, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
 
 def _contains(titles: np.ndarray | None, texts: np.ndarray | None, rows, cols) -> np.ndarray:
     """1 where the whole (normalised) title occurs verbatim in the other side's text."""
+    n = len(rows)
     if titles is None or texts is None:
-        return np.full(len(rows), np.nan, np.float32)
+        return np.full(n, np.nan, np.float32)
+    if n and cols[0] == cols[-1] and (cols == cols[0]).all():  # a request: one need's text
+        return _titles_in_text(titles[rows].tolist(), texts[cols[0]])
     pairs = zip(titles[rows].tolist(), texts[cols].tolist(), strict=True)
-    return np.fromiter((len(t) > 1 and t in x for t, x in pairs),
-                       dtype=np.float32, count=len(rows))
+    return np.fromiter((len(t) > 1 and t in x for t, x in pairs), dtype=np.float32, count=n)
+
+
+def _titles_in_text(titles: list[str], text: str) -> np.ndarray:
+    """:func:`_contains` of each of ``titles`` in one text (each distinct title sought once)."""
+    found = {t for t in set(titles) if len(t) > 1 and t in text}
+    return np.fromiter(map(found.__contains__, titles), dtype=np.float32, count=len(titles))
 
 
 def _title_words(na: dict, n_rows: np.ndarray, in_program: np.ndarray,
@@ -192,24 +207,25 @@ def _category_collab(memory: Memory, neighbour_links: sp.csr_matrix, given: np.n
     ``q_rows[i]`` for pair i); ``given`` the category of each pair's program (-1: none).
     """
     onehot = memory.categories[length][1]
-    per_cat = matmul_rows(neighbour_links, np.arange(neighbour_links.shape[0]), onehot)
-    n_q = per_cat.shape[0]
+    n_q = neighbour_links.shape[0]
     val = np.zeros(len(q_rows), np.float32)
     ok = given >= 0
-    if n_q * per_cat.shape[1] <= 4_000_000:  # a few queries: look up densely
+    if n_q * onehot.shape[1] <= 4_000_000:  # a few queries: look up densely
+        dense = group_sums(neighbour_links, memory.program_category[length], onehot.shape[1],
+                           np.result_type(neighbour_links.dtype, onehot.dtype))
+        dense += 0.0  # a sum of -0.0 is +0.0, as where the product stores nothing
         # Each row's values summed in column order (np.add.reduceat, as row_max_sum sums
-        # the sorted matrix), without scipy sorting a copy of it.
-        ptr, ind, data = per_cat.indptr, per_cat.indices, per_cat.data
-        lengths = np.diff(ptr)
-        row = np.repeat(np.arange(n_q), lengths)
-        total = np.zeros(n_q, dtype=data.dtype)
+        # the sorted matrix), as they were on the product's sorted rows.
+        row, col = np.nonzero(dense)
+        total = np.zeros(n_q, dtype=dense.dtype)
+        lengths = np.bincount(row, minlength=n_q)
         full = lengths > 0
         if full.any():
-            total[full] = np.add.reduceat(data[np.lexsort((ind, row))], ptr[:-1][full])
-        dense = np.zeros(per_cat.shape, dtype=data.dtype)
-        dense[row, ind] = data
+            starts = np.cumsum(lengths) - lengths
+            total[full] = np.add.reduceat(dense[row, col], starts[full])
         val[ok] = dense[q_rows[ok], given[ok]]
     else:
+        per_cat = matmul_rows(neighbour_links, np.arange(n_q), onehot)
         total = row_max_sum(per_cat, np.arange(n_q))[1]
         val[ok] = np.asarray(per_cat[q_rows[ok], given[ok]]).ravel()
     return np.where(total[q_rows] > 0, val / np.maximum(total[q_rows], 1e-9), 0.0)
@@ -237,12 +253,12 @@ def pair_feature_columns(memory: Memory, needs: Side, programs: Side, nbrs: sp.c
     ok = known_cols >= 0
     pairs = PairRows(n_rows, p_rows)  # checked once for the dot products below
     # The needs' neighbour-weighted links, for the needs of the pairs only, and the word
-    # profile of the programs they link to.
+    # profile of the programs they link to (L2-normalised as sklearn's normalize() does,
+    # its columns sorted for the dots).
     nbrs = sp.csr_matrix(nbrs) if type(nbrs) is not sp.csr_matrix else nbrs
     used_n, q_rows = np.unique(n_rows, return_inverse=True)
     neighbour_links = matmul_rows(nbrs, used_n, memory.links)  # computed once, used below
-    profile = matmul_rows(neighbour_links, np.arange(len(used_n)), memory.programs.word.full)
-    inplace_csr_row_normalize_l2(profile)  # sklearn's normalize(), without its checks
+    profile = matmul_rows_l2(neighbour_links, np.arange(len(used_n)), memory.programs.word.full)
     # The dots of the pairs, those that walk the same rows in one pass (fused_dots.py).
     (f["word_full"], f["char_full"], f["word_title"], f["char_title"],
      f["need_title_prog_body"], f["need_body_prog_title"], f["word_body"], bm25_need,

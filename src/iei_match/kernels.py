@@ -13,7 +13,7 @@ from .errors import InputError
 from .retrieval import _select_topk
 
 __all__ = ["pair_dots", "PairRows", "neighbour_link_stats", "topk_rows", "topk_stored",
-           "topk_pair_products", "row_max_sum"]
+           "topk_pair_products", "row_max_sum", "matmul_rows", "matmul_rows_l2", "group_sums"]
 
 
 @numba.njit(cache=True, inline="always")
@@ -424,37 +424,56 @@ def row_max_sum(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return best, total
 
 
-@numba.njit(cache=True)
-def _matmat_rows(a_ptr, a_ind, a_val, rows, b_ptr, b_ind, b_val, n_col):
-    # SciPy's csr_matmat (SMMP) on the given rows of a: the same sums in the same order,
-    # and each row's columns in the same (unsorted) order, so that what is computed from
-    # the product downstream is bit for bit what it was with scipy's product.
+@numba.njit(cache=True, inline="always")
+def _product_bound(a_ptr, a_ind, rows, b_ptr):
+    # The most entries the product's rows can hold.
     bound = 0
     for n in range(len(rows)):
         r = rows[n]
         for jj in range(a_ptr[r], a_ptr[r + 1]):
             j = a_ind[jj]
             bound += b_ptr[j + 1] - b_ptr[j]
-    c_ptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    c_ind = np.empty(bound, dtype=np.int32)
-    c_val = np.empty(bound, dtype=b_val.dtype)
-    nxt = np.full(n_col, -1, dtype=np.int64)
-    sums = np.zeros(n_col, dtype=b_val.dtype)
+    return bound
+
+
+@numba.njit(cache=True, inline="always")
+def _product_buffers(bound, n_rows, n_col, dtype):
+    # The product's arrays (room for ``bound`` entries) and the rows' workspace.
+    return (np.zeros(n_rows + 1, dtype=np.int64), np.empty(bound, dtype=np.int32),
+            np.empty(bound, dtype=dtype), np.full(n_col, -1, dtype=np.int64),
+            np.zeros(n_col, dtype=dtype))
+
+
+@numba.njit(cache=True, inline="always")
+def _product_row(a_ptr, a_ind, a_val, r, b_ptr, b_ind, b_val, nxt, sums):
+    # Row r of a times b summed into ``sums`` as scipy's csr_matmat (SMMP) sums it; its
+    # columns linked from the returned head through ``nxt``, the last one touched first.
+    head = -2
+    length = 0
+    for jj in range(a_ptr[r], a_ptr[r + 1]):
+        j = a_ind[jj]
+        v = a_val[jj]
+        for kk in range(b_ptr[j], b_ptr[j + 1]):
+            k = b_ind[kk]
+            sums[k] += v * b_val[kk]
+            if nxt[k] == -1:
+                nxt[k] = head
+                head = k
+                length += 1
+    return head, length
+
+
+@numba.njit(cache=True)
+def _matmat_rows(a_ptr, a_ind, a_val, rows, b_ptr, b_ind, b_val, n_col):
+    # SciPy's csr_matmat (SMMP) on the given rows of a: the same sums in the same order,
+    # and each row's columns in the same (unsorted) order, so that what is computed from
+    # the product downstream is bit for bit what it was with scipy's product.
+    c_ptr, c_ind, c_val, nxt, sums = _product_buffers(
+        _product_bound(a_ptr, a_ind, rows, b_ptr), len(rows), n_col, b_val.dtype)
     nnz = 0
     for n in range(len(rows)):
-        r = rows[n]
-        head = -2
-        length = 0
-        for jj in range(a_ptr[r], a_ptr[r + 1]):
-            j = a_ind[jj]
-            v = a_val[jj]
-            for kk in range(b_ptr[j], b_ptr[j + 1]):
-                k = b_ind[kk]
-                sums[k] += v * b_val[kk]
-                if nxt[k] == -1:
-                    nxt[k] = head
-                    head = k
-                    length += 1
+        head, length = _product_row(a_ptr, a_ind, a_val, rows[n], b_ptr, b_ind, b_val, nxt,
+                                    sums)
         for _ in range(length):
             if sums[head] != 0:
                 c_ind[nnz] = head
@@ -490,3 +509,94 @@ def matmul_rows(a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix) -> sp.csr_
     out = csr_of(val, ind, ptr, (len(rows), b.shape[1]))
     out.has_sorted_indices = False
     return out
+
+
+@numba.njit(cache=True)
+def _group_sums(ptr, ind, val, group, out):
+    for q in range(len(ptr) - 1):
+        for a in range(ptr[q], ptr[q + 1]):
+            g = group[ind[a]]
+            if g >= 0:
+                out[q, g] += val[a]
+
+
+def group_sums(m: sp.csr_matrix, group: np.ndarray, n_groups: int, dtype) -> np.ndarray:
+    """Dense ``m @ onehot`` where ``onehot`` (of ``dtype``) has a 1 at (column ``j``,
+    ``group[j]``) and nothing where ``group[j]`` is -1: each row's values summed by group
+    in ``dtype``, in the row's order, as scipy's product (and :func:`matmul_rows`) adds
+    them, without making the product's sparse rows.
+
+    Examples
+    --------
+    >>> m = sp.csr_matrix([[1.0, 2.0, 4.0], [0.0, 0.0, 8.0]])
+    >>> group_sums(m, np.array([1, 1, -1]), 2, np.float64).tolist()
+    [[0.0, 3.0], [0.0, 0.0]]
+    """
+    out = np.zeros((m.shape[0], n_groups), dtype=dtype)
+    _group_sums(m.indptr, m.indices, m.data.astype(dtype, copy=False),
+                np.asarray(group, np.int64), out)
+    return out
+
+
+@numba.njit(cache=True)
+def _matmat_rows_l2(a_ptr, a_ind, a_val, rows, b_ptr, b_ind, b_val, n_col):
+    # _matmat_rows, then each row divided by its L2 norm summed in the order the product
+    # stores the row (sklearn's inplace_csr_row_normalize_l2 on it), the row's columns
+    # written in ascending order (read from a bitset of the columns kept).
+    c_ptr, c_ind, c_val, nxt, sums = _product_buffers(
+        _product_bound(a_ptr, a_ind, rows, b_ptr), len(rows), n_col, b_val.dtype)
+    bits = np.zeros(n_col // 64 + 1, dtype=np.uint64)
+    nnz = 0
+    for n in range(len(rows)):
+        head, length = _product_row(a_ptr, a_ind, a_val, rows[n], b_ptr, b_ind, b_val, nxt,
+                                    sums)
+        square = 0.0  # a double, as sklearn's
+        at = head
+        for _ in range(length):
+            if sums[at] != 0:
+                square += sums[at] * sums[at]
+                bits[at >> 6] |= np.uint64(1) << np.uint64(at & 63)
+            at = nxt[at]
+        norm = np.sqrt(square)
+        for w in range(len(bits)):
+            word = bits[w]
+            if word == 0:
+                continue
+            for b in range(64):
+                if (word >> np.uint64(b)) & np.uint64(1):
+                    k = w * 64 + b
+                    c_ind[nnz] = k
+                    c_val[nnz] = sums[k] / norm if square != 0.0 else sums[k]
+                    nnz += 1
+            bits[w] = 0
+        while head != -2:  # the workspace cleared for the next row
+            at = nxt[head]
+            nxt[head] = -1
+            sums[head] = 0
+            head = at
+        c_ptr[n + 1] = nnz
+    return c_ptr, c_ind[:nnz].copy(), c_val[:nnz].copy()
+
+
+def matmul_rows_l2(a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix) -> sp.csr_matrix:
+    """:func:`matmul_rows` with each row L2-normalised as
+    ``sklearn.utils.sparsefuncs_fast.inplace_csr_row_normalize_l2`` normalises it (the same
+    values, to the bit), and its columns sorted: the product is not copied to be sorted
+    when it is one side of a dot product.
+
+    Examples
+    --------
+    >>> a = sp.csr_matrix([[3.0, 4.0]])
+    >>> m = matmul_rows_l2(a, np.array([0]), sp.identity(2, format="csr"))
+    >>> m.toarray().tolist(), m.has_sorted_indices
+    ([[0.6, 0.8]], True)
+    """
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"shapes {a.shape} and {b.shape} do not align")
+    dtype = np.result_type(a.dtype, b.dtype)
+    ptr, ind, val = _matmat_rows_l2(a.indptr, a.indices, a.data.astype(dtype, copy=False),
+                                    np.asarray(rows, np.int64), b.indptr, b.indices,
+                                    b.data.astype(dtype, copy=False), b.shape[1])
+    if len(ind) <= np.iinfo(np.int32).max:
+        ptr = ptr.astype(np.int32)
+    return csr_of(val, ind, ptr, (len(rows), b.shape[1]), canonical=True)

@@ -96,11 +96,13 @@ class Memory:
             self.program_dense_centroid = dense / np.where(norm > 0, norm, 1)
         # Known programs' categories (code prefixes): index of each, and program -> category.
         self.categories = {}
+        self.program_category: dict[int, np.ndarray] = {}  # by length, each program's index
         for length in self.program_prefix_len:
             cats, idx = np.unique(self.programs.code_prefixes(length), return_inverse=True)
             onehot = sp.csr_matrix((np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
                                    shape=(len(idx), len(cats)))
             self.categories[length] = ({c: i for i, c in enumerate(cats)}, onehot)
+            self.program_category[length] = idx.astype(np.int64)
         # The share of the links of past needs with a code prefix that went to each program
         # category: the need prefixes seen (prefix -> index) by length, and per pair of
         # lengths a :class:`Prior`.
