@@ -163,7 +163,8 @@ def test_group_max_and_rank_of_one_list_is_that_of_many():
     """A request's one list takes a shorter way, all its features at once: the same bests
     and ranks, bit for bit, as the general way gives that list among others (ties, NaN,
     infinities, all NaN)."""
-    from iei_match.features import _group_max_and_rank, _one_list_max_and_rank
+    from iei_match.features import _group_max_and_rank
+    from iei_match.kernels import list_best_and_rank
 
     rng = np.random.default_rng(1)
     for trial in range(300):
@@ -175,12 +176,12 @@ def test_group_max_and_rank_of_one_list_is_that_of_many():
         if trial % 9 == 0:
             values[:] = np.nan
         second = rng.permutation(values)
-        found = _one_list_max_and_rank(np.stack([values, second]))
-        for column, one in zip((values, second), found, strict=True):
+        best, rank = list_best_and_rank(np.stack([values, second]))
+        for column, one in zip((values, second), zip(best, rank, strict=True), strict=True):
             other = rng.random(5)
             many = _group_max_and_rank(np.r_[column, other],
                                        np.r_[np.full(n, 4), np.full(5, 9)])
-            for got, want in zip(one, many, strict=True):
+            for got, want in zip((np.full(n, one[0]), one[1]), many, strict=True):
                 assert got.dtype == want.dtype
                 np.testing.assert_array_equal(got, want[:n])
 

@@ -26,6 +26,7 @@ from .fused_dots import dots_many, mark_ones
 from .kernels import (
     PairRows,
     group_sums,
+    list_best_and_rank,
     matmul_rows,
     matmul_rows_l2,
     neighbour_link_stats,
@@ -363,24 +364,6 @@ def _group_max_and_rank(values: np.ndarray, groups: np.ndarray
     return best, rank
 
 
-def _one_list_max_and_rank(values: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """:func:`_group_max_and_rank` of each row of ``values`` (one feature per row) when the
-    pairs are all of one list, for all the features at once."""
-    ok = ~np.isnan(values)
-    key = np.where(ok, -values, np.inf)
-    order = np.argsort(key, axis=1, kind="stable")
-    ranked = np.take_along_axis(key, order, axis=1)
-    n = values.shape[1]
-    new_value = np.ones(ranked.shape, dtype=bool)
-    new_value[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
-    first = np.maximum.accumulate(np.where(new_value, np.arange(n), 0), axis=1)
-    rank = np.empty(values.shape, dtype=np.float64)
-    np.put_along_axis(rank, order, first + 1.0, axis=1)  # ties: the smallest rank
-    rank[~ok] = np.nan
-    top = ranked[:, 0]
-    return [(np.full(n, np.nan if np.isinf(t) else -t), r) for t, r in zip(top, rank, strict=True)]
-
-
 def relative_columns(columns: dict[str, np.ndarray], groups: np.ndarray
                      ) -> dict[str, np.ndarray]:
     """Each :data:`RELATIVE` feature's share of the best in its group, and its rank there."""
@@ -388,12 +371,19 @@ def relative_columns(columns: dict[str, np.ndarray], groups: np.ndarray
     names = [name for name in RELATIVE if name in columns]
     cols = [np.asarray(columns[name]).astype(np.float32, copy=False) for name in names]
     n = len(groups)
-    if n and names and groups[0] == groups[-1] and (groups == groups[0]).all():
-        found = _one_list_max_and_rank(np.stack(cols).astype(np.float64))  # a request
-    else:
-        found = [_group_max_and_rank(col.astype(np.float64), groups) for col in cols]
     extra = {}
-    for name, col, (best, rank) in zip(names, cols, found, strict=True):
+    if n and names and groups[0] == groups[-1] and (groups == groups[0]).all():
+        # A request: one list, its features ranked at once.
+        stacked = np.stack(cols)
+        best, ranks = list_best_and_rank(stacked)
+        best = best.astype(np.float32)[:, None]
+        shares = np.where(best > 0, stacked / np.where(best > 0, best, 1), 0.0)
+        for name, share, rank in zip(names, shares, ranks, strict=True):
+            extra[f"{name}_rel"] = share
+            extra[f"{name}_rank"] = rank
+        return extra
+    for name, col in zip(names, cols, strict=True):
+        best, rank = _group_max_and_rank(col.astype(np.float64), groups)
         best = best.astype(np.float32)
         extra[f"{name}_rel"] = np.where(best > 0, col / np.where(best > 0, best, 1), 0.0)
         extra[f"{name}_rank"] = rank

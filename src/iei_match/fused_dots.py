@@ -46,7 +46,7 @@ def _is_ones(data: np.ndarray) -> bool:
     return _ONES.get(id(data)) is data
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _gather(ptr, ind, val, used, slot, t_fill, t_col, t_slot, t_val):
     # Appends row used[r] of one spread matrix to row r of the table (t_fill[r]: where
     # the row's next entry goes), in the slot of that matrix.
@@ -60,7 +60,7 @@ def _gather(ptr, ind, val, used, slot, t_fill, t_col, t_slot, t_val):
         t_fill[r] = at
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _dots_walked(t_ptr, t_col, t_slot, t_val, n_slots, w_ptr, w_ind, w64, w32, src,
                  rows, cols, out, dense, bits):
     # Spread row rows[n] of the table once per run of equal rows (dense[col * n_slots +

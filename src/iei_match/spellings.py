@@ -106,7 +106,7 @@ def spell_pairs(terms: np.ndarray, shown: np.ndarray, vocabulary: Sequence[str],
     return [row[:c] for row, c in zip(text[np.maximum(out, 0)].tolist(), counts, strict=True)]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _spell(terms, shown, a_at, a_ptr, a_stem, a_word, a_count, b_at, b_ptr, b_stem, b_word,
            b_count, own, order, out):
     n_terms = out.shape[1]

@@ -172,7 +172,7 @@ class _Nodes:
         return [MISSING_NONE if m is None else m for m in self.feature_missing]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _predict_rows(x, feature_missing, roots, splits, threshold, value,
                   out):  # pragma: no cover (numba)
     row = np.empty(x.shape[1], dtype=np.float64)

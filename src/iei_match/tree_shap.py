@@ -223,7 +223,7 @@ def _shapley_weights() -> np.ndarray:
     return w
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _fill_tables(r, slot_start, table_start, weights, table):  # pragma: no cover (numba)
     for leaf in range(len(slot_start) - 1):
         a, u = slot_start[leaf], slot_start[leaf + 1] - slot_start[leaf]
@@ -258,7 +258,7 @@ def _fill_tables(r, slot_start, table_start, weights, table):  # pragma: no cove
 ROW_BLOCK = 16  # rows that walk the trees together (their node tables read once)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _contrib_rows(x, parent, is_left, feature, threshold, default_left, missing, slot, leaf,
                   value, slot_start, slot_feature, slot_coef, table_start, table,
                   out):  # pragma: no cover (numba)

@@ -44,6 +44,14 @@ def test_engine_stages_runs(work):
 
 
 @pytest.mark.slow
+def test_engine_threads_runs(work):
+    out = _run("engine_threads.py", "--size", "200", "--calls", "30", "--rounds", "2",
+               "--work", str(work))
+    rounds = re.findall(r"^\| (\d) \| (\d+) \| (\d+) \| ([\d.]+) \|$", out, re.M)
+    assert [r[0] for r in rounds] == ["1", "2"] and all(int(r[1]) > 0 for r in rounds), out
+
+
+@pytest.mark.slow
 def test_shap_speed_runs_and_agrees_with_lightgbm(work):
     out = _run("shap_speed.py", "--rows", "5,50", "--work", str(work),
                "--output", str(work / "shap.md"))
