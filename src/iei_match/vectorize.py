@@ -136,7 +136,8 @@ def _sub_ptr(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
 
 # auto_wrap_output_keys=None: transform returns FieldMatrices, never an array that
 # scikit-learn's set_output could wrap, so its wrapper (~10 us a call) is left out.
-class FieldVectorizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class FieldVectorizer(TransformerMixin, BaseEstimator,
+                      auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """TF-IDF over word tokens or character n-grams, field by field.
 
     Parameters
