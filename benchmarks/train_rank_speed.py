@@ -47,6 +47,7 @@ def main() -> None:
     warm = Matcher().fit(needs, programs, load_links(d / "links.csv"))
     warm.rank(needs.iloc[:50], programs, k=100)
     warm.partners(programs.iloc[:50], needs, k=100)
+    del warm, needs, programs
     print(f"{'dataset':<15}{'load':>8}{'fit':>8}{'rank':>8}{'partners':>10}{'total':>8}  (s)")
     for name in CATALOGS:
         runs = [run(name, False if args.dense == "off" else "auto") for _ in range(args.repeat)]
