@@ -265,6 +265,36 @@ def train_model(models_dir: Path, catalog: str = "cn-vocational", quick: bool = 
     return seconds
 
 
+@dataclass
+class EngineAlliance:
+    """The benchmarks' model and an alliance's programs prepared for it: what the engine
+    benchmarks (``engine_stages.py``, ``engine_threads.py``) call ``Matcher.rank`` on."""
+
+    matcher: object
+    catalog: object  # the prepared programs (iei_match.catalog.Catalog)
+    level: np.ndarray  # each program's level, in catalog order
+    rows: list  # the alliance's needs (namedtuples)
+
+    @classmethod
+    def of(cls, work: Path, size: int, seed: int = 0, quick: bool = False) -> EngineAlliance:
+        """The model kept in ``work/models`` (trained there first when missing) and an
+        alliance of ``size`` programs prepared for it."""
+        from iei_match.artifacts import load_model
+
+        models = work / "models"
+        train_model(models, quick=quick)
+        matcher = load_model(models / (models / "CURRENT").read_text().strip())
+        alliance = make_alliance(size, seed=seed)
+        frame = engine_programs(alliance)
+        return cls(matcher, matcher.prepare(frame, "program"), frame["level"].to_numpy(),
+                   list(alliance.needs.itertuples(index=False)))
+
+    def restricted(self, row):
+        """The catalog as the service searches it for the need ``row``: its level only."""
+        allowed = self.level == row.level if row.level else np.ones(len(self.level), bool)
+        return self.catalog.restrict(allowed)
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     """SIGTERM a server still running and wait for it (killed after 60 s)."""
     if proc.poll() is None:

@@ -29,12 +29,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from alliance_data import engine_programs, machine, make_alliance, train_model, uptime_load
+from alliance_data import EngineAlliance, machine, uptime_load
 from recommend_latency import need_records
 
 import iei_match.features as features_module
 import iei_match.matcher as matcher_module
-from iei_match.artifacts import load_model
 from iei_match.matcher import Matcher
 from iei_match.memory import Memory
 
@@ -99,16 +98,15 @@ def install(timer: Timer, matcher) -> None:
             setattr(owner, name, timer.wrap(label, getattr(owner, name), nested))
 
 
-def run(matcher, catalog, level, rows, n, seed, timer, repeat) -> dict[str, list[float]]:
+def run(engine, n, seed, timer, repeat) -> dict[str, list[float]]:
+    matcher, rows = engine.matcher, engine.rows
     min_fit = float(matcher.fit_model_.thresholds_["medium"])
     rng = random.Random(seed)
     per: dict[str, list[float]] = defaultdict(list)
     timer.repeat = repeat
     for i in range(n + 3):
         row = rows[rng.randrange(len(rows))]
-        need = need_records(row)
-        allowed = level == row.level if row.level else np.ones(len(level), dtype=bool)
-        restricted = catalog.restrict(allowed)
+        need, restricted = need_records(row), engine.restricted(row)
         timer.now.clear()
         t0 = time.perf_counter()
         matcher.rank(need, restricted, k=10, explain=10, min_fit=min_fit, as_frame=False)
@@ -132,19 +130,12 @@ def main(argv=None) -> None:
                    help="a small model (40 trees; for smoke tests, not for figures)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    models = args.work / "models"
-    train_model(models, quick=args.quick_model)
-    matcher = load_model(models / (models / "CURRENT").read_text().strip())
-    alliance = make_alliance(args.size, seed=args.seed)
-    frame = engine_programs(alliance)
-    catalog = matcher.prepare(frame, "program")
-    level = frame["level"].to_numpy()
-    rows = list(alliance.needs.itertuples(index=False))
+    engine = EngineAlliance.of(args.work, args.size, args.seed, args.quick_model)
     timer = Timer()
-    install(timer, matcher)
+    install(timer, engine.matcher)
     load0 = uptime_load()
-    in_place = run(matcher, catalog, level, rows, args.requests, args.seed, timer, False)
-    repeated = run(matcher, catalog, level, rows, args.requests, args.seed, timer, True)
+    in_place = run(engine, args.requests, args.seed, timer, False)
+    repeated = run(engine, args.requests, args.seed, timer, True)
     load = (load0 + uptime_load()) / 2
     print(render(in_place, repeated, args, load))
 

@@ -20,11 +20,8 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-from alliance_data import engine_programs, machine, make_alliance, train_model, uptime_load
+from alliance_data import EngineAlliance, machine, uptime_load
 from recommend_latency import need_records
-
-from iei_match.artifacts import load_model
 
 
 def main(argv=None) -> None:
@@ -39,21 +36,14 @@ def main(argv=None) -> None:
                    help="a small model (40 trees; for smoke tests, not for figures)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    models = args.work / "models"
-    train_model(models, quick=args.quick_model)
-    matcher = load_model(models / (models / "CURRENT").read_text().strip())
-    alliance = make_alliance(args.size, seed=args.seed)
-    frame = engine_programs(alliance)
-    catalog = matcher.prepare(frame, "program")
-    level = frame["level"].to_numpy()
-    rows = list(alliance.needs.itertuples(index=False))
+    engine = EngineAlliance.of(args.work, args.size, args.seed, args.quick_model)
+    matcher = engine.matcher
     min_fit = float(matcher.fit_model_.thresholds_["medium"])
     rng = random.Random(args.seed)
     calls = []
     for _ in range(args.calls):
-        row = rows[rng.randrange(len(rows))]
-        allowed = level == row.level if row.level else np.ones(len(level), dtype=bool)
-        calls.append((need_records(row), catalog.restrict(allowed)))
+        row = engine.rows[rng.randrange(len(engine.rows))]
+        calls.append((need_records(row), engine.restricted(row)))
 
     def rank(part) -> None:
         for need, programs in part:

@@ -503,17 +503,24 @@ def matmul_rows(a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix) -> sp.csr_
     >>> matmul_rows(a, np.array([1]), sp.identity(2, format="csr")).toarray().tolist()
     [[2.0, 3.0]]
     """
+    out = _product(_matmat_rows, a, rows, b)
+    out.has_sorted_indices = False
+    return out
+
+
+def _product(kernel, a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix,
+             canonical: bool = False) -> sp.csr_matrix:
+    """The CSR matrix of ``kernel`` (:func:`_matmat_rows` or :func:`_matmat_rows_l2`) on
+    ``a[rows]`` and ``b``, in their common dtype."""
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"shapes {a.shape} and {b.shape} do not align")
     dtype = np.result_type(a.dtype, b.dtype)
-    ptr, ind, val = _matmat_rows(a.indptr, a.indices, a.data.astype(dtype, copy=False),
-                                 np.asarray(rows, np.int64), b.indptr, b.indices,
-                                 b.data.astype(dtype, copy=False), b.shape[1])
+    ptr, ind, val = kernel(a.indptr, a.indices, a.data.astype(dtype, copy=False),
+                           np.asarray(rows, np.int64), b.indptr, b.indices,
+                           b.data.astype(dtype, copy=False), b.shape[1])
     if len(ind) <= np.iinfo(np.int32).max:  # as scipy's constructor narrows them
         ptr = ptr.astype(np.int32)
-    out = csr_of(val, ind, ptr, (len(rows), b.shape[1]))
-    out.has_sorted_indices = False
-    return out
+    return csr_of(val, ind, ptr, (len(rows), b.shape[1]), canonical=canonical)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -596,15 +603,7 @@ def matmul_rows_l2(a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix) -> sp.c
     >>> m.toarray().tolist(), m.has_sorted_indices
     ([[0.6, 0.8]], True)
     """
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"shapes {a.shape} and {b.shape} do not align")
-    dtype = np.result_type(a.dtype, b.dtype)
-    ptr, ind, val = _matmat_rows_l2(a.indptr, a.indices, a.data.astype(dtype, copy=False),
-                                    np.asarray(rows, np.int64), b.indptr, b.indices,
-                                    b.data.astype(dtype, copy=False), b.shape[1])
-    if len(ind) <= np.iinfo(np.int32).max:
-        ptr = ptr.astype(np.int32)
-    return csr_of(val, ind, ptr, (len(rows), b.shape[1]), canonical=True)
+    return _product(_matmat_rows_l2, a, rows, b, canonical=True)
 
 
 @numba.njit(cache=True, nogil=True)
