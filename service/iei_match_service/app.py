@@ -129,9 +129,12 @@ def _start_model(svc: Services) -> None:
     def train() -> None:
         svc.models.last_error = None
         try:
-            log.info("no model yet: training the first one on the %s catalog",
-                     svc.settings.catalog)
-            train_first(svc.settings, svc.db, svc.models)
+            with svc.models.first_training_turn():
+                if svc.models.ready or svc.models.follow():
+                    return  # another worker trained it while this one waited its turn
+                log.info("no model yet: training the first one on the %s catalog",
+                         svc.settings.catalog)
+                train_first(svc.settings, svc.db, svc.models)
         except Exception as exc:  # recorded for /readyz
             svc.models.last_error = f"training the first model failed: {exc}"
             log.exception("training the first model failed")

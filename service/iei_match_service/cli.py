@@ -58,11 +58,16 @@ def _serve(settings: Settings) -> int:
                            PREFIX + "DATABASE_URL": settings.database_url,
                            PREFIX + "HOST": settings.host, PREFIX + "PORT": str(settings.port),
                            PREFIX + "WORKERS": str(settings.workers)})
-        uvicorn.run("iei_match_service.app:create_app", factory=True,
-                    workers=settings.workers, host=settings.host, port=settings.port,
-                    log_level="info", timeout_graceful_shutdown=30,
-                    http="iei_match_service.http_timeouts:FromEnvironment",
-                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+        from .handoff import Supervisor
+
+        # The supervisor accepts and hands each connection to the worker that holds the
+        # fewest (handoff.py): with a shared listening socket, keep-alive clients that
+        # connect together stay with one worker.
+        Supervisor(uvicorn.Config(
+            "iei_match_service.app:create_app", factory=True, workers=settings.workers,
+            host=settings.host, port=settings.port, log_level="info",
+            timeout_graceful_shutdown=30, http="iei_match_service.http_timeouts:FromEnvironment",
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)).run()
         return 0
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=30,

@@ -15,10 +15,11 @@ that loses that race serves the winner's model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,11 @@ from iei_match.errors import (
 from iei_match.matcher import Matcher
 
 from .errors import Unavailable
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the first-model race decides alone
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("iei_match_service.models")
 
@@ -135,6 +141,25 @@ class ModelHost:
                       "published version that loads", named[:100], live.version)
             return live
         return None
+
+    @contextlib.contextmanager
+    def first_training_turn(self) -> Iterator[None]:
+        """Held while this process trains the first model: the processes that share this
+        models root on one machine (the workers of one ``serve``) wait for each other, so
+        that one trains and the others serve what it publishes (:meth:`follow`) instead of
+        training the same model at once. A lock file, released by the system if the
+        process dies; elsewhere (another machine, no ``fcntl``) :meth:`publish`'s ``first``
+        still makes one model live."""
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".first-model.lock", "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def publish(self, matcher: Matcher, metrics: dict, data_sha256: str, *,
                 first: bool = False) -> LiveModel:

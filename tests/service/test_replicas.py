@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
+from iei_match.artifacts import list_versions
 from iei_match.bundled import catalog_dir
 
 from .conftest import SMALL_MODEL
@@ -330,6 +331,8 @@ def test_two_replicas_started_at_once_on_an_empty_models_directory_serve_one_ver
         key = prep.keys["herbal"]
         live = (prep.models_dir / "CURRENT").read_text().strip()
         assert live_version(a, key) == live_version(b, key) == live
+        # They took turns (one machine, one models root): one trained, the other served it.
+        assert [v["version"] for v in list_versions(prep.models_dir)] == [live]
         print(f"both ready {took:.1f} s after an empty start, serving {live}")
     finally:
         a.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
 
 import pytest
@@ -67,3 +68,22 @@ def test_two_workers_share_the_port_the_database_and_the_model_and_stop_on_sigte
         assert all(_gone(int(pid)) for pid in pids)
     finally:
         svc.stop()
+
+
+def test_the_workers_of_one_models_root_take_turns_to_train_the_first_model(tmp_path):
+    from iei_match_service.model_host import ModelHost
+
+    first, second = ModelHost(tmp_path / "models"), ModelHost(tmp_path / "models")
+    order: list[str] = []
+
+    def wait_then_train() -> None:
+        with second.first_training_turn():
+            order.append("second")
+
+    with first.first_training_turn():
+        waiting = threading.Thread(target=wait_then_train)
+        waiting.start()
+        time.sleep(0.3)
+        order.append("first")  # the second is still waiting for its turn
+    waiting.join(10)
+    assert order == ["first", "second"]

@@ -1,0 +1,287 @@
+"""Several worker processes on one port, each connection handed to the worker that holds the
+fewest.
+
+When worker processes share a listening socket, each one's event loop accepts every
+connection that waits when it wakes. Keep-alive clients that connect at about the same time
+(a load balancer's pool, a page's parallel requests, a benchmark's clients) then stay with
+whichever worker woke first: four clients were held 3 and 1, or 4 and 0, by two workers
+(``benchmarks/README.md``), and one worker answered everything while the other was idle.
+
+Here the supervisor process accepts the connections itself and hands each one (its file
+descriptor, over a Unix socket with ``SCM_RIGHTS``) to the ready worker that holds the
+fewest open connections, the one handed a connection longest ago on a tie. Each worker says
+when it is ready and when one of its connections closes. A worker that dies is replaced;
+its connections die with it. The supervisor does nothing else with a connection: it never
+reads from it.
+
+- :class:`Dealer`: the supervisor's accepting thread.
+- :class:`HandedServer`: a worker's uvicorn server, which takes its connections from its
+  end of the channel instead of a listening socket.
+- :class:`Supervisor`: starts the workers, replaces those that die or stop answering, and on
+  SIGINT or SIGTERM stops accepting and lets each worker finish the requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import selectors
+import signal
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE, Config
+from uvicorn.supervisors.multiprocess import Process
+
+logger = logging.getLogger("uvicorn.error")
+
+# What a worker tells the dealer, one byte per message.
+READY, CLOSED = b"r", b"-"
+HANDED = b"c"  # the dealer's message that carries a connection
+ACCEPTS_PER_WAKE = 64  # connections accepted at most before the channels are read again
+
+
+@dataclass(eq=False)
+class _Seat:
+    """The dealer's end of one worker's channel and what it knows of the worker."""
+
+    channel: socket.socket
+    ready: bool = False
+    open: int = 0  # connections handed and not yet reported closed
+    last: int = 0  # when it was last handed one (a counter)
+
+
+class Dealer:
+    """Accepts the connections of ``listener`` (a listening socket) and hands each to the
+    ready worker that holds the fewest open ones, in a thread of its own (:meth:`run`).
+
+    Connections accepted while no worker is ready wait in the dealer (the kernel's queue of
+    the listening socket behind them) and are handed out as workers become ready.
+    """
+
+    def __init__(self, listener: socket.socket):
+        self.listener = listener
+        listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._joining: deque[socket.socket] = deque()
+        self._seats: dict[socket.socket, _Seat] = {}
+        self._waiting: deque[socket.socket] = deque()
+        self._clock = itertools.count(1)
+        self._stopping = threading.Event()
+
+    def seat(self) -> socket.socket:
+        """A channel for a new worker: its end is returned (give it to the worker process
+        and close it here once the process has started); the dealer keeps the other."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        self._joining.append(ours)
+        self._wake()
+        return theirs
+
+    def stop(self) -> None:
+        """Stop accepting (the listening socket is closed when :meth:`run` returns)."""
+        self._stopping.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:  # its buffer is full: it will wake anyway
+            pass
+
+    def held(self) -> list[int]:
+        """The open connections each ready worker holds (for logs and tests)."""
+        return [s.open for s in self._seats.values() if s.ready]
+
+    def run(self) -> None:
+        sel = self._selector
+        sel.register(self.listener, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        try:
+            while not self._stopping.is_set():
+                for key, _ in sel.select(timeout=1.0):
+                    if key.fileobj is self.listener:
+                        self._accept()
+                    elif key.fileobj is self._wake_r:
+                        self._wake_r.recv(4096)
+                        while self._joining:
+                            channel = self._joining.popleft()
+                            self._seats[channel] = _Seat(channel)
+                            sel.register(channel, selectors.EVENT_READ)
+                    else:
+                        self._heard(self._seats[key.fileobj])  # type: ignore[index]
+                self._deal()
+        finally:
+            self.listener.close()
+            for conn in self._waiting:
+                conn.close()
+            for channel in self._seats:
+                channel.close()
+            sel.close()
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPTS_PER_WAKE):
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:  # out of file descriptors, or the client already gone
+                logger.warning("could not accept a connection: %s", e)
+                return
+            self._waiting.append(conn)
+
+    def _heard(self, seat: _Seat) -> None:
+        while True:
+            try:
+                message = seat.channel.recv(16)
+            except BlockingIOError:
+                return
+            except OSError:
+                message = b""
+            if not message:  # the worker has ended: its connections ended with it
+                self._selector.unregister(seat.channel)
+                del self._seats[seat.channel]
+                seat.channel.close()
+                return
+            if message == READY:
+                seat.ready = True
+            elif message == CLOSED:
+                seat.open = max(0, seat.open - 1)
+
+    def _deal(self) -> None:
+        while self._waiting:
+            ready = [s for s in self._seats.values() if s.ready]
+            if not ready:
+                return
+            seat = min(ready, key=lambda s: (s.open, s.last))
+            conn = self._waiting[0]
+            try:
+                socket.send_fds(seat.channel, [HANDED], [conn.fileno()])
+            except OSError:  # its channel is full or gone: not ready until it is heard again
+                seat.ready = False
+                continue
+            self._waiting.popleft()
+            conn.close()  # the worker holds its own descriptor of it now
+            seat.open += 1
+            seat.last = next(self._clock)
+
+
+class HandedServer(uvicorn.Server):
+    """A worker's uvicorn server whose connections come over its channel from the
+    :class:`Dealer` (the one socket it is given) instead of from a listening socket."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        assert sockets is not None and len(sockets) == 1
+        await super().startup(sockets=[])  # the app's lifespan; no listener
+        self._channel = channel = sockets[0]
+        channel.setblocking(False)
+        self._loop = asyncio.get_running_loop()
+        self._taking: set[asyncio.Task] = set()
+        self._loop.add_reader(channel.fileno(), self._take)
+        channel.send(READY)
+
+    def _protocol(self) -> asyncio.Protocol:
+        config = self.config
+        protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=self.server_state, app_state=self.lifespan.state)
+        lost = protocol.connection_lost
+
+        def connection_lost(exc) -> None:
+            lost(exc)
+            try:
+                self._channel.send(CLOSED)
+            except OSError:  # the supervisor is gone or stopping
+                pass
+
+        protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+        return protocol
+
+    def _take(self) -> None:
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(self._channel, 16, 4)
+            except BlockingIOError:
+                return
+            except OSError:
+                message, fds = b"", []
+            if not message and not fds:  # the supervisor has ended: so does this worker
+                self._loop.remove_reader(self._channel.fileno())
+                self.should_exit = True
+                return
+            for fd in fds:
+                conn = socket.socket(fileno=fd)
+                task = self._loop.create_task(
+                    self._loop.connect_accepted_socket(self._protocol, conn))
+                self._taking.add(task)
+                task.add_done_callback(self._taking.discard)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if hasattr(self, "_channel"):
+            self._loop.remove_reader(self._channel.fileno())
+        await super().shutdown()
+        if hasattr(self, "_channel"):
+            self._channel.close()
+
+
+class _Worker(Process):
+    """uvicorn's worker process (its health checks included), given a channel of the
+    dealer instead of the listening socket."""
+
+    def __init__(self, config: Config, dealer: Dealer):
+        self._theirs = dealer.seat()
+        super().__init__(config, [self._theirs])
+
+    def start(self) -> None:
+        super().start()
+        self._theirs.close()  # the worker holds its end now; ours would hide its exit
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = HandedServer(config=self.config)
+        return self._server
+
+
+class Supervisor:
+    """Serves ``config`` (whose ``workers`` is the number of worker processes) on its host
+    and port, each connection handed to a worker by a :class:`Dealer`."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._exit = threading.Event()
+
+    def run(self) -> None:
+        listener = self.config.bind_socket()
+        listener.listen(self.config.backlog)
+        dealer = Dealer(listener)
+        dealing = threading.Thread(target=dealer.run, name="dealer", daemon=True)
+        dealing.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._exit.set())
+        workers = [_Worker(self.config, dealer) for _ in range(self.config.workers)]
+        for w in workers:
+            w.start()
+        while not self._exit.wait(0.5):
+            for i, w in enumerate(workers):
+                if w.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                    continue
+                w.kill()  # dead or hung
+                w.join()
+                if w.exitcode == STARTUP_FAILURE:  # the app cannot start: no use retrying
+                    logger.error("worker [%s] failed to start; stopping", w.pid)
+                    self._exit.set()
+                    break
+                logger.info("worker [%s] ended; starting another", w.pid)
+                workers[i] = _Worker(self.config, dealer)
+                workers[i].start()
+        dealer.stop()  # no new connection; the workers finish those they hold
+        dealing.join()
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.join()

@@ -1,0 +1,22 @@
+"""A tiny ASGI app for the handoff tests: each answer names the worker process that gave it
+(``GET /pid``); ``GET /slow`` answers after half a second (a request in flight at a stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(0.5)
+    body = json.dumps({"pid": os.getpid()}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,153 @@
+"""Several workers on one port (``handoff.py``): the supervisor hands each connection to
+the worker that holds the fewest, replaces a worker that dies, and on SIGTERM stops taking
+connections and lets the workers finish what is in flight. Real processes and real HTTP;
+the app is a tiny one that names the worker that answered."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Supervised:
+    """``handoff.Supervisor`` serving ``handoff_app`` with ``workers`` processes."""
+
+    def __init__(self, tmp_path: Path, workers: int = 2):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        code = textwrap.dedent(f"""
+            import uvicorn
+            from iei_match_service.handoff import Supervisor
+            Supervisor(uvicorn.Config("tests.service.handoff_app:app", host="127.0.0.1",
+                                      port={self.port}, workers={workers},
+                                      log_level="info")).run()
+        """)
+        self.log = tmp_path / "supervisor.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
+                                         env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                         stdout=log, stderr=subprocess.STDOUT)
+        self.workers = workers
+
+    def ready(self, timeout: float = 60) -> None:
+        """Until every worker has answered (a new connection each time goes to the worker
+        that holds the fewest: all of them answer within a few)."""
+        deadline = time.monotonic() + timeout
+        seen: set[int] = set()
+        while len(seen) < self.workers:
+            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                with httpx.Client(base_url=self.url, timeout=5) as c:
+                    seen.add(c.get("/pid").json()["pid"])
+            except httpx.TransportError:
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def supervised(tmp_path):
+    s = Supervised(tmp_path)
+    try:
+        s.ready()
+        yield s
+    finally:
+        s.stop()
+
+
+def _pids(clients: list[httpx.Client]) -> list[int]:
+    """The worker of each client's keep-alive connection, asked for by all at once."""
+    out: list[int] = [0] * len(clients)
+
+    def ask(i: int) -> None:
+        out[i] = clients[i].get("/pid").json()["pid"]
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _clients(url: str, n: int) -> list[httpx.Client]:
+    return [httpx.Client(base_url=url, timeout=10) for _ in range(n)]
+
+
+def test_keep_alive_clients_that_connect_together_are_shared_evenly(supervised):
+    clients = _clients(supervised.url, 4)
+    try:
+        pids = _pids(clients)
+        assert sorted(Counter(pids).values()) == [2, 2], pids
+        # Each client stays on its connection, with the worker it was handed to.
+        assert _pids(clients) == pids
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_new_connection_goes_to_the_worker_that_holds_the_fewest(supervised):
+    clients = _clients(supervised.url, 4)
+    try:
+        pids = _pids(clients)
+        # Close both connections of one worker: it holds none, the other two.
+        emptied = pids[0]
+        for c, pid in zip(clients, pids, strict=True):
+            if pid == emptied:
+                c.close()
+        time.sleep(0.3)  # the worker tells the supervisor of each close
+        fresh = _clients(supervised.url, 2)
+        clients += fresh
+        for c in fresh:  # one after the other: each goes to the emptied worker
+            assert c.get("/pid").json()["pid"] == emptied
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(supervised):
+    with httpx.Client(base_url=supervised.url, timeout=10) as c:
+        victim = c.get("/pid").json()["pid"]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    seen: set[int] = set()
+    while len(seen - {victim}) < 2:  # the survivor and the replacement
+        assert time.monotonic() < deadline, supervised.log.read_text()[-3000:]
+        with httpx.Client(base_url=supervised.url, timeout=10) as c:
+            try:
+                seen.add(c.get("/pid").json()["pid"])
+            except httpx.TransportError:
+                time.sleep(0.2)
+    assert victim not in seen
+
+
+def test_sigterm_finishes_the_request_in_flight_then_stops_with_status_0(supervised):
+    answer: list[httpx.Response] = []
+    with httpx.Client(base_url=supervised.url, timeout=10) as c:
+        slow = threading.Thread(target=lambda: answer.append(c.get("/slow")))
+        slow.start()
+        time.sleep(0.2)
+        supervised.proc.send_signal(signal.SIGTERM)
+        slow.join(10)
+    assert answer and answer[0].status_code == 200
+    assert supervised.proc.wait(30) == 0, supervised.log.read_text()[-3000:]
+    with pytest.raises(httpx.TransportError):  # nobody accepts any more
+        httpx.get(supervised.url + "/pid", timeout=2)
