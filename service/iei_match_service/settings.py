@@ -19,9 +19,12 @@ def default_workers(cores: int | None = None) -> int:
 
     A ranking holds the interpreter for most of its time (the engine's Python and the
     answer's objects), so the threads of one process use one core for it; processes use
-    them all. On 2 cores the load generator, the database and the batch jobs take the
-    second core, and two workers gave no more answers a second than one
-    (``benchmarks/README.md``, "The service against a naive matcher").
+    them all (each connection handed to the worker that holds the fewest, ``handoff.py``).
+    On 2 cores two workers give 1.5-2x the answers a second of one while a load generator
+    shares the cores (``benchmarks/README.md``), but hold twice the memory (1.2 GB each
+    with an alliance of 10,504 programs) and count each key's rate limit apart (see
+    :class:`Settings`): there the default stays one, and ``IEI_MATCH_WORKERS=2`` asks for
+    two.
     """
     cores = (os.cpu_count() or 1) if cores is None else cores
     return 1 if cores <= 2 else min(cores, MAX_DEFAULT_WORKERS)

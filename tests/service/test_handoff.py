@@ -151,3 +151,27 @@ def test_sigterm_finishes_the_request_in_flight_then_stops_with_status_0(supervi
     assert supervised.proc.wait(30) == 0, supervised.log.read_text()[-3000:]
     with pytest.raises(httpx.TransportError):  # nobody accepts any more
         httpx.get(supervised.url + "/pid", timeout=2)
+
+
+def test_workers_end_when_their_supervisor_is_killed(supervised):
+    clients = _clients(supervised.url, 2)
+    try:
+        pids = set(_pids(clients))
+    finally:
+        for c in clients:
+            c.close()
+    assert len(pids) == 2
+    supervised.proc.kill()  # no chance to stop them: each sees its channel close
+    supervised.proc.wait(10)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
