@@ -10,8 +10,10 @@ whichever worker woke first: four clients were held 3 and 1, or 4 and 0, by two 
 Here the supervisor process accepts the connections itself and hands each one (its file
 descriptor, over a Unix socket with ``SCM_RIGHTS``) to the ready worker that holds the
 fewest open connections, the one handed a connection longest ago on a tie. Each worker says
-when it is ready and when one of its connections closes. A worker that dies is replaced;
-its connections die with it. The supervisor does nothing else with a connection: it never
+when it is ready and when one of its connections closes. A worker that stops (SIGTERM)
+first tells the dealer, which hands it nothing more, and gives back any connection handed
+to it meanwhile; it is then replaced. A worker that dies is replaced too; its connections
+die with it. The supervisor does nothing else with a connection: it never
 reads from it.
 
 - :class:`Dealer`: the supervisor's accepting thread.
@@ -39,9 +41,11 @@ from uvicorn.supervisors.multiprocess import Process
 
 logger = logging.getLogger("uvicorn.error")
 
-# What a worker tells the dealer, one byte per message.
-READY, CLOSED = b"r", b"-"
-HANDED = b"c"  # the dealer's message that carries a connection
+# What a worker tells the dealer, one byte per message: ready for connections, one of its
+# connections closed, leaving (no more connections: the dealer answers ``LEFT``), and
+# connections given back (handed after it began to leave; the message carries them).
+READY, CLOSED, LEAVING, BACK = b"r", b"-", b"q", b"b"
+HANDED, LEFT = b"c", b"k"  # the dealer's: a connection; the last message to a leaver
 ACCEPTS_PER_WAKE = 64  # connections accepted at most before the channels are read again
 
 
@@ -138,12 +142,12 @@ class Dealer:
     def _heard(self, seat: _Seat) -> None:
         while True:
             try:
-                message = seat.channel.recv(16)
+                message, fds, _, _ = socket.recv_fds(seat.channel, 16, 16)
             except BlockingIOError:
                 return
             except OSError:
-                message = b""
-            if not message:  # the worker has ended: its connections ended with it
+                message, fds = b"", []
+            if not message and not fds:  # the worker has ended: its connections with it
                 self._selector.unregister(seat.channel)
                 del self._seats[seat.channel]
                 seat.channel.close()
@@ -152,6 +156,15 @@ class Dealer:
                 seat.ready = True
             elif message == CLOSED:
                 seat.open = max(0, seat.open - 1)
+            elif message == LEAVING:
+                seat.ready = False
+                try:
+                    seat.channel.send(LEFT)
+                except OSError:
+                    pass
+            elif message == BACK:  # handed before it left: to another worker, first
+                self._waiting.extendleft(socket.socket(fileno=fd) for fd in reversed(fds))
+                seat.open = max(0, seat.open - len(fds))
 
     def _deal(self) -> None:
         while self._waiting:
@@ -223,9 +236,37 @@ class HandedServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if hasattr(self, "_channel"):
             self._loop.remove_reader(self._channel.fileno())
+            await self._leave()
         await super().shutdown()
         if hasattr(self, "_channel"):
             self._channel.close()
+
+    async def _leave(self, timeout: float = 2.0) -> None:
+        """Tell the dealer that this worker takes no more connections, and give back those
+        it handed before it heard that (until its ``LEFT``, or ``timeout`` seconds when it
+        does not answer: it has stopped)."""
+        try:
+            self._channel.send(LEAVING)
+        except OSError:
+            return
+        deadline = self._loop.time() + timeout
+        while self._loop.time() < deadline:
+            try:
+                message, fds, _, _ = socket.recv_fds(self._channel, 16, 4)
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+                continue
+            except OSError:
+                return
+            if fds:
+                try:
+                    socket.send_fds(self._channel, [BACK], fds)
+                except OSError:
+                    pass
+                for fd in fds:
+                    socket.close(fd)  # the dealer holds its own descriptor of each
+            if message in (LEFT, b""):
+                return
 
 
 class _Worker(Process):

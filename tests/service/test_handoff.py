@@ -139,6 +139,19 @@ def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(supervised)
     assert victim not in seen
 
 
+def test_a_worker_told_to_stop_loses_no_connection_and_is_replaced(supervised):
+    with httpx.Client(base_url=supervised.url, timeout=10) as c:
+        leaver = c.get("/pid").json()["pid"]
+    os.kill(leaver, signal.SIGTERM)
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(set(seen) - {leaver}) < 2:  # the other worker and the replacement
+        assert time.monotonic() < deadline, supervised.log.read_text()[-3000:]
+        with httpx.Client(base_url=supervised.url, timeout=10) as c:
+            seen.append(c.get("/pid").json()["pid"])  # a new connection: none may fail
+    assert _alive(leaver) is False
+
+
 def test_sigterm_finishes_the_request_in_flight_then_stops_with_status_0(supervised):
     answer: list[httpx.Response] = []
     with httpx.Client(base_url=supervised.url, timeout=10) as c:
