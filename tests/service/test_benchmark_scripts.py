@@ -129,3 +129,4 @@ def test_service_vs_naive_loads_both_servers_and_prints_the_ratio(work):
     rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")][1:]
     assert all(float(r[2]) > 0 and r[9].strip() == "0" for r in rows), table
     assert "ratio match: " in out and "ratio recs: " in out
+    assert out.count("the load generator's full collections during it: ") == 4
