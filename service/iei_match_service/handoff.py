@@ -63,8 +63,9 @@ class Dealer:
     """Accepts the connections of ``listener`` (a listening socket) and hands each to the
     ready worker that holds the fewest open ones, in a thread of its own (:meth:`run`).
 
-    Connections accepted while no worker is ready wait in the dealer (the kernel's queue of
-    the listening socket behind them) and are handed out as workers become ready.
+    While no worker is ready (all starting, or all gone), nothing is accepted: connections
+    wait in the kernel's queue of the listening socket, as they would for a single server
+    that is busy, and are accepted and handed out once a worker is ready.
     """
 
     def __init__(self, listener: socket.socket):
@@ -104,10 +105,19 @@ class Dealer:
 
     def run(self) -> None:
         sel = self._selector
-        sel.register(self.listener, selectors.EVENT_READ)
         sel.register(self._wake_r, selectors.EVENT_READ)
+        listening = False
         try:
             while not self._stopping.is_set():
+                # Accept only while a worker is ready to take what is accepted: otherwise
+                # connections wait in the kernel's queue of the listening socket (bounded
+                # by its backlog), not in this process.
+                ready = any(s.ready for s in self._seats.values())
+                if ready and not listening:
+                    sel.register(self.listener, selectors.EVENT_READ)
+                elif listening and not ready:
+                    sel.unregister(self.listener)
+                listening = ready
                 for key, _ in sel.select(timeout=1.0):
                     if key.fileobj is self.listener:
                         self._accept()

@@ -1,5 +1,6 @@
 """A tiny ASGI app for the handoff tests: each answer names the worker process that gave it
-(``GET /pid``); ``GET /slow`` answers after half a second (a request in flight at a stop)."""
+(``GET /pid``); ``GET /slow`` answers after half a second (a request in flight at a stop);
+``HANDOFF_APP_STARTUP_S`` seconds of start-up in each worker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import os
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
+            # A slow start (a model loading), when the test asks for one.
+            await asyncio.sleep(float(os.environ.get("HANDOFF_APP_STARTUP_S", "0")))
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return

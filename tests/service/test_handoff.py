@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Supervised:
     """``handoff.Supervisor`` serving ``handoff_app`` with ``workers`` processes."""
 
-    def __init__(self, tmp_path: Path, workers: int = 2):
+    def __init__(self, tmp_path: Path, workers: int = 2, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         code = textwrap.dedent(f"""
@@ -39,7 +39,7 @@ class Supervised:
         self.log = tmp_path / "supervisor.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
-                                         env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
                                          stdout=log, stderr=subprocess.STDOUT)
         self.workers = workers
 
@@ -188,3 +188,29 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_while_no_worker_is_ready_connections_wait_in_the_kernel_not_the_supervisor(tmp_path):
+    import psutil
+
+    s = Supervised(tmp_path, HANDOFF_APP_STARTUP_S="4")
+    try:
+        time.sleep(1.0)  # the workers are starting
+        supervisor = psutil.Process(s.proc.pid)
+        before = supervisor.num_fds()
+        answers: list[int] = []
+
+        def ask() -> None:
+            with httpx.Client(base_url=s.url, timeout=30) as c:
+                answers.append(c.get("/pid").status_code)
+
+        threads = [threading.Thread(target=ask) for _ in range(20)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        assert supervisor.num_fds() <= before + 2  # none of the 20 accepted yet
+        for t in threads:
+            t.join(60)
+        assert answers == [200] * 20  # all answered once the workers were ready
+    finally:
+        s.stop()
