@@ -47,6 +47,9 @@ logger = logging.getLogger("uvicorn.error")
 READY, CLOSED, LEAVING, BACK = b"r", b"-", b"q", b"b"
 HANDED, LEFT = b"c", b"k"  # the dealer's: a connection; the last message to a leaver
 ACCEPTS_PER_WAKE = 64  # connections accepted at most before the channels are read again
+# Connections accepted and not yet handed at most (while the workers' channels are full):
+# beyond, new ones wait in the kernel's queue of the listening socket.
+WAITING_MAX = 256
 
 
 @dataclass(eq=False)
@@ -65,7 +68,9 @@ class Dealer:
 
     While no worker is ready (all starting, or all gone), nothing is accepted: connections
     wait in the kernel's queue of the listening socket, as they would for a single server
-    that is busy, and are accepted and handed out once a worker is ready.
+    that is busy, and are accepted and handed out once a worker is ready. A worker whose
+    channel is full (its event loop busy) is passed over until it has read it; at most
+    :data:`WAITING_MAX` accepted connections wait for a channel, the rest in the kernel.
     """
 
     def __init__(self, listener: socket.socket):
@@ -112,13 +117,15 @@ class Dealer:
                 # Accept only while a worker is ready to take what is accepted: otherwise
                 # connections wait in the kernel's queue of the listening socket (bounded
                 # by its backlog), not in this process.
-                ready = any(s.ready for s in self._seats.values())
+                ready = (any(s.ready for s in self._seats.values())
+                         and len(self._waiting) < WAITING_MAX)
                 if ready and not listening:
                     sel.register(self.listener, selectors.EVENT_READ)
                 elif listening and not ready:
                     sel.unregister(self.listener)
                 listening = ready
-                for key, _ in sel.select(timeout=1.0):
+                # Connections left waiting (full channels) are offered again soon.
+                for key, _ in sel.select(timeout=0.01 if self._waiting else 1.0):
                     if key.fileobj is self.listener:
                         self._accept()
                     elif key.fileobj is self._wake_r:
@@ -177,15 +184,19 @@ class Dealer:
                 seat.open = max(0, seat.open - len(fds))
 
     def _deal(self) -> None:
+        full: set[_Seat] = set()
         while self._waiting:
-            ready = [s for s in self._seats.values() if s.ready]
+            ready = [s for s in self._seats.values() if s.ready and s not in full]
             if not ready:
                 return
             seat = min(ready, key=lambda s: (s.open, s.last))
             conn = self._waiting[0]
             try:
                 socket.send_fds(seat.channel, [HANDED], [conn.fileno()])
-            except OSError:  # its channel is full or gone: not ready until it is heard again
+            except BlockingIOError:  # its channel is full (its loop is busy): another, or later
+                full.add(seat)
+                continue
+            except OSError:  # it is gone: its end of the channel is read next
                 seat.ready = False
                 continue
             self._waiting.popleft()

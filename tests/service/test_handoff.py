@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -214,3 +215,50 @@ def test_while_no_worker_is_ready_connections_wait_in_the_kernel_not_the_supervi
         assert answers == [200] * 20  # all answered once the workers were ready
     finally:
         s.stop()
+
+
+def _take_all(channel: socket.socket, timeout: float = 0.5) -> list[socket.socket]:
+    """The connections handed over ``channel`` until it stays quiet for ``timeout``."""
+    out = []
+    channel.settimeout(timeout)
+    while True:
+        try:
+            _, fds, _, _ = socket.recv_fds(channel, 16, 4)
+        except TimeoutError:
+            return out
+        out += [socket.socket(fileno=fd) for fd in fds]
+
+
+def test_a_worker_whose_channel_is_full_is_passed_over_then_served_again():
+    from iei_match_service.handoff import READY, Dealer
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    dealer = Dealer(listener)
+    dealing = threading.Thread(target=dealer.run, daemon=True)
+    dealing.start()
+    busy, free = dealer.seat(), dealer.seat()
+    busy.send(READY)
+    free.send(READY)
+    clients, got = [], []
+    try:
+        # The busy worker reads nothing: once its channel is full, the free one gets the
+        # rest (it reads as it goes); nothing is lost and the dealer keeps accepting.
+        for _ in range(600):
+            clients.append(socket.create_connection(listener.getsockname()))
+            got += _take_all(free, 0.001)
+        got += _take_all(free)
+        busy_got = _take_all(busy)
+        got += busy_got
+        assert len(got) == 600
+        assert 0 < len(busy_got) < 300  # its channel filled before it had its share
+        # Read again, the busy worker holds fewer connections: it gets the next ones.
+        more = [socket.create_connection(listener.getsockname()) for _ in range(5)]
+        clients += more
+        again = _take_all(busy)
+        got += again
+        assert len(again) == 5
+    finally:
+        dealer.stop()
+        dealing.join(10)
+        for c in clients + got:
+            c.close()
