@@ -20,7 +20,8 @@ reads from it.
 - :class:`HandedServer`: a worker's uvicorn server, which takes its connections from its
   end of the channel instead of a listening socket.
 - :class:`Supervisor`: starts the workers, replaces those that die or stop answering, and on
-  SIGINT or SIGTERM stops accepting and lets each worker finish the requests in flight.
+  SIGINT, SIGTERM or SIGHUP stops accepting and lets each worker finish the requests in
+  flight.
 """
 
 from __future__ import annotations
@@ -323,7 +324,9 @@ class Supervisor:
         dealer = Dealer(listener)
         dealing = threading.Thread(target=dealer.run, name="dealer", daemon=True)
         dealing.start()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # A stop, finished gracefully, for each (uvicorn's supervisor restarted its workers
+        # on SIGHUP; a model is followed live here, so there is nothing to restart for).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: self._exit.set())
         workers = [_Worker(self.config, dealer) for _ in range(self.config.workers)]
         for w in workers:
