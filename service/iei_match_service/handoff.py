@@ -26,6 +26,7 @@ reads from it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import logging
@@ -350,3 +351,29 @@ class Supervisor:
             w.terminate()
         for w in workers:
             w.join()
+
+
+APP = "iei_match_service.app:create_app"  # built by each worker from the environment
+PROTOCOL = "iei_match_service.http_timeouts:FromEnvironment"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The supervisor of ``iei-match serve`` with several workers, as its own light
+    process: ``serve`` reads the settings, puts them in the environment for the workers
+    and replaces itself with ``python -m iei_match_service.handoff`` (the same process id),
+    so that the supervisor does not hold the engine's libraries it never uses."""
+    ap = argparse.ArgumentParser(prog="python -m iei_match_service.handoff")
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--workers", type=int, required=True)
+    ap.add_argument("--healthcheck", type=float, required=True,
+                    help="seconds a worker has to answer a health check")
+    args = ap.parse_args(argv)
+    Supervisor(uvicorn.Config(
+        APP, factory=True, workers=args.workers, host=args.host, port=args.port,
+        log_level="info", timeout_graceful_shutdown=30, http=PROTOCOL,
+        timeout_worker_healthcheck=args.healthcheck)).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -262,3 +262,18 @@ def test_a_worker_whose_channel_is_full_is_passed_over_then_served_again():
         dealing.join(10)
         for c in clients + got:
             c.close()
+
+
+def test_the_supervisor_process_does_not_load_the_engine():
+    # serve replaces itself with `python -m iei_match_service.handoff`: what that imports
+    # is all the supervisor holds (the workers load the engine).
+    code = ("import sys, runpy; sys.argv = ['x', '--help']\n"
+            "try:\n    runpy.run_module('iei_match_service.handoff', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = [m for m in ('iei_match', 'pandas', 'sklearn', 'lightgbm', 'numba')"
+            " if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert "--workers" in result.stdout
