@@ -21,6 +21,7 @@ is the service's own (Alembic migrations).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -288,6 +289,24 @@ class EngineAlliance:
         frame = engine_programs(alliance)
         return cls(matcher, matcher.prepare(frame, "program"), frame["level"].to_numpy(),
                    list(alliance.needs.itertuples(index=False)))
+
+    @staticmethod
+    def arguments(doc: str) -> argparse.ArgumentParser:
+        """The engine benchmarks' options: ``--work``, ``--size``, ``--seed`` and
+        ``--quick-model`` (each script adds its own); :meth:`from_args` reads them."""
+        p = argparse.ArgumentParser(description=doc.splitlines()[0])
+        p.add_argument("--work", type=Path, required=True,
+                       help="working directory (the model is kept there and reused)")
+        p.add_argument("--size", type=int, default=10_000, help="programs in the alliance")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--quick-model", action="store_true",
+                       help="a small model (40 trees; for smoke tests, not for figures)")
+        return p
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EngineAlliance:
+        """:meth:`of` with the options of :meth:`arguments`."""
+        return cls.of(args.work, args.size, args.seed, args.quick_model)
 
     def restricted(self, row):
         """The catalog as the service searches it for the need ``row``: its level only."""

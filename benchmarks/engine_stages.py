@@ -21,12 +21,10 @@ load average.
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 import warnings
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from alliance_data import EngineAlliance, machine, uptime_load
@@ -120,17 +118,11 @@ def run(engine, n, seed, timer, repeat) -> dict[str, list[float]]:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--work", type=Path, required=True,
-                   help="working directory (the model is kept there and reused)")
-    p.add_argument("--size", type=int, default=10_000, help="programs in the alliance")
+    p = EngineAlliance.arguments(__doc__)
     p.add_argument("--requests", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick-model", action="store_true",
-                   help="a small model (40 trees; for smoke tests, not for figures)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    engine = EngineAlliance.of(args.work, args.size, args.seed, args.quick_model)
+    engine = EngineAlliance.from_args(args)
     timer = Timer()
     install(timer, engine.matcher)
     load0 = uptime_load()

@@ -13,30 +13,22 @@ thread runs Python. Prints the rankings a second of each round and the load aver
 
 from __future__ import annotations
 
-import argparse
 import random
 import threading
 import time
 import warnings
-from pathlib import Path
 
 from alliance_data import EngineAlliance, machine, uptime_load
 from recommend_latency import need_records
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--work", type=Path, required=True,
-                   help="working directory (the model is kept there and reused)")
-    p.add_argument("--size", type=int, default=10_000, help="programs in the alliance")
+    p = EngineAlliance.arguments(__doc__)
     p.add_argument("--calls", type=int, default=600)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick-model", action="store_true",
-                   help="a small model (40 trees; for smoke tests, not for figures)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    engine = EngineAlliance.of(args.work, args.size, args.seed, args.quick_model)
+    engine = EngineAlliance.from_args(args)
     matcher = engine.matcher
     min_fit = float(matcher.fit_model_.thresholds_["medium"])
     rng = random.Random(args.seed)

@@ -64,6 +64,18 @@ class _Seat:
     last: int = 0  # when it was last handed one (a counter)
 
 
+def _receive(channel: socket.socket, max_fds: int) -> tuple[bytes, list[int]] | None:
+    """One message of ``channel`` (a non-blocking end of a channel) and the descriptors it
+    carries; None when none is waiting, ``(b"", [])`` when the other end has closed."""
+    try:
+        message, fds, _, _ = socket.recv_fds(channel, 16, max_fds)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b"", []
+    return message, fds
+
+
 class Dealer:
     """Accepts the connections of ``listener`` (a listening socket) and hands each to the
     ready worker that holds the fewest open ones, in a thread of its own (:meth:`run`).
@@ -159,13 +171,8 @@ class Dealer:
             self._waiting.append(conn)
 
     def _heard(self, seat: _Seat) -> None:
-        while True:
-            try:
-                message, fds, _, _ = socket.recv_fds(seat.channel, 16, 16)
-            except BlockingIOError:
-                return
-            except OSError:
-                message, fds = b"", []
+        while (received := _receive(seat.channel, 16)) is not None:
+            message, fds = received
             if not message and not fds:  # the worker has ended: its connections with it
                 self._selector.unregister(seat.channel)
                 del self._seats[seat.channel]
@@ -238,13 +245,8 @@ class HandedServer(uvicorn.Server):
         return protocol
 
     def _take(self) -> None:
-        while True:
-            try:
-                message, fds, _, _ = socket.recv_fds(self._channel, 16, 4)
-            except BlockingIOError:
-                return
-            except OSError:
-                message, fds = b"", []
+        while (received := _receive(self._channel, 4)) is not None:
+            message, fds = received
             if not message and not fds:  # the supervisor has ended: so does this worker
                 self._loop.remove_reader(self._channel.fileno())
                 self.should_exit = True
@@ -274,13 +276,11 @@ class HandedServer(uvicorn.Server):
             return
         deadline = self._loop.time() + timeout
         while self._loop.time() < deadline:
-            try:
-                message, fds, _, _ = socket.recv_fds(self._channel, 16, 4)
-            except BlockingIOError:
+            received = _receive(self._channel, 4)
+            if received is None:
                 await asyncio.sleep(0.01)
                 continue
-            except OSError:
-                return
+            message, fds = received
             if fds:
                 try:
                     socket.send_fds(self._channel, [BACK], fds)
