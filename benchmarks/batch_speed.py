@@ -9,7 +9,8 @@ Three measurements, each as pairs scored per second (needs x programs / seconds)
 1. Retrieval on synthetic TF-IDF-like matrices shaped as in shared/PERFORMANCE.md (~180
    non-zeros per row, skewed term frequencies, L2-normalised): iei-match's
    ``PostingIndex.search`` next to ``sparse_dot_topn`` (2 threads) on the same matrices.
-2. The same two on the word TF-IDF matrices of the pipeline's own documents (below).
+2. The same two on the word and the character n-gram TF-IDF matrices of the pipeline's
+   own documents (below): the two searches of a need's candidates.
 3. The whole pipeline: ``run_batch`` (retrieval by words, character n-grams and past
    links, pair features, the LightGBM ranker; the model shipped to the workers, the
    programs vectorised once per worker) ranking the top ``k`` programs of every need, on
@@ -157,10 +158,11 @@ def main() -> None:
     t0 = time.perf_counter()
     matcher = train(corpus, programs, prog_topic, args)
     fit = time.perf_counter() - t0
-    q, d = (matcher.word_.transform(*document_texts(frame)).full for frame in (needs, programs))
-    print("\n".join(retrieval_rows(q, d, args.k, f"pipeline words, {d.nnz / d.shape[0]:.0f} "
-                                   f"nnz/row", args.repeat)), flush=True)
-    del q, d
+    for name, vectorizer in (("words", matcher.word_), ("character n-grams", matcher.char_)):
+        q, d = (vectorizer.transform(*document_texts(frame)).full for frame in (needs, programs))
+        print("\n".join(retrieval_rows(q, d, args.k, f"pipeline {name}, {d.nnz / d.shape[0]:.0f}"
+                                       f" nnz/row", args.repeat)), flush=True)
+        del q, d
     work = Path(tempfile.mkdtemp(prefix="iei-batch-speed-"))
     try:
         model = publish_model(matcher, work / "model")

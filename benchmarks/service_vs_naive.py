@@ -299,6 +299,15 @@ def ratio(a: float, b: float) -> float:
     return a / b if b and b == b else float("nan")
 
 
+def service_rss(pid: int) -> list[float]:
+    """The resident memory (MB) of the service's process ``pid`` and of each process below
+    it (with several workers: the supervisor, then its children)."""
+    import psutil
+
+    top = psutil.Process(pid)
+    return [p.memory_info().rss / 2**20 for p in [top, *top.children(recursive=True)]]
+
+
 def render(results: list[dict], info: dict) -> str:
     naive = [r["capacity"] for r in results if r["key"] == "naive"]
     base = sum(naive) / len(naive) if naive else float("nan")
@@ -324,6 +333,11 @@ def render(results: list[dict], info: dict) -> str:
             f"{r['closed']['p50']:.1f} | - | {r['bad']} | {r['load']:.2f} |")
     lines += ["", "Latencies in ms; p50/p99 at half of capacity. × naive: answers/s over the "
               f"mean of the naive runs ({base:.1f}/s)."]
+    if info.get("rss"):
+        rss = info["rss"]
+        lines.append(f"The service's processes after the loads: {sum(rss):,.0f} MB resident in "
+                     f"all ({', '.join(f'{mb:,.0f}' for mb in rss)} MB: `serve`, then the "
+                     "processes it started).")
     if info.get("engine"):
         e = info["engine"]
         lines.append(
@@ -421,6 +435,7 @@ def main(argv=None) -> int:
                   f"generator's full collections during it: {len(r['gc'])}, longest "
                   f"{max(r['gc'], default=0):.0f} ms", flush=True)
             results.append(r)
+        info["rss"] = service_rss(svc.proc.pid)
     finally:
         svc.stop()
         naive.terminate()
