@@ -156,7 +156,7 @@ def load_catalog(directory, matcher) -> Catalog:
         m = meta["index"][kind]
         indexes[kind] = PostingIndex.from_arrays(
             array(f"{kind}_index.ptr"), array(f"{kind}_index.ind"), array(f"{kind}_index.val"),
-            m["n_docs"], m["n_terms"], m["positive"])
+            m["n_docs"], m["n_terms"], m["positive"], docs=mats[kind].full)
     return Catalog(meta["kind"], side, indexes["word"], indexes["char"],
                    _get_csr(directory, "history", meta["csr"]["history"]),
                    (matcher.word_, matcher.char_),

@@ -3,6 +3,14 @@
 The kernel walks the documents' posting lists (the transposed document matrix) into a dense
 accumulator, one accumulator per thread, and selects the top k with a partition: the
 approach of bm25s, compiled with numba. It never builds the full query x document matrix.
+
+A query that touches most documents (character n-grams over a small alphabet) skips the
+posting lists that cannot change its top k, as MaxScore does (Turtle and Flood, 1995): its
+terms are walked by their largest possible contribution, highest first; once the k-th best
+partial score exceeds what the remaining terms could still add to any document (by each
+term's largest weight, and by Cauchy-Schwarz), only the documents that could still reach
+it are scored, each from its own row, in the query's term order, so that every score is
+the very sum the exhaustive walk adds up and the answer is the same to the bit.
 """
 
 from __future__ import annotations
@@ -137,6 +145,173 @@ def _select_topk_dense(acc, blocked, any_blocked, k, out_idx, out_score):
         out_score[r] = 0.0
 
 
+@numba.njit(cache=True, nogil=True)
+def _kth_value(acc, blocked, any_blocked, k, heap):
+    # The k-th largest non-zero score of the documents not blocked (0 when fewer than k
+    # have one): a heap of the k largest values seen, its root the smallest of them.
+    m = 0
+    for d in range(len(acc)):
+        v = acc[d]
+        if v == 0.0 or (any_blocked and blocked[d]):
+            continue
+        if m < k:
+            i = m  # sift up
+            heap[m] = v
+            m += 1
+            while i > 0:
+                parent = (i - 1) // 2
+                if heap[parent] <= heap[i]:
+                    break
+                heap[parent], heap[i] = heap[i], heap[parent]
+                i = parent
+        elif v > heap[0]:
+            heap[0] = v
+            i = 0
+            while True:  # sift down
+                c = 2 * i + 1
+                if c >= k:
+                    break
+                if c + 1 < k and heap[c + 1] < heap[c]:
+                    c += 1
+                if heap[i] <= heap[c]:
+                    break
+                heap[i], heap[c] = heap[c], heap[i]
+                i = c
+    return heap[0] if m == k else np.float32(0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _candidates(acc, blocked, any_blocked, k, heap, left, cands):
+    # The k-th largest non-zero partial score of the documents not blocked (theta; 0 when
+    # fewer than k have one) and the documents that may reach it: those whose partial
+    # score plus ``left`` (what the terms set aside can still add) is at least theta, with
+    # PRUNE_SLACK.
+    theta = float(_kth_value(acc, blocked, any_blocked, k, heap))
+    need = theta * (1.0 - PRUNE_SLACK) - left * (1.0 + PRUNE_SLACK)
+    n = 0
+    for d in range(len(acc)):
+        v = acc[d]
+        if (v != 0.0 or left > 0.0) and v >= need and not (any_blocked and blocked[d]):
+            cands[n] = d
+            n += 1
+    return theta, n
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_posting_list(acc, p_ptr, p_ind, p_val, t, w, tiny):
+    # The dense walk of one term's postings (as in _search_block_positive).
+    for b in range(p_ptr[t], p_ptr[t + 1]):
+        d = p_ind[b]
+        c = w * p_val[b]
+        if c > 0.0:
+            acc[d] += c
+        elif acc[d] == 0.0:
+            acc[d] = tiny
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_score(q_ind, q_val, a0, a1, f_ptr, f_ind, f_val, d, tiny):
+    # Document d's score from its own (sorted) row: the products of the query's terms in
+    # the query's order, added as the walk over the posting lists adds them (a duplicate
+    # term of the query or the row counted each time; an underflow marks the document).
+    s = np.float32(0.0)
+    y = f_ptr[d]
+    end = f_ptr[d + 1]
+    for a in range(a0, a1):
+        t = q_ind[a]
+        while y < end and f_ind[y] < t:
+            y += 1
+        z = y
+        while z < end and f_ind[z] == t:
+            c = q_val[a] * np.float32(f_val[z])
+            if c > 0.0:
+                s += c
+            elif s == 0.0:
+                s = tiny
+            z += 1
+    return s
+
+
+# MaxScore's schedule: the terms of highest bound are walked until they cover this share of
+# the query's postings; then the terms of lowest bound whose bounds add up to at most this
+# share of the k-th best partial score are set aside (the others walked). The answer does
+# not depend on them, only its cost (tuned on the batch benchmark's character n-grams).
+PRUNE_FIRST = 0.2
+PRUNE_SHARE = 0.8
+# Scores are float32 sums: the bounds are compared with this relative slack (far above
+# the rounding of a sum of a few thousand products), so no document is dropped by rounding.
+PRUNE_SLACK = 1e-3
+
+
+@numba.njit(cache=True, nogil=True)
+def _search_pruned(q_ind, q_val, a0, a1, p_ptr, p_ind, p_val, f_ptr, f_ind, f_val,
+                   term_max, max_norm, blocked, any_blocked, k, acc, exact, cands, heap,
+                   out_idx, out_score):
+    # One dense query's top k, the same as the exhaustive walk's (see the module's
+    # docstring). ``acc`` comes and goes all zeros; ``exact``'s values are scratch.
+    # Returns how many postings it walked (the exhaustive walk: all of its terms').
+    tiny = np.float32(1e-38)
+    m = a1 - a0
+    bound = np.empty(m, dtype=np.float64)
+    work = 0
+    for i in range(m):
+        t = q_ind[a0 + i]
+        bound[i] = float(q_val[a0 + i]) * float(term_max[t])
+        work += p_ptr[t + 1] - p_ptr[t]
+    order = np.argsort(-bound)  # highest bound first
+    walked = 0
+    i = 0
+    while i < m and walked < PRUNE_FIRST * work:
+        t = q_ind[a0 + order[i]]
+        _add_posting_list(acc, p_ptr, p_ind, p_val, t, q_val[a0 + order[i]], tiny)
+        walked += p_ptr[t + 1] - p_ptr[t]
+        i += 1
+    # The k-th best partial score so far tells how many terms of lowest bound to set
+    # aside (order[rest:]): while they can add at most PRUNE_SHARE of it to any document.
+    guess = float(_kth_value(acc, blocked, any_blocked, k, heap))
+    rest = m
+    sum_bound = 0.0
+    sum_sq = 0.0
+    while rest > i:
+        j = order[rest - 1]
+        b2 = sum_bound + bound[j]
+        s2 = sum_sq + float(q_val[a0 + j]) ** 2
+        if min(b2, np.sqrt(s2) * max_norm) > PRUNE_SHARE * guess:
+            break
+        sum_bound, sum_sq = b2, s2
+        rest -= 1
+    for r in range(i, rest):
+        t = q_ind[a0 + order[r]]
+        _add_posting_list(acc, p_ptr, p_ind, p_val, t, q_val[a0 + order[r]], tiny)
+        walked += p_ptr[t + 1] - p_ptr[t]
+    left = min(sum_bound, np.sqrt(sum_sq) * max_norm) if rest < m else 0.0
+    left_work = 0
+    for r in range(rest, m):
+        t = q_ind[a0 + order[r]]
+        left_work += p_ptr[t + 1] - p_ptr[t]
+    avg_row = f_ptr[len(f_ptr) - 1] / max(len(f_ptr) - 1, 1)
+    theta, n = _candidates(acc, blocked, any_blocked, k, heap, left, cands)
+    # Too many candidates to score from their rows, or no k-th score to prune against:
+    # the terms set aside are walked after all.
+    if rest < m and (theta <= 0.0 or n * (avg_row + m) >= left_work):
+        for r in range(rest, m):
+            t = q_ind[a0 + order[r]]
+            _add_posting_list(acc, p_ptr, p_ind, p_val, t, q_val[a0 + order[r]], tiny)
+        walked += left_work
+        theta, n = _candidates(acc, blocked, any_blocked, k, heap, 0.0, cands)
+    kept = 0
+    for c in range(n):
+        d = cands[c]
+        s = _row_score(q_ind, q_val, a0, a1, f_ptr, f_ind, f_val, d, tiny)
+        if s != 0.0:
+            exact[d] = s
+            cands[kept] = d
+            kept += 1
+    _select_topk(exact, cands, kept, k, out_idx, out_score)
+    acc[:] = 0.0
+    return walked
+
+
 # A query whose posting lists hold at least this share of the documents touches most of
 # them: it is summed into the accumulator without a list of the documents it touches (a
 # branch per posting that mispredicts when most postings are first touches: 3.6x the time
@@ -147,7 +322,8 @@ DENSE_SHARE = 0.25
 
 @numba.njit(cache=True, nogil=True)
 def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, lo, hi,
-                           blocked, dense_at, out_idx, out_score):
+                           blocked, dense_at, out_idx, out_score, f_ptr, f_ind, f_val,
+                           term_max, max_norm, prune):
     # Every weight is positive (TF-IDF): a document is new while its accumulator is 0, so
     # the loop over postings reads no "seen" flag; blocked documents are dropped when the
     # top k is selected. A product that underflows to 0 is kept as the smallest float, so
@@ -158,10 +334,18 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
     kept = np.empty(n_docs, dtype=np.int64)
     any_blocked = blocked.any()
     tiny = np.float32(1e-38)
+    if prune:  # the pruned search's scratch (see _search_pruned)
+        exact = np.empty(n_docs, dtype=np.float32)
+        heap = np.empty(k, dtype=np.float32)
     for q in range(lo, hi):
         work = 0
         for a in range(q_ptr[q], q_ptr[q + 1]):
             work += p_ptr[q_ind[a] + 1] - p_ptr[q_ind[a]]
+        if work >= dense_at and prune:
+            _search_pruned(q_ind, q_val, q_ptr[q], q_ptr[q + 1], p_ptr, p_ind, p_val, f_ptr,
+                           f_ind, f_val, term_max, max_norm, blocked, any_blocked, k, acc,
+                           exact, kept, heap, out_idx[q], out_score[q])
+            continue
         if work >= dense_at:
             for a in range(q_ptr[q], q_ptr[q + 1]):
                 t = q_ind[a]
@@ -206,13 +390,15 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
 
 @numba.njit(parallel=True, cache=True)
 def _topk_kernel(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, n_blocks, blocked,
-                 positive, dense_at, out_idx, out_score):
+                 positive, dense_at, out_idx, out_score, f_ptr, f_ind, f_val, term_max,
+                 max_norm, prune):
     n_q = len(q_ptr) - 1
     for blk in numba.prange(n_blocks):
         lo, hi = blk * n_q // n_blocks, (blk + 1) * n_q // n_blocks
         if positive:
             _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, lo,
-                                   hi, blocked, dense_at, out_idx, out_score)
+                                   hi, blocked, dense_at, out_idx, out_score, f_ptr, f_ind,
+                                   f_val, term_max, max_norm, prune)
         else:
             _search_block(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, lo, hi,
                           blocked, dense_at, out_idx, out_score)
@@ -266,16 +452,45 @@ class PostingIndex:
         values = docs.data.astype(np.float32, copy=False)
         _transpose(docs.indptr, docs.indices, values, self._ptr, self._ind, self._val)
         self._positive = bool(docs.nnz == 0 or values.min() > 0)
+        self._keep_rows(docs)
+
+    def _keep_rows(self, docs: sp.csr_matrix | None) -> None:
+        # The documents' own rows (the caller's arrays, not copied), for the pruned search
+        # of dense queries to score its last candidates; only rows with sorted columns.
+        self._rows = None
+        if docs is not None and docs.shape == (self.n_docs, self.n_terms) \
+                and docs.has_sorted_indices:
+            self._rows = (docs.indptr, docs.indices, docs.data)
+        self._bounds: tuple[np.ndarray, float] | None = None
+
+    def _prune_bounds(self) -> tuple[np.ndarray, float]:
+        """Each term's largest weight, and the largest norm of a document (float32 values,
+        as the posting lists hold them), made at the first search that uses them."""
+        if self._bounds is None:
+            term_max = np.zeros(self.n_terms, dtype=np.float32)
+            lengths = np.diff(self._ptr)
+            if len(self._val):
+                full = lengths > 0
+                term_max[full] = np.maximum.reduceat(self._val, self._ptr[:-1][full])
+            indptr, _, data = self._rows
+            squares = np.square(data.astype(np.float32).astype(np.float64))
+            starts = indptr[:-1][np.diff(indptr) > 0]
+            norm = float(np.sqrt(np.add.reduceat(squares, starts).max())) if len(starts) else 0.0
+            self._bounds = term_max, norm * (1.0 + 1e-6)
+        return self._bounds
 
     @classmethod
     def from_arrays(cls, ptr: np.ndarray, ind: np.ndarray, val: np.ndarray, n_docs: int,
-                    n_terms: int, positive: bool) -> PostingIndex:
+                    n_terms: int, positive: bool,
+                    docs: sp.csr_matrix | None = None) -> PostingIndex:
         """An index from the posting arrays of another (``_ptr``, ``_ind``, ``_val``), as
-        :mod:`~iei_match.catalog_files` keeps them; nothing is copied."""
+        :mod:`~iei_match.catalog_files` keeps them; nothing is copied. ``docs``: the
+        matrix they were made from, if at hand (the pruned search reads its rows)."""
         index = cls.__new__(cls)
         index.n_docs, index.n_terms = int(n_docs), int(n_terms)
         index._ptr, index._ind, index._val = ptr, ind, val
         index._positive = bool(positive)
+        index._keep_rows(docs)
         return index
 
     def search(self, queries: sp.spmatrix, k: int,
@@ -320,15 +535,32 @@ class PostingIndex:
         q_ptr, q_ind, q_val = q_ptr[: q.shape[0] + 1], q_ind[: q_ptr[-1]], q_val[: q_ptr[-1]]
         positive = self._positive and (len(q_val) == 0 or q_val.min() > 0)
         dense_at = int(min(np.ceil(DENSE_SHARE * self.n_docs), 2**62))  # tests move it
-        if q.shape[0] == 1:  # one query (a request): no thread pool to wake
-            block = _search_block_positive if positive else _search_block
-            block(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val, self.n_docs, k, 0, 1,
-                  blocked, dense_at, out_idx, out_score)
+        # Pruning needs the documents' rows, and the query's terms in column order (a
+        # document's score is summed in the query's order, and read from its row by a merge).
+        prune = PRUNE and positive and self._rows is not None and q.has_sorted_indices
+        if prune:
+            rows, (term_max, max_norm) = self._rows, self._prune_bounds()
+        else:
+            rows, term_max, max_norm = _NO_ROWS, _NO_BOUNDS, 0.0
+        if q.shape[0] == 1 and positive:  # one query (a request): no thread pool to wake
+            _search_block_positive(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val,
+                                   self.n_docs, k, 0, 1, blocked, dense_at, out_idx, out_score,
+                                   *rows, term_max, max_norm, prune)
+        elif q.shape[0] == 1:
+            _search_block(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val, self.n_docs, k,
+                          0, 1, blocked, dense_at, out_idx, out_score)
         elif q.shape[0] and self.n_docs:
             _topk_kernel(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val, self.n_docs, k,
                          min(q.shape[0], numba.get_num_threads() * 8), blocked, positive,
-                         dense_at, out_idx, out_score)
+                         dense_at, out_idx, out_score, *rows, term_max, max_norm, prune)
         return out_idx, out_score
+
+
+# Whether dense queries take the pruned search (tests turn it off to compare the two).
+PRUNE = True
+_NO_ROWS = (np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32),
+            np.zeros(0, dtype=np.float64))
+_NO_BOUNDS = np.zeros(0, dtype=np.float32)
 
 
 def topk_sparse(queries: sp.spmatrix, docs: sp.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
