@@ -18,9 +18,10 @@ from iei_match.retrieval import PostingIndex
 
 
 @pytest.fixture(autouse=True)
-def every_query_dense(monkeypatch):
-    """Every query takes the dense walk, where pruning applies."""
+def every_query_pruned(monkeypatch):
+    """Every query takes the dense walk and the pruned search, however small the corpus."""
     monkeypatch.setattr(retrieval_module, "DENSE_SHARE", 0.0)
+    monkeypatch.setattr(retrieval_module, "PRUNE_MIN_GAIN", 0.0)
 
 
 def topic_texts(rng, n, n_topics=12, own_share=0.6, letters="bcdfgklmnprst", vowels="aeiou"):
@@ -110,12 +111,18 @@ def walked_shares(index, queries, k):
 def test_the_pruned_search_sets_terms_aside():
     # Topics of ~10 documents: few documents come near a query's top 10.
     docs, queries = char_tfidf(2, n_docs=12000, n_queries=30, n_topics=300, own_share=0.9)
-    shares = walked_shares(PostingIndex(docs), queries, 10)
+    index = PostingIndex(docs)
+    shares = walked_shares(index, queries, 10)
     assert shares.max() <= 1.0
     # Most queries leave the postings of common n-grams unwalked (a query whose candidates
     # would cost more to score than those postings walks them after all).
     assert (shares < 0.5).mean() >= 0.5
     assert shares.mean() < 0.7
+    # and on this corpus too the answers are the exhaustive walk's, blocked or not
+    blocked = np.random.default_rng(2).random(docs.shape[0]) < 0.3
+    for mask in (None, blocked):
+        assert_same(*both(index, queries, 10, mask))
+        assert_same(*both(index, queries[:1], 10, mask))
 
 
 def test_documents_with_equal_scores_keep_the_lower_rows():

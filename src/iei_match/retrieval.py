@@ -323,7 +323,7 @@ DENSE_SHARE = 0.25
 @numba.njit(cache=True, nogil=True)
 def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, lo, hi,
                            blocked, dense_at, out_idx, out_score, f_ptr, f_ind, f_val,
-                           term_max, max_norm, prune):
+                           term_max, max_norm, prune, min_gain):
     # Every weight is positive (TF-IDF): a document is new while its accumulator is 0, so
     # the loop over postings reads no "seen" flag; blocked documents are dropped when the
     # top k is selected. A product that underflows to 0 is kept as the smallest float, so
@@ -337,11 +337,15 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
     if prune:  # the pruned search's scratch (see _search_pruned)
         exact = np.empty(n_docs, dtype=np.float32)
         heap = np.empty(k, dtype=np.float32)
+        avg_row = f_ptr[len(f_ptr) - 1] / max(len(f_ptr) - 1, 1)
     for q in range(lo, hi):
         work = 0
         for a in range(q_ptr[q], q_ptr[q + 1]):
             work += p_ptr[q_ind[a] + 1] - p_ptr[q_ind[a]]
-        if work >= dense_at and prune:
+        # Pruning pays when scoring k documents from their rows costs a small part of
+        # the walk (not so for a request's query against a few thousand programs).
+        if (work >= dense_at and prune
+                and work > min_gain * k * (avg_row + q_ptr[q + 1] - q_ptr[q])):
             _search_pruned(q_ind, q_val, q_ptr[q], q_ptr[q + 1], p_ptr, p_ind, p_val, f_ptr,
                            f_ind, f_val, term_max, max_norm, blocked, any_blocked, k, acc,
                            exact, kept, heap, out_idx[q], out_score[q])
@@ -391,14 +395,14 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
 @numba.njit(parallel=True, cache=True)
 def _topk_kernel(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, n_blocks, blocked,
                  positive, dense_at, out_idx, out_score, f_ptr, f_ind, f_val, term_max,
-                 max_norm, prune):
+                 max_norm, prune, min_gain):
     n_q = len(q_ptr) - 1
     for blk in numba.prange(n_blocks):
         lo, hi = blk * n_q // n_blocks, (blk + 1) * n_q // n_blocks
         if positive:
             _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, lo,
                                    hi, blocked, dense_at, out_idx, out_score, f_ptr, f_ind,
-                                   f_val, term_max, max_norm, prune)
+                                   f_val, term_max, max_norm, prune, min_gain)
         else:
             _search_block(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, lo, hi,
                           blocked, dense_at, out_idx, out_score)
@@ -545,19 +549,23 @@ class PostingIndex:
         if q.shape[0] == 1 and positive:  # one query (a request): no thread pool to wake
             _search_block_positive(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val,
                                    self.n_docs, k, 0, 1, blocked, dense_at, out_idx, out_score,
-                                   *rows, term_max, max_norm, prune)
+                                   *rows, term_max, max_norm, prune, PRUNE_MIN_GAIN)
         elif q.shape[0] == 1:
             _search_block(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val, self.n_docs, k,
                           0, 1, blocked, dense_at, out_idx, out_score)
         elif q.shape[0] and self.n_docs:
             _topk_kernel(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val, self.n_docs, k,
                          min(q.shape[0], numba.get_num_threads() * 8), blocked, positive,
-                         dense_at, out_idx, out_score, *rows, term_max, max_norm, prune)
+                         dense_at, out_idx, out_score, *rows, term_max, max_norm, prune,
+                         PRUNE_MIN_GAIN)
         return out_idx, out_score
 
 
-# Whether dense queries take the pruned search (tests turn it off to compare the two).
+# Whether dense queries take the pruned search (tests turn it off to compare the two),
+# and only those whose postings outnumber this many times the steps of scoring k
+# documents from their rows (tests set it to 0 to prune small corpora).
 PRUNE = True
+PRUNE_MIN_GAIN = 4.0
 _NO_ROWS = (np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32),
             np.zeros(0, dtype=np.float64))
 _NO_BOUNDS = np.zeros(0, dtype=np.float32)
