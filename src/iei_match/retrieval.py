@@ -342,10 +342,11 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
         work = 0
         for a in range(q_ptr[q], q_ptr[q + 1]):
             work += p_ptr[q_ind[a] + 1] - p_ptr[q_ind[a]]
-        # Pruning pays when scoring k documents from their rows costs a small part of
-        # the walk (not so for a request's query against a few thousand programs).
-        if (work >= dense_at and prune
-                and work > min_gain * k * (avg_row + q_ptr[q + 1] - q_ptr[q])):
+        # Pruning pays when what it adds (passes over the accumulator, k documents scored
+        # from their rows) is a small part of the walk: not so for words, whose postings
+        # are few, nor for a request's query against a few thousand programs.
+        if (work >= dense_at and prune and work > min_gain * (
+                n_docs + k * (avg_row + q_ptr[q + 1] - q_ptr[q]))):
             _search_pruned(q_ind, q_val, q_ptr[q], q_ptr[q + 1], p_ptr, p_ind, p_val, f_ptr,
                            f_ind, f_val, term_max, max_norm, blocked, any_blocked, k, acc,
                            exact, kept, heap, out_idx[q], out_score[q])
@@ -562,8 +563,8 @@ class PostingIndex:
 
 
 # Whether dense queries take the pruned search (tests turn it off to compare the two),
-# and only those whose postings outnumber this many times the steps of scoring k
-# documents from their rows (tests set it to 0 to prune small corpora).
+# and only those whose postings outnumber this many times the steps that pruning adds
+# (tests set it to 0 to prune small corpora).
 PRUNE = True
 PRUNE_MIN_GAIN = 4.0
 _NO_ROWS = (np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32),
