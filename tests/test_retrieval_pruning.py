@@ -22,6 +22,7 @@ def every_query_pruned(monkeypatch):
     """Every query takes the dense walk and the pruned search, however small the corpus."""
     monkeypatch.setattr(retrieval_module, "DENSE_SHARE", 0.0)
     monkeypatch.setattr(retrieval_module, "PRUNE_MIN_GAIN", 0.0)
+    monkeypatch.setattr(retrieval_module, "PRUNE_MIN_DOCS", 0)
 
 
 def topic_texts(rng, n, n_topics=12, own_share=0.6, letters="bcdfgklmnprst", vowels="aeiou"):
