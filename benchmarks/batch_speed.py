@@ -10,7 +10,9 @@ Three measurements, each as pairs scored per second (needs x programs / seconds)
    non-zeros per row, skewed term frequencies, L2-normalised): iei-match's
    ``PostingIndex.search`` next to ``sparse_dot_topn`` (2 threads) on the same matrices.
 2. The same two on the word and the character n-gram TF-IDF matrices of the pipeline's
-   own documents (below): the two searches of a need's candidates.
+   own documents (below): the two searches of a need's candidates; for an index large
+   enough to prune (``retrieval.PRUNE_MIN_DOCS``), also iei-match with every posting
+   walked, and whether the two gave the same answers.
 3. The whole pipeline: ``run_batch`` (retrieval by words, character n-grams and past
    links, pair features, the LightGBM ranker; the model shipped to the workers, the
    programs vectorised once per worker) ranking the top ``k`` programs of every need, on
@@ -37,6 +39,7 @@ import numpy as np
 import pandas as pd
 from retrieval_speed import scipy_topk, tfidf_like, timed
 
+from iei_match import retrieval
 from iei_match.artifacts import publish_model
 from iei_match.batch import run_batch
 from iei_match.matcher import Matcher
@@ -104,9 +107,19 @@ def retrieval_rows(q, d, k: int, label: str, repeat: int) -> list[str]:
     """Median seconds of ``repeat`` top-k searches, iei-match and sparse_dot_topn."""
     index = PostingIndex(d)
     index.search(q[:10], k)  # compile / load the numba cache
-    ours, _ = timed(lambda: index.search(q, k), repeat)
+    ours, found = timed(lambda: index.search(q, k), repeat)
     rows = [f"| {label} | iei-match PostingIndex | {ours:.2f} | "
             f"{pairs_per_second(q.shape[0], d.shape[0], ours)} |"]
+    if d.shape[0] >= retrieval.PRUNE_MIN_DOCS:  # the same search without pruning
+        retrieval.PRUNE = False
+        try:
+            walked, full = timed(lambda: index.search(q, k), repeat)
+        finally:
+            retrieval.PRUNE = True
+        same = all(np.array_equal(a, b) for a, b in zip(found, full, strict=True))
+        rows.append(f"| {label} | iei-match PostingIndex, every posting walked (no pruning; "
+                    f"same answers: {'yes' if same else 'NO'}) | {walked:.2f} | "
+                    f"{pairs_per_second(q.shape[0], d.shape[0], walked)} |")
     try:
         import sparse_dot_topn as sdt
     except ImportError:  # a reference in the same run: scipy's product (one thread)
