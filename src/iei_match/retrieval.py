@@ -462,7 +462,7 @@ class PostingIndex:
     def _keep_rows(self, docs: sp.csr_matrix | None) -> None:
         # The documents' own rows (the caller's arrays, not copied), for the pruned search
         # of dense queries to score its last candidates; only rows with sorted columns.
-        self._rows = None
+        self._rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if docs is not None and docs.shape == (self.n_docs, self.n_terms) \
                 and docs.has_sorted_indices:
             self._rows = (docs.indptr, docs.indices, docs.data)
@@ -477,6 +477,7 @@ class PostingIndex:
             if len(self._val):
                 full = lengths > 0
                 term_max[full] = np.maximum.reduceat(self._val, self._ptr[:-1][full])
+            assert self._rows is not None  # only pruned searches ask, and they have rows
             indptr, _, data = self._rows
             squares = np.square(data.astype(np.float32).astype(np.float64))
             starts = indptr[:-1][np.diff(indptr) > 0]
@@ -542,12 +543,14 @@ class PostingIndex:
         dense_at = int(min(np.ceil(DENSE_SHARE * self.n_docs), 2**62))  # tests move it
         # Pruning needs the documents' rows, and the query's terms in column order (a
         # document's score is summed in the query's order, and read from its row by a merge).
-        prune = (PRUNE and positive and self.n_docs >= PRUNE_MIN_DOCS
-                 and self._rows is not None and q.has_sorted_indices)
+        rows = self._rows
+        prune = (PRUNE and positive and self.n_docs >= PRUNE_MIN_DOCS and rows is not None
+                 and q.has_sorted_indices)
         if prune:
-            rows, (term_max, max_norm) = self._rows, self._prune_bounds()
+            term_max, max_norm = self._prune_bounds()
         else:
             rows, term_max, max_norm = _NO_ROWS, _NO_BOUNDS, 0.0
+        assert rows is not None
         if q.shape[0] == 1 and positive:  # one query (a request): no thread pool to wake
             _search_block_positive(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val,
                                    self.n_docs, k, 0, 1, blocked, dense_at, out_idx, out_score,
