@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from tqdm.std import tqdm as std_tqdm
 
 from iei_match import __version__
 from iei_match.errors import IeiMatchError
@@ -125,6 +126,10 @@ def _start_model(svc: Services) -> None:
     """Load the live model, or train the first one in the background."""
     if svc.models.load_current() is not None:
         return
+    # Training shows the engine's progress bars (tqdm), whose shared lock is by default a
+    # multiprocessing semaphore: the resource tracker of several workers' supervisor then
+    # reported it leaked when the service stopped. One process needs a thread lock only.
+    std_tqdm.set_lock(threading.RLock())
 
     def train() -> None:
         svc.models.last_error = None

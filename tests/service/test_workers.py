@@ -3,8 +3,10 @@ computes at once, and two real workers sharing the port, the database and the mo
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -13,6 +15,7 @@ import pytest
 
 from iei_match_service.settings import Settings, default_workers
 
+from .conftest import SMALL_MODEL
 from .faultkit import ServiceProcess, prepare
 
 
@@ -87,3 +90,22 @@ def test_the_workers_of_one_models_root_take_turns_to_train_the_first_model(tmp_
         order.append("first")  # the second is still waiting for its turn
     waiting.join(10)
     assert order == ["first", "second"]
+
+
+@pytest.mark.slow
+def test_two_workers_that_trained_the_first_model_stop_without_leaking(tmp_path, model_root):
+    # The first model is trained inside a worker. Its progress bars used to leave a
+    # multiprocessing semaphore behind, which the supervisor's resource tracker reported
+    # ("leaked semaphore objects") when the service stopped.
+    prep = prepare(tmp_path / "data", model_root)
+    shutil.rmtree(prep.models_dir)
+    svc = ServiceProcess(prep, IEI_MATCH_WORKERS="2",
+                         IEI_MATCH_TRAIN_PARAMS=json.dumps(SMALL_MODEL))
+    try:
+        svc.start(timeout=300)
+        assert (prep.models_dir / "CURRENT").exists()
+        svc.signal(signal.SIGTERM)
+        assert svc.wait(90) == 0, svc.log()[-3000:]
+        assert "leaked" not in svc.log(), svc.log()[-3000:]
+    finally:
+        svc.stop()
