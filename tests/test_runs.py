@@ -115,15 +115,3 @@ def test_normalized_run_table_is_normalize_then_run_table(raw):
         v.fit(["数控 技术 abc", "护理 xyz c++"], ["数控机床 技术 护理", "临床 护理 abc12"])
         expected = _count_matrix([analyze(t, normalized=True) for t in normalized], v._index)
         assert_same(v._counts(normalized, True, table), expected)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.text("ab数控 \x00", max_size=3), max_size=15), max_size=4))
-def test_piece_codes_are_those_of_setdefault_piece_by_piece(batches):
-    """Codes given in the order pieces first appear, across batches sharing one index."""
-    index, expected = {"\x00sep": 0}, {"\x00sep": 0}
-    for pieces in batches:
-        got = runs_module._codes(pieces, index)
-        want = [expected.setdefault(p, len(expected)) for p in pieces]
-        assert got.dtype == np.int64 and got.tolist() == want
-        assert list(index) == list(expected)

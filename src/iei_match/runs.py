@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from .text import RUN_OR_SEPARATOR, SEPARATOR, normalize_many
@@ -105,28 +104,17 @@ def _split_batch(texts: list[str], index: dict[str, int], by: str
         return text.split(" ") if by == "pieces" else RUN_OR_SEPARATOR.findall(text)
 
     found = split(f" {SEPARATOR} ".join(texts))
-    codes = _codes(found, index)
+    codes = np.fromiter((index.setdefault(p, len(index)) for p in found), np.int64, len(found))
     is_sep = codes == 0
     if int(is_sep.sum()) != len(texts) - 1:
         # A text holds the separator: split text by text, without it (it is no run, and a
         # piece of it alone holds no term).
         parts = [[p for p in split(t) if p != SEPARATOR] for t in texts]
         doc = np.repeat(np.arange(len(texts)), [len(ps) for ps in parts])
-        return doc, _codes([p for ps in parts for p in ps], index)
+        return doc, np.fromiter((index.setdefault(p, len(index)) for ps in parts for p in ps),
+                                np.int64, len(doc))
     doc = np.cumsum(is_sep)  # the text each piece belongs to
     return doc[~is_sep], codes[~is_sep]
-
-
-def _codes(pieces: list[str], index: dict[str, int]) -> np.ndarray:
-    """``index[p]`` of each piece, a new piece added with the next code in the order it first
-    appears: what ``index.setdefault(p, len(index))`` gives piece by piece, with the pieces
-    hashed by pandas' hash table (in C) and the dictionary asked once per distinct piece."""
-    if not pieces:
-        return np.zeros(0, np.int64)
-    local, distinct = pd.factorize(np.array(pieces, dtype=object), sort=False)
-    known = np.fromiter((index.setdefault(p, len(index)) for p in distinct), np.int64,
-                        len(distinct))
-    return known[local]
 
 
 def normalized_run_table(texts: Sequence[str]) -> tuple[list[str], RunTable]:
