@@ -130,3 +130,11 @@ def test_service_vs_naive_loads_both_servers_and_prints_the_ratio(work):
     assert all(float(r[2]) > 0 and r[9].strip() == "0" for r in rows), table
     assert "ratio match: " in out and "ratio recs: " in out
     assert out.count("the load generator's full collections during it: ") == 4
+
+
+@pytest.mark.slow
+def test_fit_order_prints_its_row_for_a_catalog():
+    out = _run("fit_order.py", "--datasets", "us-onet-cip")
+    row = re.search(r"\| us-onet-cip \| 90 \| (\d+)% \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", out)
+    assert row, out
+    assert 0 <= int(row[1]) <= 100 and all(0 < float(row[i]) <= 1 for i in (2, 3, 4))
