@@ -135,6 +135,8 @@ def test_service_vs_naive_loads_both_servers_and_prints_the_ratio(work):
 @pytest.mark.slow
 def test_fit_order_prints_its_row_for_a_catalog():
     out = _run("fit_order.py", "--datasets", "us-onet-cip")
-    row = re.search(r"\| us-onet-cip \| 90 \| (\d+)% \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", out)
-    assert row, out
-    assert 0 <= int(row[1]) <= 100 and all(0 < float(row[i]) <= 1 for i in (2, 3, 4))
+    for direction in ("need -> program", "program -> need"):
+        row = re.search(rf"\| us-onet-cip \| {direction} \| \d+ \| (\d+)% \| ([\d.]+) \| "
+                        r"([\d.]+) \| ([\d.]+) \|", out)
+        assert row, out
+        assert 0 <= int(row[1]) <= 100 and all(0 < float(row[i]) <= 1 for i in (2, 3, 4))
