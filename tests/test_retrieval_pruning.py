@@ -89,7 +89,7 @@ def walked_shares(index, queries, k):
     f_ptr, f_ind, f_val = index._rows
     n = index.n_docs
     acc, exact = np.zeros(n, np.float32), np.empty(n, np.float32)
-    cands, heap = np.empty(n, np.int64), np.empty(k, np.float32)
+    cands = np.empty(n, np.int64)
     blocked = np.zeros(n, np.bool_)
     shares = []
     for q in range(queries.shape[0]):
@@ -100,8 +100,7 @@ def walked_shares(index, queries, k):
         out_idx, out_score = np.full(k, -1, np.int64), np.zeros(k, np.float32)
         walked = retrieval_module._search_pruned(
             q_ind, q_val, lo, hi, index._ptr, index._ind, index._val, f_ptr, f_ind, f_val,
-            term_max, max_norm, blocked, False, k, acc, exact, cands, heap, out_idx,
-            out_score)
+            term_max, max_norm, blocked, False, k, acc, exact, cands, out_idx, out_score)
         assert not acc.any()  # left as it came: all zeros
         expected = index.search(queries[q:q + 1], k)
         np.testing.assert_array_equal(out_idx, expected[0][0])

@@ -146,47 +146,20 @@ def _select_topk_dense(acc, blocked, any_blocked, k, out_idx, out_score):
 
 
 @numba.njit(cache=True, nogil=True)
-def _kth_value(acc, blocked, any_blocked, k, heap):
+def _kth_value(acc, blocked, any_blocked, k, out_idx, out_score):
     # The k-th largest non-zero score of the documents not blocked (0 when fewer than k
-    # have one): a heap of the k largest values seen, its root the smallest of them.
-    m = 0
-    for d in range(len(acc)):
-        v = acc[d]
-        if v == 0.0 or (any_blocked and blocked[d]):
-            continue
-        if m < k:
-            i = m  # sift up
-            heap[m] = v
-            m += 1
-            while i > 0:
-                parent = (i - 1) // 2
-                if heap[parent] <= heap[i]:
-                    break
-                heap[parent], heap[i] = heap[i], heap[parent]
-                i = parent
-        elif v > heap[0]:
-            heap[0] = v
-            i = 0
-            while True:  # sift down
-                c = 2 * i + 1
-                if c >= k:
-                    break
-                if c + 1 < k and heap[c + 1] < heap[c]:
-                    c += 1
-                if heap[i] <= heap[c]:
-                    break
-                heap[i], heap[c] = heap[c], heap[i]
-                i = c
-    return heap[0] if m == k else np.float32(0.0)
+    # have one), by the dense selection of the top k into ``out_idx``/``out_score``.
+    _select_topk_dense(acc, blocked, any_blocked, k, out_idx, out_score)
+    return out_score[k - 1] if out_idx[k - 1] >= 0 else np.float32(0.0)
 
 
 @numba.njit(cache=True, nogil=True)
-def _candidates(acc, blocked, any_blocked, k, heap, left, cands):
+def _candidates(acc, blocked, any_blocked, k, out_idx, out_score, left, cands):
     # The k-th largest non-zero partial score of the documents not blocked (theta; 0 when
     # fewer than k have one) and the documents that may reach it: those whose partial
     # score plus ``left`` (what the terms set aside can still add) is at least theta, with
     # PRUNE_SLACK.
-    theta = float(_kth_value(acc, blocked, any_blocked, k, heap))
+    theta = float(_kth_value(acc, blocked, any_blocked, k, out_idx, out_score))
     need = theta * (1.0 - PRUNE_SLACK) - left * (1.0 + PRUNE_SLACK)
     n = 0
     for d in range(len(acc)):
@@ -199,13 +172,13 @@ def _candidates(acc, blocked, any_blocked, k, heap, left, cands):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _add_posting_list(acc, p_ptr, p_ind, p_val, t, w, tiny):
-    # The dense walk of one term's postings (as in _search_block_positive).
+    # The dense walk of one term's postings: each product added to its document's score.
     for b in range(p_ptr[t], p_ptr[t + 1]):
         d = p_ind[b]
         c = w * p_val[b]
-        if c > 0.0:
+        if c > 0.0:  # 0 + c is c: a first touch as in the list walk
             acc[d] += c
-        elif acc[d] == 0.0:
+        elif acc[d] == 0.0:  # an underflow (rare): marked as touched
             acc[d] = tiny
 
 
@@ -245,10 +218,11 @@ PRUNE_SLACK = 1e-3
 
 @numba.njit(cache=True, nogil=True)
 def _search_pruned(q_ind, q_val, a0, a1, p_ptr, p_ind, p_val, f_ptr, f_ind, f_val,
-                   term_max, max_norm, blocked, any_blocked, k, acc, exact, cands, heap,
-                   out_idx, out_score):
+                   term_max, max_norm, blocked, any_blocked, k, acc, exact, cands, out_idx,
+                   out_score):
     # One dense query's top k, the same as the exhaustive walk's (see the module's
-    # docstring). ``acc`` comes and goes all zeros; ``exact``'s values are scratch.
+    # docstring). ``acc`` comes and goes all zeros; ``exact``'s values are scratch, and
+    # so are ``out_idx``/``out_score`` until the answer is written there.
     # Returns how many postings it walked (the exhaustive walk: all of its terms').
     tiny = np.float32(1e-38)
     m = a1 - a0
@@ -268,7 +242,7 @@ def _search_pruned(q_ind, q_val, a0, a1, p_ptr, p_ind, p_val, f_ptr, f_ind, f_va
         i += 1
     # The k-th best partial score so far tells how many terms of lowest bound to set
     # aside (order[rest:]): while they can add at most PRUNE_SHARE of it to any document.
-    guess = float(_kth_value(acc, blocked, any_blocked, k, heap))
+    guess = float(_kth_value(acc, blocked, any_blocked, k, out_idx, out_score))
     rest = m
     sum_bound = 0.0
     sum_sq = 0.0
@@ -290,7 +264,8 @@ def _search_pruned(q_ind, q_val, a0, a1, p_ptr, p_ind, p_val, f_ptr, f_ind, f_va
         t = q_ind[a0 + order[r]]
         left_work += p_ptr[t + 1] - p_ptr[t]
     avg_row = f_ptr[len(f_ptr) - 1] / max(len(f_ptr) - 1, 1)
-    theta, n = _candidates(acc, blocked, any_blocked, k, heap, left, cands)
+    theta, n = _candidates(acc, blocked, any_blocked, k, out_idx, out_score, left,
+                           cands)
     # Too many candidates to score from their rows, or no k-th score to prune against:
     # the terms set aside are walked after all.
     if rest < m and (theta <= 0.0 or n * (avg_row + m) >= left_work):
@@ -298,7 +273,8 @@ def _search_pruned(q_ind, q_val, a0, a1, p_ptr, p_ind, p_val, f_ptr, f_ind, f_va
             t = q_ind[a0 + order[r]]
             _add_posting_list(acc, p_ptr, p_ind, p_val, t, q_val[a0 + order[r]], tiny)
         walked += left_work
-        theta, n = _candidates(acc, blocked, any_blocked, k, heap, 0.0, cands)
+        theta, n = _candidates(acc, blocked, any_blocked, k, out_idx, out_score, 0.0,
+                               cands)
     kept = 0
     for c in range(n):
         d = cands[c]
@@ -336,7 +312,6 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
     tiny = np.float32(1e-38)
     if prune:  # the pruned search's scratch (see _search_pruned)
         exact = np.empty(n_docs, dtype=np.float32)
-        heap = np.empty(k, dtype=np.float32)
         avg_row = f_ptr[len(f_ptr) - 1] / max(len(f_ptr) - 1, 1)
     for q in range(lo, hi):
         work = 0
@@ -349,19 +324,11 @@ def _search_block_positive(q_ptr, q_ind, q_val, p_ptr, p_ind, p_val, n_docs, k, 
                 n_docs + k * (avg_row + q_ptr[q + 1] - q_ptr[q]))):
             _search_pruned(q_ind, q_val, q_ptr[q], q_ptr[q + 1], p_ptr, p_ind, p_val, f_ptr,
                            f_ind, f_val, term_max, max_norm, blocked, any_blocked, k, acc,
-                           exact, kept, heap, out_idx[q], out_score[q])
+                           exact, kept, out_idx[q], out_score[q])
             continue
         if work >= dense_at:
             for a in range(q_ptr[q], q_ptr[q + 1]):
-                t = q_ind[a]
-                w = q_val[a]
-                for b in range(p_ptr[t], p_ptr[t + 1]):
-                    d = p_ind[b]
-                    c = w * p_val[b]
-                    if c > 0.0:  # 0 + c is c: a first touch as in the loop below
-                        acc[d] += c
-                    elif acc[d] == 0.0:  # an underflow (rare): marked as touched
-                        acc[d] = tiny
+                _add_posting_list(acc, p_ptr, p_ind, p_val, q_ind[a], q_val[a], tiny)
             _select_topk_dense(acc, blocked, any_blocked, k, out_idx[q], out_score[q])
             acc[:] = 0.0
             continue
