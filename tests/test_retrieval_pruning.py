@@ -19,7 +19,9 @@ from iei_match.retrieval import PostingIndex
 
 @pytest.fixture(autouse=True)
 def every_query_pruned(monkeypatch):
-    """Every query takes the dense walk and the pruned search, however small the corpus."""
+    """Every query takes the dense walk and the pruned search, however small the corpus
+    (not the block product of many queries: ``test_retrieval_matrix.py``)."""
+    monkeypatch.setattr(retrieval_module, "MATRIX", False)
     monkeypatch.setattr(retrieval_module, "DENSE_SHARE", 0.0)
     monkeypatch.setattr(retrieval_module, "PRUNE_MIN_GAIN", 0.0)
     monkeypatch.setattr(retrieval_module, "PRUNE_MIN_DOCS", 0)

@@ -11,6 +11,13 @@ partial score exceeds what the remaining terms could still add to any document (
 term's largest weight, and by Cauchy-Schwarz), only the documents that could still reach
 it are scored, each from its own row, in the query's term order, so that every score is
 the very sum the exhaustive walk adds up and the answer is the same to the bit.
+
+Many such queries at once (a batch job's partition) are scored the other way round: the
+documents' rows are read once for a block of queries, and each entry of a row is
+multiplied with the weights of that term in every query of the block at once (a sparse
+times dense-block product, whose inner loop the compiler vectorises). A document's score
+in each query is again the same sum in the same order, so the answer is the same to the
+bit; it pays when the queries' posting lists hold many times the rows' entries.
 """
 
 from __future__ import annotations
@@ -288,6 +295,91 @@ def _search_pruned(q_ind, q_val, a0, a1, p_ptr, p_ind, p_val, f_ptr, f_ind, f_va
     return walked
 
 
+@numba.njit(cache=True, nogil=True)
+def _search_matrix_block(q_ptr, q_ind, q_val, lo, hi, f_ptr, f_ind, f_val, blocked,
+                         any_blocked, k, local, out_idx, out_score):
+    # The top k of queries lo..hi (every weight positive, no product underflowing, terms
+    # in column order without repeats) from the documents' rows: each row is read once,
+    # and each of its entries multiplied with the dense block of the queries' weights of
+    # its term. Each score is added up in the query's term order, as the walk adds it.
+    # ``local`` (one entry per term) comes and goes all 0: the row of the block's weights
+    # of each term of its queries (numbered from 1), the zero row 0 for every other term.
+    n_b = hi - lo
+    n_used = 0
+    for a in range(q_ptr[lo], q_ptr[hi]):
+        t = q_ind[a]
+        if local[t] == 0:
+            n_used += 1
+            local[t] = n_used
+    # Padded to whole vectors of lanes (the padding's weights are 0: its scores stay 0).
+    n_pad = -(-n_b // 16) * 16
+    weights = np.zeros((n_used + 1, n_pad), dtype=np.float32)
+    for b in range(n_b):
+        for a in range(q_ptr[lo + b], q_ptr[lo + b + 1]):
+            weights[local[q_ind[a]], b] = q_val[a]
+    s = np.empty(n_pad, dtype=np.float32)
+    h_val = np.empty((n_b, k), dtype=np.float32)
+    h_idx = np.empty((n_b, k), dtype=np.int64)
+    fill = np.zeros(n_b, dtype=np.int64)
+    worst = np.zeros(n_b, dtype=np.float32)
+    for d in range(len(f_ptr) - 1):
+        if any_blocked and blocked[d]:
+            continue
+        s[:] = 0.0
+        for y in range(f_ptr[d], f_ptr[d + 1]):
+            v = np.float32(f_val[y])
+            row = weights[local[f_ind[y]]]
+            for b in range(n_pad):  # 0 where the query lacks the term: adds nothing
+                s[b] += row[b] * v
+        # Each query's heap takes the documents in row order as _select_topk_dense does:
+        # the first k scored fill it, then one enters only with a strictly higher score
+        # than the worst kept (written out here: a function for it cost half the speed).
+        for b in range(n_b):
+            x = s[b]
+            if x == 0.0:
+                continue
+            if fill[b] < k:
+                h_val[b, fill[b]] = x
+                h_idx[b, fill[b]] = d
+                fill[b] += 1
+                if fill[b] == k:
+                    for i in range(k // 2 - 1, -1, -1):
+                        _sift_down(h_val[b], h_idx[b], i, k)
+                    worst[b] = h_val[b, 0]
+            elif x > worst[b]:
+                h_val[b, 0] = x
+                h_idx[b, 0] = d
+                _sift_down(h_val[b], h_idx[b], 0, k)
+                worst[b] = h_val[b, 0]
+    for b in range(n_b):
+        m = fill[b]
+        if m < k:
+            for i in range(m // 2 - 1, -1, -1):
+                _sift_down(h_val[b], h_idx[b], i, m)
+        for end in range(m - 1, 0, -1):
+            h_val[b, 0], h_val[b, end] = h_val[b, end], h_val[b, 0]
+            h_idx[b, 0], h_idx[b, end] = h_idx[b, end], h_idx[b, 0]
+            _sift_down(h_val[b], h_idx[b], 0, end)
+        for r in range(m):
+            out_idx[lo + b, r] = h_idx[b, r]
+            out_score[lo + b, r] = h_val[b, r]
+    for a in range(q_ptr[lo], q_ptr[hi]):
+        local[q_ind[a]] = 0
+
+
+@numba.njit(parallel=True, cache=True)
+def _matrix_kernel(q_ptr, q_ind, q_val, f_ptr, f_ind, f_val, n_terms, k, lanes, blocked,
+                   out_idx, out_score):
+    n_q = len(q_ptr) - 1
+    n_blocks = (n_q + lanes - 1) // lanes
+    any_blocked = blocked.any()
+    for blk in numba.prange(n_blocks):
+        local = np.zeros(n_terms, dtype=np.int64)
+        _search_matrix_block(q_ptr, q_ind, q_val, blk * n_q // n_blocks,
+                             (blk + 1) * n_q // n_blocks, f_ptr, f_ind, f_val, blocked,
+                             any_blocked, k, local, out_idx, out_score)
+
+
 # A query whose posting lists hold at least this share of the documents touches most of
 # them: it is summed into the accumulator without a list of the documents it touches (a
 # branch per posting that mispredicts when most postings are first touches: 3.6x the time
@@ -518,7 +610,12 @@ class PostingIndex:
         else:
             rows, term_max, max_norm = _NO_ROWS, _NO_BOUNDS, 0.0
         assert rows is not None
-        if q.shape[0] == 1 and positive:  # one query (a request): no thread pool to wake
+        lanes = self._matrix_lanes(q, q_ind, q_val, positive)
+        if lanes:
+            f_ptr, f_ind, f_val = self._rows  # type: ignore[misc]
+            _matrix_kernel(q_ptr, q_ind, q_val, f_ptr, f_ind, f_val, self.n_terms, k, lanes,
+                           blocked, out_idx, out_score)
+        elif q.shape[0] == 1 and positive:  # one query (a request): no thread pool to wake
             _search_block_positive(q_ptr, q_ind, q_val, self._ptr, self._ind, self._val,
                                    self.n_docs, k, 0, 1, blocked, dense_at, out_idx, out_score,
                                    *rows, term_max, max_norm, prune, PRUNE_MIN_GAIN)
@@ -531,6 +628,40 @@ class PostingIndex:
                          dense_at, out_idx, out_score, *rows, term_max, max_norm, prune,
                          PRUNE_MIN_GAIN)
         return out_idx, out_score
+
+    def _matrix_lanes(self, q: sp.csr_matrix, q_ind: np.ndarray, q_val: np.ndarray,
+                      positive: bool) -> int:
+        """Queries per block when the queries are scored a block at a time from the
+        documents' rows (:func:`_search_matrix_block`; the same answers as the walk), or 0
+        to walk their posting lists: the cheaper of the two by :data:`MATRIX_COST`, on
+        this many threads."""
+        n_q = q.shape[0]
+        if not (MATRIX and positive and self._rows is not None and n_q >= MATRIX_MIN_QUERIES
+                and self.n_docs and len(q_val) and q.has_canonical_format):
+            return 0
+        # No product of a query's weight and a document's may round to 0: the walk marks
+        # such a document as touched, the block's product cannot tell it from a missing term.
+        if not np.float32(q_val.min()) * np.float32(self._val.min()) > 0:
+            return 0
+        threads = numba.get_num_threads()
+        # Blocks for every thread where there are queries enough, of whole vectors (16).
+        lanes = min(MATRIX_LANES, max(16, -(-n_q // (16 * threads)) * 16))
+        n_blocks = -(-n_q // lanes)
+        per_entry, per_lane = MATRIX_COST
+        by_rows = -(-n_blocks // threads) * (per_entry + per_lane * lanes) * self._ptr[-1]
+        walk = float(np.diff(self._ptr)[q_ind].sum()) / min(threads, n_q)  # postings
+        return lanes if walk > by_rows else 0
+
+
+# Many queries at once (MATRIX_MIN_QUERIES or more) are scored by blocks of up to
+# MATRIX_LANES from the documents' rows when the walk would take longer: reading a row
+# entry once for a block costs about MATRIX_COST[0] postings walked, plus MATRIX_COST[1]
+# per query of the block (measured on one thread with the batch benchmark's character
+# n-grams, against the pruned walk). Tests turn MATRIX off to compare, and move the others.
+MATRIX = True
+MATRIX_LANES = 128
+MATRIX_MIN_QUERIES = 16
+MATRIX_COST = (2.0, 0.065)
 
 
 # Whether dense queries take the pruned search (tests turn it off to compare the two):
