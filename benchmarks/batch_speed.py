@@ -10,9 +10,11 @@ Three measurements, each as pairs scored per second (needs x programs / seconds)
    non-zeros per row, skewed term frequencies, L2-normalised): iei-match's
    ``PostingIndex.search`` next to ``sparse_dot_topn`` (2 threads) on the same matrices.
 2. The same two on the word and the character n-gram TF-IDF matrices of the pipeline's
-   own documents (below): the two searches of a need's candidates; for an index large
-   enough to prune (``retrieval.PRUNE_MIN_DOCS``), also iei-match with every posting
-   walked, and whether the two gave the same answers.
+   own documents (below): the two searches of a need's candidates. iei-match's search
+   says how it went (blocks of queries scored from the documents' rows, or the posting
+   lists); it is also timed the other ways, with whether they gave the same answers: by
+   the posting lists (when it chose blocks) and, for an index large enough to prune
+   (``retrieval.PRUNE_MIN_DOCS``), with every posting walked.
 3. The whole pipeline: ``run_batch`` (retrieval by words, character n-grams and past
    links, pair features, the LightGBM ranker; the model shipped to the workers, the
    programs vectorised once per worker) ranking the top ``k`` programs of every need, on
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from retrieval_speed import scipy_topk, tfidf_like, timed
 
 from iei_match import retrieval
@@ -108,18 +111,27 @@ def retrieval_rows(q, d, k: int, label: str, repeat: int) -> list[str]:
     index = PostingIndex(d)
     index.search(q[:10], k)  # compile / load the numba cache
     ours, found = timed(lambda: index.search(q, k), repeat)
-    rows = [f"| {label} | iei-match PostingIndex | {ours:.2f} | "
+    q_csr = sp.csr_matrix(q)
+    lanes = index._matrix_lanes(q_csr, q_csr.indices.astype(np.int64),
+                                q_csr.data.astype(np.float32), True)
+    how = f"blocks of {lanes} queries from the rows" if lanes else "posting lists"
+    rows = [f"| {label} | iei-match PostingIndex ({how}) | {ours:.2f} | "
             f"{pairs_per_second(q.shape[0], d.shape[0], ours)} |"]
-    if d.shape[0] >= retrieval.PRUNE_MIN_DOCS:  # the same search without pruning
-        retrieval.PRUNE = False
+    # The same search by the other ways (the same answers, to the bit): the posting lists
+    # when the cost model chose blocks, and every posting walked where pruning applies.
+    others = [("posting lists, pruned", False, True)] if lanes else []
+    if d.shape[0] >= retrieval.PRUNE_MIN_DOCS:
+        others.append(("every posting walked", False, False))
+    for name, matrix, prune in others:
+        retrieval.MATRIX, retrieval.PRUNE = matrix, prune
         try:
-            walked, full = timed(lambda: index.search(q, k), repeat)
+            seconds, other = timed(lambda: index.search(q, k), repeat)
         finally:
-            retrieval.PRUNE = True
-        same = all(np.array_equal(a, b) for a, b in zip(found, full, strict=True))
-        rows.append(f"| {label} | iei-match PostingIndex, every posting walked (no pruning; "
-                    f"same answers: {'yes' if same else 'NO'}) | {walked:.2f} | "
-                    f"{pairs_per_second(q.shape[0], d.shape[0], walked)} |")
+            retrieval.MATRIX, retrieval.PRUNE = True, True
+        same = all(np.array_equal(a, b) for a, b in zip(found, other, strict=True))
+        rows.append(f"| {label} | iei-match PostingIndex, {name} (same answers: "
+                    f"{'yes' if same else 'NO'}) | {seconds:.2f} | "
+                    f"{pairs_per_second(q.shape[0], d.shape[0], seconds)} |")
     try:
         import sparse_dot_topn as sdt
     except ImportError:  # a reference in the same run: scipy's product (one thread)
