@@ -3,6 +3,7 @@
     pip install sparse_dot_topn   # the reference; not a dependency of iei-match
     python benchmarks/batch_speed.py [--needs 10000] [--programs 100000] [--k 50]
                                      [--runs threads:1,threads:2] [--explain 0]
+                                     [--skip-synthetic] [--skip-retrieval]
 
 Three measurements, each as pairs scored per second (needs x programs / seconds):
 
@@ -166,6 +167,8 @@ def main() -> None:
                    help="comma-separated SCHEDULER:WORKERS for the pipeline ('' for none)")
     p.add_argument("--repeat", type=int, default=3, help="retrieval timings: median of this")
     p.add_argument("--skip-synthetic", action="store_true")
+    p.add_argument("--skip-retrieval", action="store_true",
+                   help="leave out the retrieval rows on the pipeline's matrices")
     args = p.parse_args()
     print(f"{args.needs} needs x {args.programs} programs, top-{args.k}; retrieval: median "
           f"of {args.repeat}\n")
@@ -183,7 +186,8 @@ def main() -> None:
     t0 = time.perf_counter()
     matcher = train(corpus, programs, prog_topic, args)
     fit = time.perf_counter() - t0
-    for name, vectorizer in (("words", matcher.word_), ("character n-grams", matcher.char_)):
+    for name, vectorizer in (() if args.skip_retrieval else (
+            ("words", matcher.word_), ("character n-grams", matcher.char_))):
         q, d = (vectorizer.transform(*document_texts(frame)).full for frame in (needs, programs))
         print("\n".join(retrieval_rows(q, d, args.k, f"pipeline {name}, {d.nnz / d.shape[0]:.0f}"
                                        f" nnz/row", args.repeat)), flush=True)
