@@ -526,6 +526,7 @@ class PostingIndex:
                 and docs.has_sorted_indices:
             self._rows = (docs.indptr, docs.indices, docs.data)
         self._bounds: tuple[np.ndarray, float] | None = None
+        self._smallest: np.float32 | None = None  # the smallest weight, when first asked
 
     def _prune_bounds(self) -> tuple[np.ndarray, float]:
         """Each term's largest weight, and the largest norm of a document (float32 values,
@@ -641,7 +642,9 @@ class PostingIndex:
             return 0
         # No product of a query's weight and a document's may round to 0: the walk marks
         # such a document as touched, the block's product cannot tell it from a missing term.
-        if not np.float32(q_val.min()) * np.float32(self._val.min()) > 0:
+        if self._smallest is None:
+            self._smallest = np.float32(self._val.min())
+        if not np.float32(q_val.min()) * self._smallest > 0:
             return 0
         threads = numba.get_num_threads()
         # Blocks for every thread where there are queries enough, of whole vectors (16).
