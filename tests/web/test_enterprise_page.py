@@ -128,3 +128,27 @@ def test_english_switch(tab, world):
     expect(page.locator("#signout")).to_have_text("Sign out")
     page.locator("#lang").click()
     expect(page.locator("#signout")).to_have_text("退出登录")
+
+
+def test_what_is_typed_into_a_new_need_survives_the_list_arriving(tab, world):
+    """A slow list of needs, arriving after the user began a new one, leaves the form as
+    typed (it used to blank it: a flaky run of the test above lost its title so)."""
+    page = tab.page
+    held = []
+    pattern = re.compile(r"/api/v1/needs\?limit=1000$")
+
+    def hold(route):
+        held.append(route)
+
+    page.route(pattern, hold)
+    world.sign_in(tab, "herbal")
+    page.locator("#need-new").click()
+    page.locator("#need-title").fill("中药提取车间班组长")
+    page.locator("#need-description").fill("带领提取浓缩班组。")
+    page.wait_for_timeout(200)  # the request is held, not yet answered
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#need-list")).to_contain_text("中药配方颗粒生产技术员")
+    expect(page.locator("#need-title")).to_have_value("中药提取车间班组长")
+    expect(page.locator("#need-description")).to_have_value("带领提取浓缩班组。")
+    expect(page.locator("#need-form-title")).to_have_text("发布人才需求")

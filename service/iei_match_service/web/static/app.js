@@ -458,7 +458,9 @@
     async route() {
       const m = /^#need\/(\d+)$/.exec(window.location.hash);
       if (!m) {
-        this.blank();
+        // A new need's form is left as it is: what was typed before the list arrived
+        // (sign-in) stays; leaving a need opens a blank form.
+        if (this.current) this.blank();
         this.renderList();
         return;
       }
