@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import openpyxl
 import pytest
@@ -171,6 +172,7 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
     assert page.locator("#gap-heatmap td.short, #gap-heatmap td.ok").count() >= 1
     expect(page.locator("#gap-heatmap thead")).to_contain_text("广东省")
     expect(page.locator("#gap-heatmap tbody")).to_contain_text("5204 中医药类 · 医药卫生大类")
+    assert _raw_headers(page) == []
     tab.shot("coordinator-batch-results")
 
     # Downloads: fetched with the key in a header, saved from a blob: URL.
@@ -200,7 +202,15 @@ def test_batch_job_progress_allocation_gap_and_downloads(tab, world):
         "5204 中医药类 · medicine and health")
     expect(page.locator("#tab-batch h3").first).to_have_text(
         "Supply–demand gap (program group × province)")
+    assert _raw_headers(page) == []
     tab.shot("coordinator-batch-results-english")
+
+
+def _raw_headers(page) -> list[str]:
+    """The headers of the batch results' tables that show a column key or a placeholder
+    (``enterprise_id``, ``(unknown)``) instead of a label in the page's language."""
+    headers = page.locator("#batch-results th").all_inner_texts()
+    return [h for h in headers if re.fullmatch(r"[a-z_]+|\(\w+\)", h.strip())]
 
 
 def test_batch_from_uploaded_files_reports_bad_rows(tab, world):

@@ -793,7 +793,7 @@
     const provs = Array.from(provTotal.keys()).sort((a, b) => provTotal.get(b) - provTotal.get(a)).slice(0, 25);
     const max = Math.max(1, ...Array.from(cells.values()).map((c) => c.shortfall));
     const head = el("tr", {}, el("th", { class: "corner" }, t("col.group") + " \\ " + t("col.province")),
-      ...provs.map((p) => el("th", { scope: "col" }, p)));
+      ...provs.map((p) => el("th", { scope: "col" }, p === "(unknown)" ? t("co.gap.unknown") : p)));
     const body = el("tbody", {});
     for (const cat of cats) {
       const row = el("tr", {}, el("th", { scope: "row" }, labels.get(cat) || cat));
