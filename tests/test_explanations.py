@@ -185,3 +185,51 @@ def test_top_factors_are_shown_features_with_labels(lang):
     ranking = matcher.rank(world["new"], world["programs"], k=5, explain=5, as_frame=False)
     for m in ranking:
         assert len(m.contributions) == 3 and all(is_shown(n) for n in m.contributions), m
+
+
+def test_two_reasons_never_read_the_same():
+    """Each reason a person may see reads differently from every other, in both languages
+    and both directions (a model's four priors were all "此类岗位很少与该类专业合作")."""
+    names = [n for n in FEATURE_LABELS if is_shown(n)]
+    names += [f"prior_n{n}_p{p}" for n in (2, 3) for p in (2, 4)]
+    for lang in ("zh", "en"):
+        for sign in (1.0, -1.0):
+            labels = [describe_feature(n, lang, sign) for n in names]
+            twice = {label for label in labels if labels.count(label) > 1}
+            assert not twice, (lang, sign, twice)
+
+
+def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
+    """A feature that is NaN for a pair (a prior of a need without a code, the level match
+    of a need without a level) moves the score by where its missing value goes, which says
+    nothing about the pair: it still counts in the score but is never shown as a reason."""
+    world = build_world("zh")
+    matcher = world["matcher"]
+    seen = {}
+    explain = matcher._top_factors
+
+    def spy(x, direction, *args):
+        seen["x"] = x.copy()
+        return explain(x, direction, *args)
+
+    monkeypatch.setattr(matcher, "_top_factors", spy)
+    matcher.rank(world["new"], world["programs"], k=3, explain=3, as_frame=False)
+    x = seen["x"]
+    names = matcher.feature_names_
+    # A shown feature whose missing value moves some pair's score as much as one of the
+    # pair's three largest shown contributions: shown by magnitude alone, it would be a
+    # reason.
+    for j in (j for j, name in enumerate(names) if is_shown(name)):
+        lacking = x.copy()
+        lacking[:, j] = np.nan
+        contrib = np.abs(matcher.contributions(lacking, "need"))
+        shown = contrib[:, [i for i, n in enumerate(names) if is_shown(n)]]
+        third = np.sort(shown, axis=1)[:, -3]
+        rows = np.flatnonzero((contrib[:, j] >= third) & (contrib[:, j] > 0))
+        if len(rows):
+            break
+    else:
+        pytest.fail("no feature's missing value moves a score enough to test this")
+    factors = explain(lacking, "need")
+    assert all(names[j] not in factors[i] for i in rows)
+    assert all(len(f) == 3 for f in factors)  # the next shown features take its place

@@ -50,22 +50,24 @@ FEATURE_LABELS: dict[str, _Label] = {
     "word_body": (("The job and the program cover the same work", "岗位描述与专业简介内容相近"),
                   ("The job and the program cover different work",
                    "岗位描述与专业简介内容不同")),
-    "word_full_vs_need_best": (("This program is among the closest the job finds in the "
-                                "whole catalog", "该专业是与该岗位最接近的专业之一"),
-                               ("Other programs of the catalog are much closer to the job",
-                                "目录中有与该岗位更接近的专业")),
-    "char_full_vs_need_best": (("This program is among the closest the job finds in the "
-                                "whole catalog", "该专业是与该岗位最接近的专业之一"),
-                               ("Other programs of the catalog are much closer to the job",
-                                "目录中有与该岗位更接近的专业")),
-    "word_full_vs_program_best": (("This job is among the closest the program finds",
-                                   "该岗位是与该专业最接近的岗位之一"),
-                                  ("Other jobs are much closer to this program",
-                                   "有与该专业更接近的岗位")),
-    "char_full_vs_program_best": (("This job is among the closest the program finds",
-                                   "该岗位是与该专业最接近的岗位之一"),
-                                  ("Other jobs are much closer to this program",
-                                   "有与该专业更接近的岗位")),
+    "word_full_vs_need_best": (("By its words, this program is among the closest the job "
+                                "finds in the whole catalog",
+                                "按用词，该专业是与该岗位最接近的专业之一"),
+                               ("By its words, other programs of the catalog are much closer "
+                                "to the job", "按用词，目录中有与该岗位更接近的专业")),
+    "char_full_vs_need_best": (("By its wording, this program is among the closest the job "
+                                "finds in the whole catalog",
+                                "按字面，该专业是与该岗位最接近的专业之一"),
+                               ("By its wording, other programs of the catalog are much "
+                                "closer to the job", "按字面，目录中有与该岗位更接近的专业")),
+    "word_full_vs_program_best": (("By its words, this job is among the closest the program "
+                                   "finds", "按用词，该岗位是与该专业最接近的岗位之一"),
+                                  ("By its words, other jobs are much closer to this program",
+                                   "按用词，有与该专业更接近的岗位")),
+    "char_full_vs_program_best": (("By its wording, this job is among the closest the "
+                                   "program finds", "按字面，该岗位是与该专业最接近的岗位之一"),
+                                  ("By its wording, other jobs are much closer to this program",
+                                   "按字面，有与该专业更接近的岗位")),
     "need_best_word": (("how closely the best program of the catalog matches the job",
                         "目录中最接近专业的相似度"),) * 2,
     "program_best_word": (("how closely the best job matches the program",
@@ -167,6 +169,24 @@ _PRIOR: _Label = (("Jobs of this kind often go to programs of this category",
                    "此类岗位常与该类专业合作"),
                   ("Jobs of this kind seldom go to programs of this category",
                    "此类岗位很少与该类专业合作"))
+_PRIOR_NAME = re.compile(r"prior_n(\d+)_p(\d+)")
+
+
+def _prior_label(name: str) -> _Label:
+    """The label of ``prior_n{ln}_p{lp}``: the share of the links of past jobs whose
+    occupation code begins as the job's (its first ``ln`` digits: a kind, or from 3 a
+    narrower kind) that went to the program's category (``lp`` of 2) or group (more), so
+    that a model's several priors read as different reasons."""
+    found = _PRIOR_NAME.fullmatch(name)
+    if found is None:
+        return _PRIOR
+    narrow, group = int(found[1]) >= 3, int(found[2]) > 2
+    job_en = "Jobs of this narrower kind" if narrow else "Jobs of this kind"
+    job_zh = "同一细类的岗位" if narrow else "此类岗位"
+    prog_en = "programs of this group" if group else "programs of this category"
+    prog_zh = "该专业类" if group else "该专业大类"
+    return ((f"{job_en} often go to {prog_en}", f"{job_zh}常与{prog_zh}合作"),
+            (f"{job_en} seldom go to {prog_en}", f"{job_zh}很少与{prog_zh}合作"))
 
 #: Features kept in the model but not shown as reasons: sizes, bare levels and measures of
 #: one side alone, which say nothing about the pair by themselves, and a rank.
@@ -214,7 +234,7 @@ def describe_feature(name: str, language: str = "en", contribution: float | None
         if name.endswith(end) and name[: -len(end)] in FEATURE_LABELS:
             base, suffix = name[: -len(end)], words[zh]
     if base.startswith("prior_"):
-        label = _PRIOR
+        label = _prior_label(base)
     else:
         label = FEATURE_LABELS.get(base, ((base, base), (base, base)))
     text = label[contribution is not None and contribution < 0][zh]

@@ -982,13 +982,17 @@ class Matcher(BaseEstimator):
     def _top_factors(self, x: np.ndarray, direction: str, n_factors=3
                      ) -> list[dict[str, float]]:
         """The ``n_factors`` shown features (:func:`~.explanations.is_shown`) that moved each
-        score most; the others still count in the score."""
+        score most; the others still count in the score.
+
+        A feature the pair lacks (NaN: a need without an occupation code has no prior of its
+        code's kind, a need without a level no level match) is no reason about the pair,
+        whatever its missing value moved: it is not shown either."""
         contrib = self.rankers_[direction].contributions(x)
         names = self.feature_names_
-        hidden = np.array([not is_shown(n) for n in names])
+        hidden = np.array([not is_shown(n) for n in names])[None, :] | np.isnan(x)
         magnitude = np.where(hidden, -1.0, np.abs(contrib))
         top = np.argsort(-magnitude, axis=1, kind="stable")[:, :n_factors]
-        return [{names[j]: round(float(contrib[i, j]), 6) for j in row if not hidden[j]}
+        return [{names[j]: round(float(contrib[i, j]), 6) for j in row if not hidden[i, j]}
                 for i, row in enumerate(top)]
 
     def contributions(self, x, direction: str) -> np.ndarray:
