@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 from .text import _stem, has_cjk
 
-__all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES",
+__all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES", "as_written",
            "describe_feature", "is_filler", "is_shown", "spelled_terms", "surface_forms",
            "surface_terms"]
 
@@ -267,6 +267,28 @@ def is_filler(term: str) -> bool:
     """
     return term in FILLER_WORDS or (len(term) == 1 and has_cjk(term)) or bool(
         _DIGITS.match(term))
+
+
+def as_written(terms: Sequence[str], *texts: str) -> list[str]:
+    """``terms`` (matched terms, which come from lower-cased texts) with the letter case
+    the original ``texts`` write them in most often ("gmp" -> "GMP", "mysql" -> "MySQL");
+    a term they do not write as a whole word, or write in lower case, stays as it is.
+
+    Examples
+    --------
+    >>> as_written(["gmp", "中药", "plc"], "按GMP要求生产", "熟悉 PLC 和 plc 编程、PLC")
+    ['GMP', '中药', 'PLC']
+    """
+    out = []
+    for term in terms:
+        if not _LATIN_WORD.fullmatch(term):
+            out.append(term)
+            continue
+        whole = re.compile(rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9+#])",
+                           re.IGNORECASE)
+        seen = Counter(m.group() for text in texts for m in whole.finditer(text or ""))
+        out.append(min(seen, key=lambda w: (-seen[w], w.islower(), w)) if seen else term)
+    return out
 
 
 def surface_forms(text: str) -> dict[str, Counter]:
