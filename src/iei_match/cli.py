@@ -16,7 +16,7 @@ from .bundled import CATALOGS, catalog_dir
 from .cli_coordinator import add_commands
 from .errors import IeiMatchError, InputError, ModelCompatibilityError, ModelNotFoundError
 from .evaluate import ALLIANCE_SIZE, QUERIES, evaluate
-from .explanations import describe_feature
+from .explanations import as_written, describe_feature
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
 from .training import train_model
@@ -199,7 +199,10 @@ def cmd_match(args) -> int:
         level = f" [{level}]" if level else ""
         print(f"{match.rank:>3}. {match.program_id}  {title}{level}  fit {match.fit:.2f} "
               f"({match.fit_level})  score {match.score:.3f}")
-        print(f"     matched: {', '.join(match.matched_terms) or '-'}")
+        terms = as_written(match.matched_terms or [], text,
+                           programs.loc[programs["program_id"] == match.program_id,
+                                        "text"].iloc[0])
+        print(f"     matched: {', '.join(terms) or '-'}")
         why = "; ".join(f"{describe_feature(name, lang, value)} {value:+.2f}"
                         for name, value in match.contributions.items())
         print(f"     why: {why or '-'}")
