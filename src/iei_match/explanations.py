@@ -270,14 +270,18 @@ def is_filler(term: str) -> bool:
 
 
 def as_written(terms: Sequence[str], *texts: str) -> list[str]:
-    """``terms`` (matched terms, which come from lower-cased texts) with the letter case
-    the original ``texts`` write them in most often ("gmp" -> "GMP", "mysql" -> "MySQL");
-    a term they do not write as a whole word, or write in lower case, stays as it is.
+    """``terms`` (matched terms, which come from lower-cased texts) in the letter case the
+    original ``texts`` write them in: an acronym or a word in mixed case as written most
+    often ("gmp" -> "GMP", "mysql" -> "MySQL"), a capitalised word only where the texts
+    never write it in lower case (a "Nursing" that starts a title stays "nursing" when the
+    text says "nursing care"); a term the texts do not write as a whole word stays as it is.
 
     Examples
     --------
     >>> as_written(["gmp", "中药", "plc"], "按GMP要求生产", "熟悉 PLC 和 plc 编程、PLC")
     ['GMP', '中药', 'PLC']
+    >>> as_written(["nursing", "java"], "Nursing assistant", "nursing care; Java, SQL")
+    ['nursing', 'Java']
     """
     out = []
     for term in terms:
@@ -287,7 +291,13 @@ def as_written(terms: Sequence[str], *texts: str) -> list[str]:
         whole = re.compile(rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9+#])",
                            re.IGNORECASE)
         seen = Counter(m.group() for text in texts for m in whole.finditer(text or ""))
-        out.append(min(seen, key=lambda w: (-seen[w], w.islower(), w)) if seen else term)
+        special = [w for w in seen if w != w.lower() and w != w.capitalize()]
+        if special:
+            out.append(min(special, key=lambda w: (-seen[w], w)))
+        elif seen and term not in seen:
+            out.append(min(seen, key=lambda w: (-seen[w], w)))
+        else:
+            out.append(term)
     return out
 
 
