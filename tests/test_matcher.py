@@ -502,7 +502,9 @@ def test_neighbours_are_the_straightforward_matrix(zh_world):
 def test_code_priors_are_the_plain_shares_of_past_links(zh_world):
     """The prior features (share of the past links of needs with a code prefix that went to
     a program category) equal a plain count over the links, pair by pair: NaN for a need
-    prefix no linked need had, 0 for a category its links never reached."""
+    prefix no linked need had, 0 for a category its links never reached. A need without a
+    code has no kind: its links count in no prior, and the priors of a need asked without a
+    code are NaN (not the shares of the past needs without one)."""
     from iei_match.bundled import catalog_dir
     from iei_match.features import _prior, _side_arrays
     from iei_match.io import load_links, load_needs, load_programs
@@ -511,6 +513,8 @@ def test_code_priors_are_the_plain_shares_of_past_links(zh_world):
     matcher = zh_world["matcher"]
     d = catalog_dir("cn-vocational")
     needs, programs = load_needs(d / "needs.csv").iloc[:400], load_programs(d / "programs.csv")
+    ids = needs["need_id"].astype(str)
+    needs = needs.assign(code=np.where(np.arange(len(needs)) % 5 == 0, "", ids))
     links = load_links(d / "links.csv")
     links = links[links["need_id"].isin(set(needs["need_id"]))]
     build = functools.partial(Side.build, word=matcher.word_, char=matcher.char_)
@@ -537,6 +541,8 @@ def test_code_priors_are_the_plain_shares_of_past_links(zh_world):
             share: dict = {}
             total: dict = {}
             for i, j in zip(*np.nonzero(matrix), strict=True):
+                if past[i] == "":
+                    continue
                 share[past[i], cat[j]] = share.get((past[i], cat[j]), 0.0) + matrix[i, j]
                 total[past[i]] = total.get(past[i], 0.0) + matrix[i, j]
             want = [share.get((a, b), 0.0) / total[a] if a in total else np.nan for a, b in
@@ -544,6 +550,7 @@ def test_code_priors_are_the_plain_shares_of_past_links(zh_world):
             np.testing.assert_allclose(got[f"prior_n{ln}_p{lp}"], want, rtol=1e-6)
             values = got[f"prior_n{ln}_p{lp}"]
             assert np.isnan(values).any() and (values == 0).any() and (values > 0).sum() > 10
+            assert np.isnan(values[queries.code_prefixes(ln)[n_rows] == ""]).all()
 
 
 def test_collaborative_candidates_without_blocked_columns_as_scipy_leaves_them():

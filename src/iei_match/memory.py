@@ -105,15 +105,19 @@ class Memory:
             self.program_category[length] = idx.astype(np.int64)
         # The share of the links of past needs with a code prefix that went to each program
         # category: the need prefixes seen (prefix -> index) by length, and per pair of
-        # lengths a :class:`Prior`.
+        # lengths a :class:`Prior`. A need without a code has no kind: its links count in
+        # no prior, and the priors of such a need are unknown (NaN), not those of "needs
+        # without a code" (every need an enterprise writes in the service).
         self.seen_prefixes: dict[int, dict[str, int]] = {}
         self.priors: dict[tuple[int, int], Prior] = {}
         linked = self.links.tocoo()
         for ln in self.need_prefix_len:
             need_pre = self.needs.code_prefixes(ln)[linked.row]
+            coded = need_pre != ""
             for lp in self.program_prefix_len:
                 prog_pre = self.programs.code_prefixes(lp)[linked.col]
-                table = pd.DataFrame({"n": need_pre, "p": prog_pre, "g": linked.data})
+                table = pd.DataFrame({"n": need_pre[coded], "p": prog_pre[coded],
+                                      "g": linked.data[coded]})
                 counts = table.groupby(["n", "p"])["g"].sum()
                 totals = table.groupby("n")["g"].sum()
                 prob = (counts / totals.reindex(counts.index.get_level_values(0)).to_numpy())
