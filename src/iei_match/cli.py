@@ -15,7 +15,7 @@ from .bridge import bridge_text, language_note
 from .bundled import CATALOGS, catalog_dir
 from .cli_coordinator import add_commands
 from .errors import IeiMatchError, InputError, ModelCompatibilityError, ModelNotFoundError
-from .evaluate import ALLIANCE_SIZE, QUERIES, evaluate
+from .evaluate import ALLIANCE_SIZE, QUERIES, evaluate, evaluate_seeds, seed_summary
 from .explanations import as_written, describe_feature
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
@@ -126,6 +126,8 @@ def cmd_evaluate(args) -> int:
         load_links(args.links)
     check_links(links, needs, programs, args.links)
     peers = () if args.no_peers else None
+    if args.seeds is not None:
+        return _evaluate_seeds(args, needs, programs, links, peers)
     report = evaluate(needs, programs, links, test_size=args.test_size, random_state=args.seed,
                       k=args.top_k, peers=peers,
                       no_fit=not (args.no_peers or args.no_fit_test), queries=args.queries,
@@ -146,6 +148,36 @@ def cmd_evaluate(args) -> int:
     if args.output:
         write_table(report, args.output)
     return 0
+
+
+def _evaluate_seeds(args, needs, programs, links, peers) -> int:
+    """``evaluate --seeds``: one hold-out split per seed, each seed's table, then the spread
+    of NDCG@10 over the seeds and iei-match's gain over the best peer."""
+    if args.plot:
+        raise InputError("--plot draws one split's fit: give --seed, not --seeds")
+    report = evaluate_seeds(needs, programs, links, args.seeds, test_size=args.test_size,
+                            k=args.top_k, peers=peers, no_fit=False, queries=args.queries,
+                            matcher_for=lambda seed: Matcher(random_state=seed,
+                                                             dense=DENSE[args.dense]),
+                            progress=True)
+    with pd.option_context("display.width", 180, "display.max_columns", 20):
+        print(report.round(4).to_string(index=False))
+        print(f"\nNDCG@10 over seeds {', '.join(map(str, args.seeds))}:")
+        print(seed_summary(report).round(4).to_string(index=False))
+    if args.output:
+        write_table(report, args.output)
+    return 0
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds, e.g. 0,1,2; got {text!r}")
+    return seeds
 
 
 def _default_model(models_root: Path, catalog: str):
@@ -267,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--links", required=True)
     e.add_argument("--test-size", type=float, default=0.2)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seeds", type=_seeds, default=None,
+                   help="several hold-out splits, e.g. 0,1,2: each seed's table and the "
+                        "spread of NDCG@10 over them (no no-fit test)")
     e.add_argument("--top-k", type=_positive, default=100)
     e.add_argument("--no-peers", action="store_true")
     e.add_argument("--queries", choices=QUERIES, default="full",
