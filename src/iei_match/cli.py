@@ -223,7 +223,7 @@ def cmd_match(args) -> int:
         if programs.empty:
             raise InputError(f"no program of level {args.level!r} in the {catalog} catalog")
     ranking = matcher.rank(need, programs, k=args.top_k, as_frame=False)
-    info = programs.set_index("program_id")[["title", "level"]]
+    info = programs.set_index("program_id")[["title", "level", "text"]]
     print(f"Programs for: {text}  ({catalog}, model {Path(matcher.model_dir_).name})")
     lang = "zh" if catalog == "cn-vocational" else "en"
     for match in ranking:
@@ -232,8 +232,7 @@ def cmd_match(args) -> int:
         print(f"{match.rank:>3}. {match.program_id}  {title}{level}  fit {match.fit:.2f} "
               f"({match.fit_level})  score {match.score:.3f}")
         terms = as_written(match.matched_terms or [], text,
-                           programs.loc[programs["program_id"] == match.program_id,
-                                        "text"].iloc[0])
+                           info.loc[match.program_id, "text"])
         print(f"     matched: {', '.join(terms) or '-'}")
         why = "; ".join(f"{describe_feature(name, lang, value)} {value:+.2f}"
                         for name, value in match.contributions.items())

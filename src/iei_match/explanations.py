@@ -254,6 +254,7 @@ FILLER_WORDS = frozenset(
     "support assist".split())
 _DIGITS = re.compile(r"^[\d.]+$")
 _LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9+#]*")
+_CASED_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#]*")  # a Latin word as a text writes it
 
 
 def is_filler(term: str) -> bool:
@@ -283,14 +284,15 @@ def as_written(terms: Sequence[str], *texts: str) -> list[str]:
     >>> as_written(["nursing", "java"], "Nursing assistant", "nursing care; Java, SQL")
     ['nursing', 'Java']
     """
+    if not any(_LATIN_WORD.fullmatch(t) for t in terms):
+        return list(terms)
+    forms: dict[str, Counter] = {}  # each Latin word of the texts, lower-cased: its spellings
+    for text in texts:
+        for word in _CASED_WORD.findall(text or ""):
+            forms.setdefault(word.lower(), Counter())[word] += 1
     out = []
     for term in terms:
-        if not _LATIN_WORD.fullmatch(term):
-            out.append(term)
-            continue
-        whole = re.compile(rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9+#])",
-                           re.IGNORECASE)
-        seen = Counter(m.group() for text in texts for m in whole.finditer(text or ""))
+        seen = forms.get(term) or {}
         special = [w for w in seen if w != w.lower() and w != w.capitalize()]
         if special:
             out.append(min(special, key=lambda w: (-seen[w], w)))
