@@ -353,3 +353,46 @@ def test_a_requests_matrices_are_those_of_scipys_arithmetic(analyzer):
                 for part in ("indptr", "indices", "data"):
                     a, b = getattr(g, part), getattr(w, part)
                     assert a.dtype == b.dtype and np.array_equal(a, b), (rows, name, part)
+
+
+def _words(v: FieldVectorizer, m: FieldMatrices) -> list[list[str]]:
+    return [sorted(v.vocabulary_[j] for j in m.counts[i].indices) for i in range(m.counts.shape[0])]
+
+
+def test_unseen_chinese_words_of_a_bare_title_count_as_their_known_pieces():
+    """jieba keeps many market titles whole (化验员, 数据库管理员); a model that never saw
+    them counts the known words a bare title's are made of (a title whose body holds no
+    known word), in a request and in a batch alike. A body's words, and a title with a
+    body, are counted as they are."""
+    v = FieldVectorizer("word", max_df=1.0).fit(["化验", "数据库 管理员", "护理"],
+                                                ["化学 检验", "软件 开发", "临床"])
+    titles = ["化验员", "数据库管理员", "量子纠缠", "护理", "化验员", "化验员"]
+    texts = ["", "", "", "", "量子纠缠", "软件 数据库管理员"]
+    want = [["化验"], ["数据库", "管理员"], [], ["护理"], ["化验"], ["软件"]]
+    few = v.transform(titles, texts)
+    assert _words(v, few) == want
+    many = v.transform(titles * 10, texts * 10)  # not a request's few texts
+    assert not vectorize_module.small_texts(titles * 10, texts * 10)
+    assert _words(v, many) == want * 10
+    for name in ("title", "body", "full", "counts"):
+        assert (getattr(many, name)[:6] != getattr(few, name)).nnz == 0
+
+
+def test_the_corpus_is_counted_as_without_splitting():
+    """Every word of the corpus is in the vocabulary or a stop word, so splitting unseen
+    words never changes the training matrices; a stop word is not split into its pieces;
+    a model saved without its stop words splits nothing."""
+    titles = ["技术人员 化验", "技术人员 护理", "技术人员 会计", "技术 烹饪", "数控"]
+    texts = ["化学检验员", "", "", "", ""]
+    v = FieldVectorizer("word", max_df=0.5).fit(titles, texts)
+    assert "技术人员" in v.stop_words_ and "技术" in v.vocabulary_
+    state, idf = v.get_state()
+    state.pop("stop_words")
+    plain = FieldVectorizer.from_state(state, idf)  # as a model saved before
+    a, b = v.transform(titles, texts), plain.transform(titles, texts)
+    for name in ("title", "body", "full", "counts"):
+        assert (getattr(a, name) != getattr(b, name)).nnz == 0
+    assert _words(v, v.transform(["技术人员"], [""])) == [[]]
+    assert _words(v, v.transform(["化验员"], [""])) == [["化验"]]
+    assert _words(plain, plain.transform(["化验员"], [""])) == [[]]
+    assert FieldVectorizer.from_state(*v.get_state()).stop_words_ == v.stop_words_

@@ -23,6 +23,7 @@ __all__ = ["normalize", "normalize_many", "tokenize", "char_ngrams", "has_cjk"]
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _RUN = re.compile(rf"[{_CJK}]+|[a-z0-9][a-z0-9+#]*")
 _HAS_CJK = re.compile(rf"[{_CJK}]")
+_CJK_RUN = re.compile(rf"[{_CJK}]+")
 _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\ufeff]")
 
@@ -108,6 +109,11 @@ def normalize(text: object) -> str:
 def _clean(s: str) -> str:
     """Control characters and runs of spaces as one space, stripped, lower-cased."""
     return " ".join(_CONTROL.sub(" ", s).split()).lower()  # split(): the whitespace \s matches
+
+
+def all_cjk(word: str) -> bool:
+    """Whether ``word`` is made of Chinese characters only (and is not empty)."""
+    return _CJK_RUN.fullmatch(word) is not None
 
 
 def has_cjk(text: str) -> bool:

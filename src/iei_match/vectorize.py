@@ -22,7 +22,7 @@ from .csr import csr_of
 from .errors import InputError, NotFittedError
 from .ngram_counts import NgramKeys, char_ngram_counts
 from .runs import RunTable, normalized_run_table, run_table
-from .text import char_ngrams, normalize_many, tokenize
+from .text import all_cjk, char_ngrams, normalize_many, tokenize
 
 __all__ = ["FieldVectorizer", "FieldMatrices", "bm25_weights", "take_rows", "small_texts"]
 
@@ -86,6 +86,9 @@ def _gather_rows(ptr, ind, val, rows, out_ptr, out_ind, out_val):
             out_ind[o + x] = ind[a + x]
             out_val[o + x] = val[a + x]
 
+
+_MAX_PIECE = 8  # characters: the longest vocabulary word sought in an unseen word
+_MAX_SPLITS = 65_536  # unseen words whose pieces are kept
 
 SMALL_TEXTS = 4096  # characters: below this, texts are counted one by one (small_texts)
 
@@ -158,6 +161,20 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         The kept terms; column ``j`` of every matrix is ``vocabulary_[j]``.
     idf_ : ndarray of shape (n_terms,)
         Smoothed inverse document frequency, as in scikit-learn.
+    stop_words_ : list of str
+        The terms of the corpus that ``min_df`` / ``max_df`` dropped, as in scikit-learn.
+
+    Notes
+    -----
+    A bare title (a document whose body holds no known word) is all there is to match by
+    words, and jieba keeps many market titles whole ("化验员", "数据库管理员"). So a
+    Chinese word of a bare title that the corpus never held is counted, when a text is
+    transformed, as the known words it is made of (化验; 数据库 and 管理员): the longest
+    cover of its characters by vocabulary words of two characters or more
+    (:meth:`pieces`). Where there is a body, its words say more than the pieces of unseen
+    ones (split there too, they lowered the held-out full texts). Every word of the corpus
+    is either in the vocabulary or a stop word, so this never changes how the corpus itself
+    is counted.
 
     Examples
     --------
@@ -173,13 +190,78 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         self.min_df = min_df
         self.max_df = max_df
 
-    def _analyze(self, texts: Sequence[str], normalized: bool = False) -> list[list[str]]:
+    def _analyze(self, texts: Sequence[str], normalized: bool = False,
+                 split: bool = False) -> list[list[str]]:
+        """Each text's terms; ``split``: unseen Chinese words as their known pieces."""
         if self.analyzer not in ANALYZERS:
             raise InputError(f"analyzer must be one of {sorted(ANALYZERS)}, got {self.analyzer!r}")
         fn = ANALYZERS[self.analyzer]
-        if normalized:
-            return [fn(t, normalized=True) for t in texts]
-        return [fn(t) for t in texts]
+        docs = ([fn(t, normalized=True) for t in texts] if normalized
+                else [fn(t) for t in texts])
+        if split and self._splits_words():
+            docs = [self._known_pieces(doc) for doc in docs]
+        return docs
+
+    def _splits_words(self) -> bool:
+        """Whether unseen words of bare titles are split (a word vectorizer that knows its
+        stop words: one saved before they were kept splits nothing)."""
+        return self.analyzer == "word" and self.__dict__.get("_stop") is not None
+
+    def _known_pieces(self, tokens: list[str]) -> list[str]:
+        index, splits = self._index, self._splits
+        out: list[str] = []
+        for t in tokens:
+            if t in index:
+                out.append(t)
+                continue
+            pieces = splits.get(t)
+            if pieces is None:
+                if len(splits) >= _MAX_SPLITS:  # a long-running service meets many words
+                    splits.clear()
+                pieces = splits[t] = self.pieces(t)
+            out += pieces
+        return out
+
+    def pieces(self, word: str) -> tuple[str, ...]:
+        """The vocabulary words an unseen Chinese word is made of.
+
+        The cover of the most characters by vocabulary words of two characters or more
+        (then the fewest words; then the leftmost), in order; ``(word,)`` itself when the
+        word is known, is a stop word, is not Chinese, or no piece is known.
+
+        Examples
+        --------
+        >>> v = FieldVectorizer(max_df=1.0).fit(["化验", "数据库 管理员"], ["", ""])
+        >>> v.pieces("化验员"), v.pieces("数据库管理员"), v.pieces("化验")
+        (('化验',), ('数据库', '管理员'), ('化验',))
+        """
+        self._check_fitted()
+        n = len(word)
+        if (word in self._index or n < 3 or word in (self._stop or ())
+                or not all_cjk(word)):
+            return (word,)
+        # best[i]: (characters covered, -pieces) of the best cover of word[:i], and its
+        # last piece's start (or -1: character i-1 left out).
+        best: list[tuple[tuple[int, int], int]] = [((0, 0), -1)] * (n + 1)
+        for i in range(1, n + 1):
+            cand = (best[i - 1][0], -1)
+            for j in range(max(0, i - _MAX_PIECE), i - 1):
+                if word[j:i] in self._index:
+                    covered, neg = best[j][0]
+                    score = (covered + i - j, neg - 1)
+                    if score > cand[0]:
+                        cand = (score, j)
+            best[i] = cand
+        out: list[str] = []
+        i = n
+        while i > 0:
+            j = best[i][1]
+            if j < 0:
+                i -= 1
+            else:
+                out.append(word[j:i])
+                i = j
+        return tuple(reversed(out)) or (word,)
 
     def fit(self, titles: Sequence[str], texts: Sequence[str]) -> FieldVectorizer:
         """Learn the vocabulary and idf from a corpus of (title, body) documents."""
@@ -190,6 +272,7 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         n = len(docs)
         limit = self.max_df * n if isinstance(self.max_df, float) else self.max_df
         vocab = sorted(t for t, c in df.items() if self.min_df <= c <= limit)
+        self.stop_words_ = sorted(t for t, c in df.items() if not self.min_df <= c <= limit)
         if not vocab:
             raise InputError("no term is left after min_df / max_df: the corpus is too small")
         self.vocabulary_ = vocab
@@ -197,6 +280,7 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         self.idf_ = (np.log((1.0 + n) / (1.0 + counts)) + 1.0).astype(np.float32)
         self.n_docs_ = n
         self._index = {t: j for j, t in enumerate(vocab)}
+        self._stop, self._splits = frozenset(self.stop_words_), {}
         self.__dict__.pop("_keys", None)  # the n-gram keys of an earlier fit
         return self
 
@@ -205,6 +289,9 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
             raise NotFittedError("this FieldVectorizer is not fitted yet: call fit first")
         if not hasattr(self, "_index"):
             self._index = {t: j for j, t in enumerate(self.vocabulary_)}
+        if not hasattr(self, "_splits"):
+            stop = getattr(self, "stop_words_", None)  # None: a model saved without them
+            self._stop, self._splits = (None if stop is None else frozenset(stop)), {}
 
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         if counts.shape[0] == 0:
@@ -216,9 +303,10 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         return self._raw_tfidf(m.data, m.indices, m.indptr, m.shape)
 
     def _counts(self, texts: Sequence[str], normalized: bool,
-                runs: RunTable | None = None) -> sp.csr_matrix:
+                runs: RunTable | None = None, split: bool = False) -> sp.csr_matrix:
         """Term counts of each text in the learned vocabulary (``runs``: the
-        :func:`~iei_match.runs.run_table` of ``texts``, made here when not given)."""
+        :func:`~iei_match.runs.run_table` of ``texts``, made here when not given;
+        ``split``: unseen Chinese words counted as their known pieces)."""
         if runs is None:
             texts, runs = (normalized_run_table(texts) if not normalized
                            else (texts, run_table(texts)))
@@ -232,7 +320,7 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         # Words (or n-grams the keys cannot hold): the distinct runs of the distinct pieces
         # analysed once each (jieba costs more per character than cutting them).
         return runs.term_counts(lambda pieces: run_table(pieces, by="runs").term_counts(
-            lambda r: _count_matrix(self._analyze(r, True), self._index), n), n)
+            lambda r: _count_matrix(self._analyze(r, True, split), self._index), n), n)
 
     def transform(self, titles: Sequence[str], texts: Sequence[str], *,
                   normalized: bool = False,
@@ -256,6 +344,13 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
             return self._few(titles, texts)
         t_counts = self._counts(titles, normalized, runs[0] if normalized else None)
         b_counts = self._counts(texts, normalized, runs[1] if normalized else None)
+        if self._splits_words():
+            bare = np.flatnonzero(np.diff(b_counts.indptr) == 0)
+            if len(bare):  # bare titles counted again, their unseen words split
+                split = self._counts([titles[i] for i in bare], normalized, split=True)
+                order = np.arange(len(titles))
+                order[bare] = len(titles) + np.arange(len(bare))
+                t_counts = sp.vstack([t_counts, split], format="csr")[order]
         counts = (t_counts + b_counts).tocsr()
         full = self._tfidf((self.title_weight * t_counts + b_counts).tocsr())
         return FieldMatrices(self._tfidf(t_counts), self._tfidf(b_counts), full, counts)
@@ -266,7 +361,12 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         in the vocabulary once, in C (``map``), and the counts are made by numpy: a
         character n-gram body has a few hundred tokens."""
         n = len(titles)
-        tokens = self._analyze([*titles, *texts], True)
+        heads, bodies = self._analyze(titles, True), self._analyze(texts, True)
+        if self._splits_words():
+            index = self._index
+            heads = [h if any(map(index.__contains__, b)) else self._known_pieces(h)
+                     for h, b in zip(heads, bodies, strict=True)]
+        tokens = heads + bodies
         sizes = np.fromiter(map(len, tokens), dtype=np.int64, count=2 * n)
         ids = np.fromiter(map(self._index.get, chain.from_iterable(tokens), repeat(-1)),
                           dtype=np.int64, count=int(sizes.sum()))
@@ -305,8 +405,11 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
     def get_state(self) -> tuple[dict, np.ndarray]:
         """Parameters and vocabulary as JSON-able data, and the idf array."""
         self._check_fitted()
-        return {"params": self.get_params(), "vocabulary": self.vocabulary_,
-                "n_docs": self.n_docs_}, self.idf_
+        state = {"params": self.get_params(), "vocabulary": self.vocabulary_,
+                 "n_docs": self.n_docs_}
+        if getattr(self, "stop_words_", None) is not None:
+            state["stop_words"] = self.stop_words_
+        return state, self.idf_
 
     @classmethod
     def from_state(cls, state: dict, idf: np.ndarray) -> FieldVectorizer:
@@ -315,6 +418,8 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         v.vocabulary_ = list(state["vocabulary"])
         v.n_docs_ = int(state["n_docs"])
         v.idf_ = np.asarray(idf, dtype=np.float32)
+        if "stop_words" in state:  # models saved before they were kept split nothing
+            v.stop_words_ = list(state["stop_words"])
         if len(v.idf_) != len(v.vocabulary_):
             raise InputError("vocabulary and idf have different lengths")
         v._check_fitted()
