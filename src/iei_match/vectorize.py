@@ -226,7 +226,7 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         """The vocabulary words an unseen Chinese word is made of.
 
         The cover of the most characters by vocabulary words of two characters or more
-        (then the fewest words; then the leftmost), in order; ``(word,)`` itself when the
+        (of the fewest words among such covers), in order; ``(word,)`` itself when the
         word is known, is a stop word, is not Chinese, or no piece is known.
 
         Examples
