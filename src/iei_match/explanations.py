@@ -292,7 +292,7 @@ def as_written(terms: Sequence[str], *texts: str) -> list[str]:
             forms.setdefault(word.lower(), Counter())[word] += 1
     out = []
     for term in terms:
-        seen = forms.get(term) or {}
+        seen: Counter[str] = forms.get(term) or Counter()
         special = [w for w in seen if w != w.lower() and w != w.capitalize()]
         if special:
             out.append(min(special, key=lambda w: (-seen[w], w)))

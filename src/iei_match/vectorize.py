@@ -280,7 +280,8 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         self.idf_ = (np.log((1.0 + n) / (1.0 + counts)) + 1.0).astype(np.float32)
         self.n_docs_ = n
         self._index = {t: j for j, t in enumerate(vocab)}
-        self._stop, self._splits = frozenset(self.stop_words_), {}
+        self._stop: frozenset[str] | None = frozenset(self.stop_words_)
+        self._splits: dict[str, tuple[str, ...]] = {}
         self.__dict__.pop("_keys", None)  # the n-gram keys of an earlier fit
         return self
 
@@ -347,7 +348,7 @@ class FieldVectorizer(TransformerMixin, BaseEstimator,
         if self._splits_words():
             bare = np.flatnonzero(np.diff(b_counts.indptr) == 0)
             if len(bare):  # bare titles counted again, their unseen words split
-                split = self._counts([titles[i] for i in bare], normalized, split=True)
+                split = self._counts([titles[i] for i in bare.tolist()], normalized, split=True)
                 order = np.arange(len(titles))
                 order[bare] = len(titles) + np.arange(len(bare))
                 t_counts = sp.vstack([t_counts, split], format="csr")[order]
