@@ -27,6 +27,7 @@ from iei_match.explanations import (
 from iei_match.kernels import topk_pair_products
 from iei_match.matcher import Matcher
 from iei_match.spellings import spell_pairs
+from iei_match.text import tokenize
 from test_matcher import PARAMS, build_world
 
 NEEDS = pd.DataFrame({
@@ -233,3 +234,35 @@ def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
     factors = explain(lacking, "need")
     assert all(names[j] not in factors[i] for i in rows)
     assert all(len(f) == 3 for f in factors)  # the next shown features take its place
+
+
+@pytest.mark.parametrize(("title", "text", "bridge", "want"), [
+    ("叉车司机", "", False, {"驾驶员": "司机"}),
+    ("空乘", "", False, {"空中": "空乘", "乘务": "空乘"}),
+    ("叉车司机，持驾驶员证", "", False, {}),  # it writes 驾驶员 itself
+    ("汽车维修工", "负责汽车保养", True, {}),  # nothing read into it
+    ("CNC machinist", "", True, {"数控": "CNC", "机械加工": "machinist", "车工": "machinist"}),
+    ("Welder", "", False, {}),  # a model of English texts bridges nothing
+])
+def test_read_from_gives_what_the_need_wrote_for_each_word_read_into_it(
+        title, text, bridge, want):
+    got = explanations.read_from(title, text, bridge=bridge)
+    assert {w: got[w] for w in want if w in got} == want
+    written = set(tokenize(title)) | set(tokenize(text))
+    assert not set(got) & written  # never a word the need writes
+    if not want:
+        assert got == {}
+    assert "机械加工" not in explanations.read_from("CNC machinist")  # not bridged
+
+
+def test_read_from_names_the_words_the_engine_adds_to_a_need():
+    """Every word that :func:`read_from` names is a word of the title the engine ranks
+    (expanded, and bridged for a Chinese model), and every added word is named."""
+    from iei_match.bridge import bridge_text
+    from iei_match.skills import expand_title
+
+    for title in ("叉车司机", "幼师", "汽修工", "CNC machinist", "registered nurse", "数控车工"):
+        got = explanations.read_from(title, bridge=True)
+        engine = expand_title(bridge_text(title).text if title.isascii() else title)
+        added = set(tokenize(engine)) - set(tokenize(title))
+        assert set(got) == added, title

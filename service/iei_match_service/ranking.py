@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence, Set
 import numpy as np
 
 from iei_match.catalog import Queries
-from iei_match.explanations import as_written, describe_feature, is_shown
+from iei_match.explanations import as_written, describe_feature, is_shown, read_from
 from iei_match.matcher import Matcher
 from iei_match.results import Ranking
 from iei_match.skills import canonical, merge_counts, missing_skills
@@ -27,12 +27,17 @@ from .frames import need_key, need_record, program_record
 
 
 def _explanation(match, skills: Sequence[str], text: str, haystack: str,
-                 words: Callable[[], Set[str]], written: Sequence[str]) -> dict:
+                 words: Callable[[], Set[str]], written: Sequence[str],
+                 via: dict[str, str]) -> dict:
     """``match``'s reasons: its matched terms in the letter case of ``written`` (the two
-    sides' texts as their owners typed them: "GMP", not the engine's "gmp"), the skills
-    asked that ``text`` lacks, and its shown factors."""
+    sides' texts as their owners typed them: "GMP", not the engine's "gmp"), and those the
+    need does not write with what it wrote (``via``: :func:`read_from` of the need), the
+    skills asked that ``text`` lacks, and its shown factors."""
+    terms = match.matched_terms or []
+    shown = as_written(terms, *written)
     return {
-        "matched_terms": as_written(match.matched_terms or [], *written),
+        "matched_terms": shown,
+        "matched_via": {s: via[t] for s, t in zip(shown, terms, strict=True) if t in via},
         "missing_skills": missing_skills(skills, text, haystack=haystack, words=words),
         "factors": [{"feature": name, "label": describe_feature(name, "en", v),
                      "label_zh": describe_feature(name, "zh", v), "contribution": round(v, 4)}
@@ -70,9 +75,10 @@ def rank_programs(matcher: Matcher, need, programs: Prepared, allowed: np.ndarra
                           min_fit=low_fit_below(matcher, include_low), as_frame=False)
     skills = need.skills or []
     written = (need.title or "", need.description or "", " ".join(skills))
+    via = read_from(need.title or "", need.description or "", bridge=matcher.language_ == "zh")
     return _hits(matcher, ranked, programs, "program_id", lambda i: (
         skills, programs.rows[i].text, programs.haystack[i], lambda: programs.words(i),
-        (*written, programs.rows[i].text)))
+        (*written, programs.rows[i].text), via))
 
 
 def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
@@ -86,9 +92,11 @@ def rank_needs(matcher: Matcher, program, needs: Prepared, allowed: np.ndarray,
     text = " ".join([program.title, program.description or "",
                      " ".join(program.certificates or [])])
     haystack, words = normalize(text), functools.cache(lambda: set(tokenize(text)))
+    bridge = matcher.language_ == "zh"
     return _hits(matcher, ranked, needs, "need_id", lambda i: (
         needs.rows[i].skills, text, haystack, words,
-        (text, needs.rows[i].text, " ".join(needs.rows[i].skills))))
+        (text, needs.rows[i].text, " ".join(needs.rows[i].skills)),
+        read_from(needs.rows[i].out.title, needs.rows[i].out.description or "", bridge)))
 
 
 def _hits(matcher: Matcher, ranked: Ranking, prepared: Prepared, id_col: str,

@@ -265,6 +265,10 @@ class Factor(BaseModel):
 
 class Explanation(BaseModel):
     matched_terms: list[str]
+    matched_via: dict[str, str] = Field(
+        {}, description="matched terms the need does not write, each with what it wrote: "
+        "the catalog's form of a short form in its title (驾驶员 for 司机) or the Chinese "
+        "term of an English need's trade (数控 for CNC)")
     missing_skills: list[str]
     factors: list[Factor]
 

@@ -16,7 +16,7 @@ from .bundled import CATALOGS, catalog_dir
 from .cli_coordinator import add_commands
 from .errors import IeiMatchError, InputError, ModelCompatibilityError, ModelNotFoundError
 from .evaluate import ALLIANCE_SIZE, QUERIES, evaluate, evaluate_seeds, seed_summary
-from .explanations import as_written, describe_feature
+from .explanations import as_written, describe_feature, read_from
 from .io import check_links, load_links, load_needs, load_programs, write_table
 from .matcher import Matcher
 from .training import train_model
@@ -223,6 +223,7 @@ def cmd_match(args) -> int:
         if programs.empty:
             raise InputError(f"no program of level {args.level!r} in the {catalog} catalog")
     ranking = matcher.rank(need, programs, k=args.top_k, as_frame=False)
+    via = read_from(title, text, bridge=matcher.language_ == "zh")
     info = programs.set_index("program_id")[["title", "level", "text"]]
     print(f"Programs for: {text}  ({catalog}, model {Path(matcher.model_dir_).name})")
     lang = "zh" if catalog == "cn-vocational" else "en"
@@ -233,6 +234,7 @@ def cmd_match(args) -> int:
               f"({match.fit_level})  score {match.score:.3f}")
         terms = as_written(match.matched_terms or [], text,
                            info.loc[match.program_id, "text"])
+        terms = [f"{t} (← {via[t]})" if t in via else t for t in terms]
         print(f"     matched: {', '.join(terms) or '-'}")
         why = "; ".join(f"{describe_feature(name, lang, value)} {value:+.2f}"
                         for name, value in match.contributions.items())

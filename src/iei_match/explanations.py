@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from .text import _stem, has_cjk
 
 __all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES", "as_written",
-           "describe_feature", "is_filler", "is_shown", "spelled_terms", "surface_forms",
-           "surface_terms"]
+           "describe_feature", "is_filler", "is_shown", "read_from", "spelled_terms",
+           "surface_forms", "surface_terms"]
 
 # Per feature: (when it counts for the pair, when it counts against), each (English, Chinese).
 _Label = tuple[tuple[str, str], tuple[str, str]]
@@ -268,6 +268,42 @@ def is_filler(term: str) -> bool:
     """
     return term in FILLER_WORDS or (len(term) == 1 and has_cjk(term)) or bool(
         _DIGITS.match(term))
+
+
+def read_from(title: str, text: str = "", bridge: bool = False) -> dict[str, str]:
+    """The words the engine reads into a need that the need does not write, each with what
+    the need wrote instead: the catalog's longer forms of the market's short forms in its
+    title (驾驶员 for 司机; 空中 and 乘务 for 空乘) and, with ``bridge`` (a Chinese model),
+    the Chinese terms of an English need's trades (数控 for "CNC machinist"). A matched term
+    found here is shown with its source, so that a reason reads as the need was written.
+
+    Examples
+    --------
+    >>> read_from("叉车司机")
+    {'驾驶员': '司机'}
+    >>> read_from("CNC machinist", bridge=True)["数控"]
+    'CNC'
+    """
+    from .bridge import bridge_text, detect_language
+    from .skills import title_expansions
+    from .text import tokenize
+
+    out: dict[str, str] = {}
+    if bridge and detect_language(f"{title} {text}") == "en":
+        bridged = bridge_text(title)
+        for phrase, terms in (*bridged.terms, *bridge_text(text).terms):
+            # the phrase as the need writes it ("CNC"), where it does word for word
+            found = re.search(rf"(?<![a-z0-9]){re.escape(phrase)}(?:e?s)?(?![a-z0-9])",
+                              f"{title}\n{text}", re.IGNORECASE)
+            for word in tokenize(terms):
+                out.setdefault(word, found.group(0) if found else phrase)
+        title = bridged.text
+    written = set(tokenize(title)) | set(tokenize(text))
+    for form, term in title_expansions(title).items():
+        for word in tokenize(form):
+            if word not in written:
+                out.setdefault(word, out.get(term, term))
+    return out
 
 
 def as_written(terms: Sequence[str], *texts: str) -> list[str]:

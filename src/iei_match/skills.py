@@ -26,7 +26,7 @@ import rjieba
 from .text import has_cjk, normalize, tokenize
 
 __all__ = ["SHORT_FORMS", "SYNONYMS", "canonical", "covers", "expand_title", "merge_counts",
-           "missing_skills", "title_terms", "variants"]
+           "missing_skills", "title_expansions", "title_terms", "variants"]
 
 #: Groups of terms with the same meaning; the first term names the group (see
 #: :func:`canonical`). Add a group rather than a term to an unrelated one, and keep an
@@ -374,9 +374,23 @@ def expand_title(title: str) -> str:
     >>> expand_title("道路养护工"), expand_title("汽车维修工")
     ('道路养护工', '汽车维修工')
     """
-    text = normalize(title)
-    extra: list[str] = []
-    for term in _title_terms(text):
-        extra += [t for t in _GROUP[term] if has_cjk(t) and len(t) > len(term)
-                  and t not in text and t not in extra]
+    extra = list(title_expansions(title))
     return " ".join([title, *extra]) if extra else title
+
+
+def title_expansions(title: str) -> dict[str, str]:
+    """The longer forms :func:`expand_title` adds to ``title``, in its order, each with the
+    term of the title it stands for.
+
+    Examples
+    --------
+    >>> title_expansions("叉车司机"), title_expansions("汽车维修工")
+    ({'驾驶员': '司机'}, {})
+    """
+    text = normalize(title)
+    out: dict[str, str] = {}
+    for term in _title_terms(text):
+        for t in _GROUP[term]:
+            if has_cjk(t) and len(t) > len(term) and t not in text and t not in out:
+                out[t] = term
+    return out

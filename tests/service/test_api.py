@@ -104,6 +104,15 @@ def test_an_english_need_in_a_chinese_alliance_is_bridged_or_warned_about(shared
     assert en["language"] == "en" and en["warnings"] == []
     assert "510203" in [i["program"]["code"] for i in en["items"]]  # 软件技术
     assert any(not t.isascii() for i in en["items"] for t in i["explanation"]["matched_terms"])
+    # each Chinese term matched for it says which of its words it was read from
+    for item in en["items"]:
+        exp = item["explanation"]
+        assert set(exp["matched_via"]) <= set(exp["matched_terms"])
+        for term in exp["matched_terms"]:
+            if not term.isascii():
+                assert exp["matched_via"][term].lower() in "java developer", term
+    assert any(i["explanation"]["matched_via"] for i in en["items"])
+    assert all(not i["explanation"]["matched_via"] for i in zh["items"])
     assert unknown["language"] == "en"
     assert len(unknown["warnings"]) == 1 and "English" in unknown["warnings"][0]
     assert zh["language"] == "zh" and zh["warnings"] == []
@@ -119,6 +128,21 @@ def test_college_sees_partner_needs_of_its_alliance_only(shared_world):
     assert {i["need"]["title"] for i in items} == {"中药配方颗粒生产技术员", "中药饮片质量检验员"}
     assert {i["enterprise"]["id"] for i in items} == {shared_world.orgs["herbal"]}
     assert items[0]["explanation"]["matched_terms"]
+
+
+def test_a_partner_lists_terms_read_from_a_needs_short_forms(world):
+    """A need that writes the market's short form (质检) is matched by the catalog's words
+    (质量检验); the college's partner list says what the need wrote."""
+    with world.client("herbal") as c:
+        need = c.post("/api/v1/needs", json={"title": "中药质检员", "headcount": 2}).json()
+    with world.client("fsvc") as c:
+        programs = c.get("/api/v1/programs").json()["items"]
+        tcm = next(p for p in programs if p["code"] == "520415")
+        items = c.get(f"/api/v1/programs/{tcm['id']}/partners",
+                      params={"k": 20, "include_low": True}).json()["items"]
+    exp = next(i["explanation"] for i in items if i["need"]["id"] == need["id"])
+    assert exp["matched_via"].get("质量检验") == "质检", exp
+    assert set(exp["matched_via"]) <= set(exp["matched_terms"])
 
 
 def test_outcomes_build_a_graded_partnership(world):

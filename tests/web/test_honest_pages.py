@@ -2,8 +2,8 @@
 plain "nothing in the alliance fits" message with the national majors to look for, low fits
 only on request, and a batch job whose gap heatmap shows the shortages.
 
-Screenshots: ``honest-enterprise-fits``, ``honest-enterprise-nofit``, ``honest-college`` and
-``honest-coordinator-gap``.
+Screenshots: ``honest-enterprise-fits``, ``honest-enterprise-nofit``, ``honest-college``,
+``honest-coordinator-gap``, ``honest-english-need-bridged`` and ``honest-english-need``.
 """
 
 from __future__ import annotations
@@ -151,6 +151,12 @@ def test_an_english_need_says_how_it_was_matched(tab, world, pilot):
     sign_in(tab, world.url, keys["firm"], "enterprise")
     page.goto(f"{world.url}/#need/{bridged}")
     expect(page.locator("#recs-status")).to_have_text("需求为英文：已对照中文职业用语匹配。")
+    # a Chinese term matched for it shows the English words it was read from
+    via = page.locator(".chip.hit .via").first
+    expect(via).to_have_text(re.compile(r"^ ← (CNC|machinist|lathes|milling|machines?)$"))
+    assert re.fullmatch(r"需求中写的是「.+」，目录的说法是「.+」",
+                        via.locator("..").get_attribute("title") or "")
+    tab.shot("honest-english-need-bridged")
     page.goto(f"{world.url}/#need/{unknown}")
     expect(page.locator("#recs-status")).to_contain_text("需求为英文，未能识别其中的职业用语")
     tab.shot("honest-english-need")

@@ -93,6 +93,21 @@
     return box;
   }
 
+  /** Matched terms; one the need does not write shows what it wrote ("驾驶员 ← 司机"). */
+  function matchedChips(terms, via) {
+    const box = el("span", { class: "chips" });
+    for (const term of terms) {
+      const from = Object.prototype.hasOwnProperty.call(via, term) ? via[term] : null;
+      const chip = el("span", { class: "chip hit" }, term);
+      if (from !== null) {
+        chip.append(el("span", { class: "via" }, t("rec.via", { x: from })));
+        chip.title = t("rec.via.title", { x: from, term: term });
+      }
+      box.append(chip);
+    }
+    return box;
+  }
+
   /* ---------- the API ---------- */
 
   class ApiError extends Error {
@@ -348,7 +363,7 @@
     box.append(el("h4", {}, t("rec.why")));
     const terms = exp.matched_terms || [];
     box.append(el("div", { class: "line" }, el("span", { class: "k" }, t("rec.matched")),
-      terms.length ? chips(terms, "hit") : el("span", { class: "muted" }, t("none"))));
+      terms.length ? matchedChips(terms, exp.matched_via || {}) : el("span", { class: "muted" }, t("none"))));
     const missing = exp.missing_skills || [];
     box.append(el("div", { class: "line missing" }, el("span", { class: "k" }, missingLabel),
       missing.length ? chips(missing, "miss") : el("span", { class: "muted" }, t("rec.missing.none"))));
