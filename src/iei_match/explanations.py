@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from .text import _stem, has_cjk
 
@@ -284,6 +285,11 @@ def read_from(title: str, text: str = "", bridge: bool = False) -> dict[str, str
     >>> read_from("CNC machinist", bridge=True)["数控"]
     'CNC'
     """
+    return dict(_read_from(title or "", text or "", bool(bridge)))
+
+
+@lru_cache(maxsize=1024)  # a college's partner lists show the same needs again and again
+def _read_from(title: str, text: str, bridge: bool) -> tuple[tuple[str, str], ...]:
     from .bridge import bridge_text, detect_language
     from .skills import title_expansions
     from .text import tokenize
@@ -298,12 +304,14 @@ def read_from(title: str, text: str = "", bridge: bool = False) -> dict[str, str
             for word in tokenize(terms):
                 out.setdefault(word, found.group(0) if found else phrase)
         title = bridged.text
-    written = set(tokenize(title)) | set(tokenize(text))
-    for form, term in title_expansions(title).items():
-        for word in tokenize(form):
-            if word not in written:
-                out.setdefault(word, out.get(term, term))
-    return out
+    expansions = title_expansions(title)
+    if expansions:
+        written = set(tokenize(title)) | set(tokenize(text))
+        for form, term in expansions.items():
+            for word in tokenize(form):
+                if word not in written:
+                    out.setdefault(word, out.get(term, term))
+    return tuple(out.items())
 
 
 def as_written(terms: Sequence[str], *texts: str) -> list[str]:
