@@ -236,6 +236,39 @@ def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
     assert all(len(f) == 3 for f in factors)  # the next shown features take its place
 
 
+def test_nothing_in_common_is_no_reason_to_match(monkeypatch):
+    """A feature whose wording says the sides have something in common ("the program
+    profile covers the job's key words") is not shown where its value is 0 and it raised
+    the score: a bare title's BM25 at 0 pushed some scores up, and the card claimed words
+    that were not there."""
+    world = build_world("zh")
+    matcher = world["matcher"]
+    seen = {}
+    explain = matcher._top_factors
+
+    def spy(x, direction, *args):
+        seen["x"] = x.copy()
+        return explain(x, direction, *args)
+
+    monkeypatch.setattr(matcher, "_top_factors", spy)
+    matcher.rank(world["new"], world["programs"], k=5, explain=5, as_frame=False)
+    names = matcher.feature_names_
+    shown = [i for i, n in enumerate(names) if is_shown(n)]
+    for j in (j for j in shown if explanations.says_in_common(names[j])):
+        nothing = seen["x"].copy()
+        nothing[:, j] = 0.0
+        contrib = matcher.contributions(nothing, "need")
+        third = np.sort(np.abs(contrib[:, shown]), axis=1)[:, -3]
+        rows = np.flatnonzero((contrib[:, j] > 0) & (contrib[:, j] >= third))
+        if len(rows):
+            break
+    else:
+        pytest.fail("no feature at 0 raises a score enough to test this")
+    factors = explain(nothing, "need")
+    assert all(names[j] not in factors[i] for i in rows)
+    assert all(len(f) == 3 for f in factors)  # the next shown features take its place
+
+
 @pytest.mark.parametrize(("title", "text", "bridge", "want"), [
     ("叉车司机", "", False, {"驾驶员": "司机"}),
     ("空乘", "", False, {"空中": "空乘", "乘务": "空乘"}),

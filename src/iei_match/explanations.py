@@ -20,8 +20,8 @@ from functools import lru_cache
 from .text import _stem, has_cjk
 
 __all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES", "as_written",
-           "describe_feature", "is_filler", "is_shown", "read_from", "spelled_terms",
-           "surface_forms", "surface_terms"]
+           "describe_feature", "is_filler", "is_shown", "read_from", "says_in_common",
+           "spelled_terms", "surface_forms", "surface_terms"]
 
 # Per feature: (when it counts for the pair, when it counts against), each (English, Chinese).
 _Label = tuple[tuple[str, str], tuple[str, str]]
@@ -211,6 +211,38 @@ def is_shown(name: str) -> bool:
     (True, False, False)
     """
     return not name.endswith(("_rel", "_rank")) and name not in HIDDEN_FEATURES
+
+
+# Features that say how much the two sides have in common (and their shares of the best,
+# in the list or in the catalog): their wording for a positive contribution claims that
+# something is shared, which is false where the value is 0.
+_IN_COMMON = frozenset({
+    "word_full", "char_full", "word_title", "char_title", "need_title_prog_body",
+    "need_body_prog_title", "word_body", "bm25_need_query", "bm25_prog_query",
+    "need_title_coverage", "prog_title_coverage", "need_title_in_prog_text",
+    "prog_title_in_need_text", "need_title_words_in_program",
+    "need_title_words_in_program_title"})
+_SHARES = ("_rel", "_vs_need_best", "_vs_program_best")
+
+
+def says_in_common(name: str) -> bool:
+    """Whether a feature's wording for a positive contribution says the two sides have
+    something in common (``word_full``: "matches what the program trains for";
+    ``char_full_vs_need_best``: "among the closest the job has"): such a reason is false
+    for a pair whose value is 0, whatever the contribution.
+
+    Examples
+    --------
+    >>> says_in_common("bm25_need_query"), says_in_common("word_full_vs_need_best")
+    (True, True)
+    >>> says_in_common("knn_sum"), says_in_common("word_full_rank")
+    (False, False)
+    """
+    for end in _SHARES:
+        if name.endswith(end):
+            name = name[: -len(end)]
+            break
+    return name in _IN_COMMON
 
 
 def describe_feature(name: str, language: str = "en", contribution: float | None = None

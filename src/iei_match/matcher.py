@@ -28,7 +28,7 @@ from .candidates import candidate_pairs
 from .catalog import Catalog, Queries
 from .catalog import kind_of as catalog_kind
 from .errors import InputError, NotFittedError
-from .explanations import is_filler, is_shown
+from .explanations import is_filler, is_shown, says_in_common
 from .features import build_features, is_relative
 from .fit import FitModel, SimilarityFit
 from .kernels import topk_pair_products
@@ -986,14 +986,28 @@ class Matcher(BaseEstimator):
 
         A feature the pair lacks (NaN: a need without an occupation code has no prior of its
         code's kind, a need without a level no level match) is no reason about the pair,
-        whatever its missing value moved: it is not shown either."""
+        whatever its missing value moved: it is not shown either. Nor is a feature that
+        would say the two sides have something in common (:func:`~.explanations.says_in_common`)
+        where they have nothing (its value is 0) and it raised the score."""
         contrib = self.rankers_[direction].contributions(x)
         names = self.feature_names_
-        hidden = np.array([not is_shown(n) for n in names])[None, :] | np.isnan(x)
+        never, in_common = self._factor_masks()
+        hidden = never | np.isnan(x) | (in_common & (x <= 0) & (contrib > 0))
         magnitude = np.where(hidden, -1.0, np.abs(contrib))
         top = np.argsort(-magnitude, axis=1, kind="stable")[:, :n_factors]
         return [{names[j]: round(float(contrib[i, j]), 6) for j in row if not hidden[i, j]}
                 for i, row in enumerate(top)]
+
+    def _factor_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per feature (as rows of one): never shown, and says the sides have something
+        in common; made once per list of feature names."""
+        cached = self.__dict__.get("_factor_masks_of")
+        if cached is None or cached[0] is not self.feature_names_:
+            names = self.feature_names_
+            masks = (np.array([not is_shown(n) for n in names])[None, :],
+                     np.array([says_in_common(n) for n in names])[None, :])
+            cached = self.__dict__["_factor_masks_of"] = (names, masks)
+        return cached[1]
 
     def contributions(self, x, direction: str) -> np.ndarray:
         """Per-feature contributions of the ranker of ``direction`` to each pair's score
