@@ -200,10 +200,9 @@ def test_two_reasons_never_read_the_same():
             assert not twice, (lang, sign, twice)
 
 
-def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
-    """A feature that is NaN for a pair (a prior of a need without a code, the level match
-    of a need without a level) moves the score by where its missing value goes, which says
-    nothing about the pair: it still counts in the score but is never shown as a reason."""
+def _explained_rows(monkeypatch, k: int):
+    """A model of the test world, the feature rows of a ranking's explained pairs, and the
+    model's own ``_top_factors`` (to call on rows changed by a test)."""
     world = build_world("zh")
     matcher = world["matcher"]
     seen = {}
@@ -214,8 +213,15 @@ def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
         return explain(x, direction, *args)
 
     monkeypatch.setattr(matcher, "_top_factors", spy)
-    matcher.rank(world["new"], world["programs"], k=3, explain=3, as_frame=False)
-    x = seen["x"]
+    matcher.rank(world["new"], world["programs"], k=k, explain=k, as_frame=False)
+    return matcher, seen["x"], explain
+
+
+def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
+    """A feature that is NaN for a pair (a prior of a need without a code, the level match
+    of a need without a level) moves the score by where its missing value goes, which says
+    nothing about the pair: it still counts in the score but is never shown as a reason."""
+    matcher, x, explain = _explained_rows(monkeypatch, k=3)
     names = matcher.feature_names_
     # A shown feature whose missing value moves some pair's score as much as one of the
     # pair's three largest shown contributions: shown by magnitude alone, it would be a
@@ -241,21 +247,11 @@ def test_nothing_in_common_is_no_reason_to_match(monkeypatch):
     profile covers the job's key words") is not shown where its value is 0 and it raised
     the score: a bare title's BM25 at 0 pushed some scores up, and the card claimed words
     that were not there."""
-    world = build_world("zh")
-    matcher = world["matcher"]
-    seen = {}
-    explain = matcher._top_factors
-
-    def spy(x, direction, *args):
-        seen["x"] = x.copy()
-        return explain(x, direction, *args)
-
-    monkeypatch.setattr(matcher, "_top_factors", spy)
-    matcher.rank(world["new"], world["programs"], k=5, explain=5, as_frame=False)
+    matcher, x, explain = _explained_rows(monkeypatch, k=5)
     names = matcher.feature_names_
     shown = [i for i, n in enumerate(names) if is_shown(n)]
     for j in (j for j in shown if explanations.says_in_common(names[j])):
-        nothing = seen["x"].copy()
+        nothing = x.copy()
         nothing[:, j] = 0.0
         contrib = matcher.contributions(nothing, "need")
         third = np.sort(np.abs(contrib[:, shown]), axis=1)[:, -3]
