@@ -17,7 +17,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from .text import _stem, has_cjk
+from .bridge import bridge_text, detect_language
+from .skills import title_expansions
+from .text import _stem, has_cjk, tokenize
 
 __all__ = ["FEATURE_LABELS", "FILLER_WORDS", "HIDDEN_FEATURES", "as_written",
            "describe_feature", "is_filler", "is_shown", "read_from", "says_in_common",
@@ -322,10 +324,6 @@ def read_from(title: str, text: str = "", bridge: bool = False) -> dict[str, str
 
 @lru_cache(maxsize=1024)  # a college's partner lists show the same needs again and again
 def _read_from(title: str, text: str, bridge: bool) -> tuple[tuple[str, str], ...]:
-    from .bridge import bridge_text, detect_language
-    from .skills import title_expansions
-    from .text import tokenize
-
     out: dict[str, str] = {}
     if bridge and detect_language(f"{title} {text}") == "en":
         bridged = bridge_text(title)

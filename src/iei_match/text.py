@@ -18,7 +18,7 @@ import rjieba
 import snowballstemmer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-__all__ = ["normalize", "normalize_many", "tokenize", "char_ngrams", "has_cjk"]
+__all__ = ["normalize", "normalize_many", "tokenize", "char_ngrams", "has_cjk", "all_cjk"]
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _RUN = re.compile(rf"[{_CJK}]+|[a-z0-9][a-z0-9+#]*")
