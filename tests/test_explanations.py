@@ -217,6 +217,25 @@ def _explained_rows(monkeypatch, k: int):
     return matcher, seen["x"], explain
 
 
+def _made_a_top_reason(matcher, x: np.ndarray, features: list[str], value: float,
+                       raising: bool) -> tuple[np.ndarray, int, np.ndarray]:
+    """``x`` with the first of ``features`` set to ``value`` where that makes it, for some
+    rows, as large a contribution as one of their three largest shown ones (``raising``:
+    and a positive one): the changed rows, the feature's column and those rows."""
+    names = matcher.feature_names_
+    shown = [i for i, n in enumerate(names) if is_shown(n)]
+    for j in (names.index(f) for f in features):
+        changed = x.copy()
+        changed[:, j] = value
+        contrib = matcher.contributions(changed, "need")
+        third = np.sort(np.abs(contrib[:, shown]), axis=1)[:, -3]
+        moved = contrib[:, j] if raising else np.abs(contrib[:, j])
+        rows = np.flatnonzero((moved > 0) & (moved >= third))
+        if len(rows):
+            return changed, j, rows
+    pytest.fail(f"no feature set to {value} moves a score enough to test this")
+
+
 def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
     """A feature that is NaN for a pair (a prior of a need without a code, the level match
     of a need without a level) moves the score by where its missing value goes, which says
@@ -226,17 +245,8 @@ def test_a_feature_the_pair_lacks_is_no_reason(monkeypatch):
     # A shown feature whose missing value moves some pair's score as much as one of the
     # pair's three largest shown contributions: shown by magnitude alone, it would be a
     # reason.
-    for j in (j for j, name in enumerate(names) if is_shown(name)):
-        lacking = x.copy()
-        lacking[:, j] = np.nan
-        contrib = np.abs(matcher.contributions(lacking, "need"))
-        shown = contrib[:, [i for i, n in enumerate(names) if is_shown(n)]]
-        third = np.sort(shown, axis=1)[:, -3]
-        rows = np.flatnonzero((contrib[:, j] >= third) & (contrib[:, j] > 0))
-        if len(rows):
-            break
-    else:
-        pytest.fail("no feature's missing value moves a score enough to test this")
+    lacking, j, rows = _made_a_top_reason(matcher, x, [n for n in names if is_shown(n)],
+                                          np.nan, raising=False)
     factors = explain(lacking, "need")
     assert all(names[j] not in factors[i] for i in rows)
     assert all(len(f) == 3 for f in factors)  # the next shown features take its place
@@ -249,17 +259,9 @@ def test_nothing_in_common_is_no_reason_to_match(monkeypatch):
     that were not there."""
     matcher, x, explain = _explained_rows(monkeypatch, k=5)
     names = matcher.feature_names_
-    shown = [i for i, n in enumerate(names) if is_shown(n)]
-    for j in (j for j in shown if explanations.says_in_common(names[j])):
-        nothing = x.copy()
-        nothing[:, j] = 0.0
-        contrib = matcher.contributions(nothing, "need")
-        third = np.sort(np.abs(contrib[:, shown]), axis=1)[:, -3]
-        rows = np.flatnonzero((contrib[:, j] > 0) & (contrib[:, j] >= third))
-        if len(rows):
-            break
-    else:
-        pytest.fail("no feature at 0 raises a score enough to test this")
+    nothing, j, rows = _made_a_top_reason(
+        matcher, x, [n for n in names if is_shown(n) and explanations.says_in_common(n)],
+        0.0, raising=True)
     factors = explain(nothing, "need")
     assert all(names[j] not in factors[i] for i in rows)
     assert all(len(f) == 3 for f in factors)  # the next shown features take its place
