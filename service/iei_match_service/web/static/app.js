@@ -87,21 +87,15 @@
     return frag;
   }
 
-  function chips(items, cls) {
+  /** Chips of ``items``; an item that ``via`` maps shows what the need wrote instead
+   *  (a matched term it does not write: "驾驶员 ← 司机"). */
+  function chips(items, cls, via) {
     const box = el("span", { class: "chips" });
-    for (const item of items) box.append(el("span", { class: "chip " + (cls || "") }, item));
-    return box;
-  }
-
-  /** Matched terms; one the need does not write shows what it wrote ("驾驶员 ← 司机"). */
-  function matchedChips(terms, via) {
-    const box = el("span", { class: "chips" });
-    for (const term of terms) {
-      const from = Object.prototype.hasOwnProperty.call(via, term) ? via[term] : null;
-      const chip = el("span", { class: "chip hit" }, term);
-      if (from !== null) {
-        chip.append(el("span", { class: "via" }, t("rec.via", { x: from })));
-        chip.title = t("rec.via.title", { x: from, term: term });
+    for (const item of items) {
+      const chip = el("span", { class: "chip " + (cls || "") }, item);
+      if (via && Object.prototype.hasOwnProperty.call(via, item)) {
+        chip.append(el("span", { class: "via" }, t("rec.via", { x: via[item] })));
+        chip.title = t("rec.via.title", { x: via[item], term: item });
       }
       box.append(chip);
     }
@@ -363,7 +357,7 @@
     box.append(el("h4", {}, t("rec.why")));
     const terms = exp.matched_terms || [];
     box.append(el("div", { class: "line" }, el("span", { class: "k" }, t("rec.matched")),
-      terms.length ? matchedChips(terms, exp.matched_via || {}) : el("span", { class: "muted" }, t("none"))));
+      terms.length ? chips(terms, "hit", exp.matched_via) : el("span", { class: "muted" }, t("none"))));
     const missing = exp.missing_skills || [];
     box.append(el("div", { class: "line missing" }, el("span", { class: "k" }, missingLabel),
       missing.length ? chips(missing, "miss") : el("span", { class: "muted" }, t("rec.missing.none"))));
